@@ -1,0 +1,59 @@
+"""Which names the private DNS serves, derived from the topology and the clusters' roles."""
+
+from __future__ import annotations
+
+import httpx
+from reviewlab_common import dns as lab_dns
+from reviewlab_common.topology import Cluster, Topology
+
+
+def static_records(topology: Topology) -> dict[str, list[str]]:
+    """Internal view: one name per node, plus the service names."""
+    records = {node.name: [node.address] for node in topology.nodes.values()}
+    for service, target in topology.services.items():
+        records[service] = [topology.nodes[target].address]
+    return records
+
+
+def public_records(topology: Topology) -> dict[str, str]:
+    """Public view: only the service names outside clients may see (www, cdn)."""
+    return {
+        service: topology.nodes[target].address for service, target in topology.services.items()
+    }
+
+
+def cluster_roles(cluster: Cluster, timeout: float = 2.0) -> dict[str, str]:
+    """Member name -> role ('leader', 'replica', 'sync_standby', ...) as Patroni reports it."""
+    for member in cluster.members:
+        try:
+            reply = httpx.get(
+                f"http://{member.address}:{member.rest_port}/cluster", timeout=timeout
+            )
+            reply.raise_for_status()
+        except httpx.HTTPError:
+            continue
+        return {m["name"]: m["role"] for m in reply.json().get("members", [])}
+    return {}
+
+
+def role_records(topology: Topology, cluster: Cluster) -> dict[str, list[str]]:
+    """primary.<cluster> and replicas.<cluster> from Patroni's view of the cluster."""
+    roles = cluster_roles(cluster)
+    if not roles:
+        return {}  # nobody answered: keep the last known records rather than erase them
+    by_name = {m.name: m.address for m in cluster.members}
+    primary = [by_name[n] for n, r in roles.items() if r == "leader" and n in by_name]
+    replicas = sorted(by_name[n] for n, r in roles.items() if r != "leader" and n in by_name)
+    return {f"primary.{cluster.name}": primary, f"replicas.{cluster.name}": replicas}
+
+
+def sync(topology: Topology, clusters: list[Cluster] | None = None) -> dict[str, list[str]]:
+    """Push the current records to the DNS by signed dynamic update; return what was set."""
+    changes: dict[str, list[str]] = {}
+    if clusters is None:
+        changes |= static_records(topology)
+        clusters = list(topology.clusters.values())
+    for cluster in clusters:
+        changes |= role_records(topology, cluster)
+    lab_dns.replace_records(topology, changes)
+    return changes

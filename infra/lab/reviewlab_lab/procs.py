@@ -1,0 +1,167 @@
+"""The process supervisor (supervisord) that runs every node, and the pids it knows."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import signal
+import subprocess
+import time
+import xmlrpc.client
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from reviewlab_common.topology import Topology
+from supervisor.xmlrpc import SupervisorTransport
+
+from reviewlab_lab.paths import LabPaths
+
+
+class SupervisorDown(RuntimeError):
+    """supervisord is not running for this lab."""
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    name: str
+    state: str
+    pid: int
+    description: str
+
+
+def as_run_user(topology: Topology, argv: list[str]) -> list[str]:
+    """Prefix a command so that it runs as the lab's unprivileged user when we are root."""
+    if os.geteuid() != 0:
+        return argv
+    return ["runuser", "-u", topology.lab.run_user, "--", *argv]
+
+
+def run_user_ids(topology: Topology) -> tuple[int, int]:
+    entry = pwd.getpwnam(topology.lab.run_user)
+    return entry.pw_uid, entry.pw_gid
+
+
+class Supervisor:
+    def __init__(self, topology: Topology, paths: LabPaths) -> None:
+        self.topology = topology
+        self.paths = paths
+
+    def _proxy(self) -> Any:
+        transport = SupervisorTransport(None, None, f"unix://{self.paths.supervisor_socket}")
+        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+
+    def running(self) -> bool:
+        try:
+            return bool(self._proxy().supervisor.getState()["statename"] == "RUNNING")
+        except (OSError, xmlrpc.client.Fault):
+            return False
+
+    def start(self) -> None:
+        """Start supervisord (it daemonizes) as the lab user and wait for its socket."""
+        binary = str(self.topology.lab.venv / "bin" / "supervisord")
+        subprocess.run(
+            as_run_user(self.topology, [binary, "-c", str(self.paths.supervisor_conf)]), check=True
+        )
+        deadline = time.monotonic() + 20
+        while not self.running():
+            if time.monotonic() > deadline:
+                raise SupervisorDown(
+                    f"supervisord did not come up in 20 s; see {self.paths.logs}/supervisord.log"
+                )
+            time.sleep(0.2)
+
+    def update(self) -> list[str]:
+        """Apply a changed supervisord config: add new nodes, restart changed ones."""
+        proxy = self._proxy()
+        added, changed, removed = proxy.supervisor.reloadConfig()[0]
+        for name in removed:
+            proxy.supervisor.stopProcess(name)
+            proxy.supervisor.removeProcessGroup(name)
+        for name in changed:
+            proxy.supervisor.stopProcess(name)
+            proxy.supervisor.removeProcessGroup(name)
+            proxy.supervisor.addProcessGroup(name)
+        for name in added:
+            proxy.supervisor.addProcessGroup(name)
+        return cast(list[str], added + changed + removed)
+
+    def processes(self) -> dict[str, ProcessInfo]:
+        if not self.running():
+            return {}
+        return {
+            p["name"]: ProcessInfo(p["name"], p["statename"], p["pid"], p["description"])
+            for p in self._proxy().supervisor.getAllProcessInfo()
+        }
+
+    def stop_node(self, name: str) -> None:
+        self._proxy().supervisor.stopProcess(name)
+
+    def start_node(self, name: str) -> None:
+        proxy = self._proxy()
+        if proxy.supervisor.getProcessInfo(name)["statename"] != "RUNNING":
+            proxy.supervisor.startProcess(name)
+
+    def restart_node(self, name: str) -> None:
+        proxy = self._proxy()
+        if proxy.supervisor.getProcessInfo(name)["statename"] == "RUNNING":
+            proxy.supervisor.stopProcess(name)
+        proxy.supervisor.startProcess(name)
+
+    def signal_node(self, name: str, signame: str) -> None:
+        self._proxy().supervisor.signalProcess(name, signame)
+
+    def shutdown(self, timeout: float = 120) -> None:
+        """Stop every node in reverse start order, then supervisord itself."""
+        if not self.running():
+            return
+        pid_file = self.paths.run / "supervisord.pid"
+        pid = int(pid_file.read_text()) if pid_file.exists() else None
+        self._proxy().supervisor.shutdown()
+        deadline = time.monotonic() + timeout
+        while pid and pid_alive(pid):
+            if time.monotonic() > deadline:
+                raise SupervisorDown(f"supervisord (pid {pid}) did not stop in {timeout:.0f} s")
+            time.sleep(0.2)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie has exited; only its parent has not read its status yet.
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(") ", 1)[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def postmaster_pid(pgdata: Path) -> int | None:
+    """The postmaster's pid from its lock file, if that process is alive."""
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().splitlines()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def stop_orphan_postmasters(topology: Topology, paths: LabPaths, timeout: float = 30) -> list[int]:
+    """Postgres outlives a killed Patroni: stop any postmaster left behind (fast shutdown)."""
+    stopped = []
+    for node in topology.of_kind("postgres"):
+        pid = postmaster_pid(paths.pgdata(node.name))
+        if pid is None:
+            continue
+        os.kill(pid, signal.SIGINT)
+        stopped.append(pid)
+    deadline = time.monotonic() + timeout
+    for pid in stopped:
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    return stopped

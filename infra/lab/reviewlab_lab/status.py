@@ -1,0 +1,127 @@
+"""One line per node: what it is, what role it holds, whether it is ready, its pid."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import httpx
+from reviewlab_common.topology import Node, Topology
+
+from reviewlab_lab import loadbalancer, ready
+from reviewlab_lab.paths import LabPaths
+from reviewlab_lab.procs import Supervisor, postmaster_pid
+
+ROLE_OF_KIND = {
+    "dns": "authoritative",
+    "etcd": "member",
+    "redis": "queue",
+    "minio": "origin",
+    "edge": "edge",
+    "worker": "segmentation",
+}
+
+
+@dataclass
+class NodeStatus:
+    name: str
+    kind: str
+    role: str
+    address: str
+    port: int
+    state: str
+    ready: bool
+    lag_bytes: int | None
+    pid: int | None
+    postmaster_pid: int | None
+    detail: str
+
+
+def _patroni_members(topology: Topology) -> dict[str, dict[str, Any]]:
+    members: dict[str, dict[str, Any]] = {}
+    for cluster in topology.clusters.values():
+        for member in cluster.members:
+            try:
+                reply = httpx.get(
+                    f"http://{member.address}:{member.rest_port}/cluster", timeout=1.5
+                )
+                reply.raise_for_status()
+            except httpx.HTTPError:
+                continue
+            for item in reply.json().get("members", []):
+                members[item["name"]] = item
+            break
+    return members
+
+
+def _role(
+    node: Node, members: dict[str, dict[str, Any]], paths: LabPaths
+) -> tuple[str, int | None]:
+    if node.kind == "postgres":
+        member = members.get(node.name)
+        if member is None:
+            return "unknown", None
+        patroni_role = member.get("role", "unknown")
+        role = {"leader": "primary", "sync_standby": "replica (sync)"}.get(
+            patroni_role, patroni_role
+        )
+        lag = member.get("lag")
+        return role, (int(lag) if isinstance(lag, int) else None) if role != "primary" else None
+    if node.kind == "lb":
+        mode = loadbalancer.current_mode(paths)
+        return f"vip {mode.layer} {mode.algorithm}", None
+    if node.kind == "web":
+        return "+".join(node.roles), None
+    return ROLE_OF_KIND.get(node.kind, node.kind), None
+
+
+def collect(topology: Topology) -> list[NodeStatus]:
+    paths = LabPaths.of(topology)
+    processes = Supervisor(topology, paths).processes()
+    members = _patroni_members(topology)
+    nodes = list(topology.nodes.values())
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        probes = list(pool.map(lambda n: ready.probe(topology, n), nodes))
+    result = []
+    for node, probe in zip(nodes, probes, strict=True):
+        info = processes.get(node.name)
+        role, lag = _role(node, members, paths)
+        result.append(
+            NodeStatus(
+                name=node.name,
+                kind=node.kind,
+                role=role,
+                address=node.address,
+                port=node.port,
+                state=info.state.lower() if info else "stopped",
+                ready=probe.ready,
+                lag_bytes=lag,
+                pid=(info.pid or None) if info else None,
+                postmaster_pid=postmaster_pid(paths.pgdata(node.name))
+                if node.kind == "postgres"
+                else None,
+                detail=probe.detail,
+            )
+        )
+    return result
+
+
+def as_json(statuses: list[NodeStatus]) -> list[dict[str, Any]]:
+    return [asdict(s) for s in statuses]
+
+
+def table(statuses: list[NodeStatus]) -> str:
+    header = f"{'NODE':<12} {'KIND':<9} {'ROLE':<22} {'ADDRESS':<18} {'STATE':<9} {'READY':<6} {'LAG':>8} {'PID':>8}"
+    lines = [header]
+    for s in statuses:
+        lag = "" if s.lag_bytes is None else str(s.lag_bytes)
+        lines.append(
+            f"{s.name:<12} {s.kind:<9} {s.role:<22} {s.address + ':' + str(s.port):<18} "
+            f"{s.state:<9} {'yes' if s.ready else 'NO':<6} {lag:>8} {s.pid or '':>8}"
+        )
+    not_ready = [s for s in statuses if not s.ready]
+    if not_ready:
+        lines.append("")
+        lines += [f"not ready: {s.name}: {s.detail}" for s in not_ready]
+    return "\n".join(lines)

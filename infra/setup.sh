@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Install everything the native lab needs, idempotently, one numbered step at a time.
+# Run as root: `make setup`. A step that fails says so and how to retry; the rest is kept.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+
+lab() { /usr/bin/python3 -c "import tomllib,sys; print(tomllib.load(open('infra/topology.toml','rb'))['lab'][sys.argv[1]])" "$1"; }
+VENV=$(lab venv)
+CACHE=$(lab cache_dir)
+RUN_USER=$(lab run_user)
+MINIO_VERSION=$(lab minio_version)
+# The portrait model ships inside this exact wheel; its sha256 is checked after extraction.
+MEDIAPIPE_WHEEL_VERSION=0.10.14
+MODEL_MEMBER=mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite
+MODEL_SHA256=9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c
+DEBIAN_PACKAGES=(postgresql-15 nginx libnginx-mod-stream libnginx-mod-http-cache-purge
+  redis-server bind9 bind9-utils etcd-server wrk python3-venv dnsutils procps)
+
+STEP=0
+TOTAL=7
+step() { STEP=$((STEP + 1)); CURRENT="$1"; STARTED=$(date +%s%N); printf '[%d/%d] %s ...\n' "$STEP" "$TOTAL" "$1"; }
+done_step() { local ms=$(( ($(date +%s%N) - STARTED) / 1000000 )); printf '      done in %d.%03d s\n' $((ms / 1000)) $((ms % 1000)); }
+trap 'echo; echo "setup failed at step $STEP/$TOTAL: $CURRENT"; echo "fix what the lines above say, then run \`make setup\` again: finished steps are skipped quickly."' ERR
+
+if [ "$(id -u)" -ne 0 ]; then echo "make setup installs system packages: run it as root"; exit 1; fi
+
+step "Debian packages: ${DEBIAN_PACKAGES[*]}"
+missing=()
+for pkg in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "      installing: ${missing[*]}"
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "      all present"
+fi
+# Debian's packaged services must not hold the lab's ports; the lab runs its own instances.
+for svc in nginx redis-server named etcd postgresql; do
+  service "$svc" stop >/dev/null 2>&1 || true
+done
+done_step
+
+step "lab user '$RUN_USER' (runs every node; Postgres refuses root)"
+id "$RUN_USER" >/dev/null 2>&1 || useradd --system --create-home --home-dir "/var/lib/$RUN_USER-home" --shell /usr/sbin/nologin "$RUN_USER"
+if ! runuser -u "$RUN_USER" -- test -r "$REPO/infra/topology.toml"; then
+  echo "      $RUN_USER cannot read $REPO: make the checkout world-readable (chmod o+rx on its parents)"
+  false
+fi
+done_step
+
+step "Python environment $VENV (from /usr/bin/python3, readable by $RUN_USER)"
+[ -x "$VENV/bin/python" ] || /usr/bin/python3 -m venv "$VENV"
+"$VENV/bin/pip" install -q --disable-pip-version-check \
+  -e services/common -e services/web -e services/worker -e infra/lab -e ".[dev]"
+done_step
+
+step "MinIO $MINIO_VERSION built from source (cached in $CACHE)"
+MINIO_DIR="$CACHE/minio-$MINIO_VERSION"
+if [ -x "$MINIO_DIR/minio" ]; then
+  echo "      cached: $MINIO_DIR/minio"
+else
+  echo "      go install github.com/minio/minio@$MINIO_VERSION (several minutes on a cold machine)"
+  mkdir -p "$MINIO_DIR.tmp"
+  GOBIN="$MINIO_DIR.tmp" GOFLAGS=-trimpath go install "github.com/minio/minio@$MINIO_VERSION"
+  mv "$MINIO_DIR.tmp" "$MINIO_DIR"
+fi
+chmod 755 "$CACHE" "$MINIO_DIR"
+done_step
+
+step "portrait segmentation model (mediapipe==$MEDIAPIPE_WHEEL_VERSION wheel, sha256 checked)"
+MODEL="$CACHE/models/selfie_segmentation.tflite"
+if [ -f "$MODEL" ] && echo "$MODEL_SHA256  $MODEL" | sha256sum --check --status; then
+  echo "      cached: $MODEL"
+else
+  mkdir -p "$CACHE/models/wheel"
+  "$VENV/bin/pip" download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+    --python-version 3.11 --platform manylinux_2_17_x86_64 \
+    "mediapipe==$MEDIAPIPE_WHEEL_VERSION" -d "$CACHE/models/wheel"
+  "$VENV/bin/python" - "$CACHE/models/wheel" "$MODEL_MEMBER" "$MODEL" <<'PY'
+import pathlib, sys, zipfile
+wheel = next(pathlib.Path(sys.argv[1]).glob("mediapipe-*.whl"))
+pathlib.Path(sys.argv[3]).write_bytes(zipfile.ZipFile(wheel).read(sys.argv[2]))
+PY
+  if ! echo "$MODEL_SHA256  $MODEL" | sha256sum --check --status; then
+    echo "      $MODEL does not have sha256 $MODEL_SHA256"; rm -f "$MODEL"; false
+  fi
+fi
+chmod -R a+rX "$CACHE/models"
+done_step
+
+step "lab secrets (generated once, never committed)"
+"$VENV/bin/reviewlab" init
+done_step
+
+step "checks"
+"$VENV/bin/python" -c "import ai_edge_litert.interpreter, fastapi, patroni, psycopg" && echo "      Python packages import"
+runuser -u "$RUN_USER" -- "$VENV/bin/python" -c "import reviewlab_web, reviewlab_worker" && echo "      $RUN_USER can import the lab's packages"
+done_step
+echo "setup complete. Next: \`make up\` (or \`make demo\`)."

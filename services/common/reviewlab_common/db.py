@@ -1,0 +1,210 @@
+"""Routing to a Patroni cluster: writes to the primary, reads to replicas, read-your-writes by LSN."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from reviewlab_common import dns as lab_dns
+from reviewlab_common.topology import Cluster, Node, Topology
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+DNS_REFRESH_S = 2.0
+
+
+class DatabaseUnavailable(RuntimeError):
+    """No member of the cluster could serve the request in time."""
+
+
+@dataclass(frozen=True)
+class ReadSource:
+    """Where a read was served: e.g. reviews-1/replica (reviews-1b)."""
+
+    cluster: str
+    role: str
+    node: str
+
+    @property
+    def header(self) -> str:
+        return f"{self.cluster}/{self.role}"
+
+
+def conninfo(
+    hosts: list[str],
+    port: int,
+    *,
+    dbname: str,
+    user: str,
+    password: str,
+    app: str,
+    session: str,
+    timeout: int = 2,
+) -> str:
+    return psycopg.conninfo.make_conninfo(
+        host=",".join(hosts),
+        port=",".join([str(port)] * len(hosts)),
+        dbname=dbname,
+        user=user,
+        password=password,
+        application_name=app,
+        connect_timeout=str(timeout),
+        target_session_attrs=session,
+        options="-c statement_timeout=5000",
+    )
+
+
+class ClusterRouter:
+    """Connections to one cluster; the member list comes from the private DNS."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        cluster: Cluster,
+        *,
+        dbname: str,
+        user: str,
+        password: str,
+        app: str,
+        max_size: int = 8,
+    ) -> None:
+        self.topology = topology
+        self.cluster = cluster
+        self._members = {m.name: m for m in cluster.members}
+        self._by_address = {m.address: m for m in cluster.members}
+        credentials = {"dbname": dbname, "user": user, "password": password, "app": app}
+        port = cluster.members[0].port
+        # Every member's name is looked up in the DNS; libpq then finds the writable one,
+        # so a stale primary record right after a failover costs one extra connect, not an error.
+        addresses = [self._resolve_member(m) for m in cluster.members]
+        self.primary_pool = ConnectionPool(
+            conninfo(addresses, port, session="read-write", **credentials),
+            min_size=1,
+            max_size=max_size,
+            open=False,
+            name=f"{cluster.name}-primary",
+            timeout=5.0,
+            reconnect_timeout=0,
+        )
+        self.member_pools = {
+            m.name: ConnectionPool(
+                conninfo([m.address], m.port, session="any", **credentials),
+                min_size=0,
+                max_size=max_size,
+                open=False,
+                name=f"{cluster.name}-{m.name}",
+                timeout=3.0,
+                reconnect_timeout=0,
+            )
+            for m in cluster.members
+        }
+        self._replicas: list[str] = []
+        self._replicas_at = 0.0
+        self._lock = threading.Lock()
+
+    def _resolve_member(self, member: Node) -> str:
+        try:
+            found = lab_dns.lookup(self.topology, member.name)
+        except lab_dns.DnsError:
+            found = []
+        return found[0] if found else member.address
+
+    def open(self) -> None:
+        self.primary_pool.open(wait=False)
+        for pool in self.member_pools.values():
+            pool.open(wait=False)
+
+    def close(self) -> None:
+        self.primary_pool.close()
+        for pool in self.member_pools.values():
+            pool.close()
+
+    def replica_names(self) -> list[str]:
+        """Members the DNS lists under replicas.<cluster>, refreshed every few seconds."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._replicas_at < DNS_REFRESH_S:
+                return self._replicas
+        try:
+            addresses = lab_dns.lookup(self.topology, f"replicas.{self.cluster.name}", timeout=1.0)
+            names = [self._by_address[a].name for a in addresses if a in self._by_address]
+        except lab_dns.DnsError:
+            names = self._replicas
+        with self._lock:
+            self._replicas, self._replicas_at = names, now
+        return names
+
+    @contextmanager
+    def primary(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection to the primary, in a transaction committed on clean exit."""
+        try:
+            with self.primary_pool.connection() as conn:
+                try:
+                    yield conn
+                except pg_errors.ReadOnlySqlTransaction:
+                    # This member was demoted after the pool connected: drop the connection.
+                    conn.close()
+                    raise
+        except (psycopg.OperationalError, pg_errors.ReadOnlySqlTransaction, PoolTimeout) as exc:
+            raise DatabaseUnavailable(f"{self.cluster.name} primary unavailable: {exc}") from exc
+
+    def write(self, work: Callable[[psycopg.Connection[Any]], T]) -> tuple[T, str]:
+        """Run WORK in one transaction on the primary; return its result and the commit LSN."""
+        last: Exception | None = None
+        for _ in range(2):  # one retry: a failover may have moved the primary
+            try:
+                with self.primary() as conn:
+                    with conn.transaction():
+                        result = work(conn)
+                    row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+                    assert row is not None
+                    return result, str(row[0])
+            except DatabaseUnavailable as exc:
+                last = exc
+        raise DatabaseUnavailable(str(last))
+
+    def read(
+        self, work: Callable[[psycopg.Connection[Any]], T], *, min_lsn: str | None = None
+    ) -> tuple[T, ReadSource]:
+        """Run WORK on a replica that has replayed MIN_LSN, else on the primary."""
+        candidates = self.replica_names()
+        random.shuffle(candidates)
+        for name in candidates:
+            try:
+                with self.member_pools[name].connection(timeout=1.0) as conn:
+                    row = conn.execute(
+                        "SELECT pg_is_in_recovery(), "
+                        "%s::pg_lsn IS NULL OR pg_last_wal_replay_lsn() >= %s::pg_lsn",
+                        (min_lsn, min_lsn),
+                    ).fetchone()
+                    if row is None or not row[0] or not row[1]:
+                        continue  # not a replica any more, or behind the reader's last write
+                    result = work(conn)
+                    conn.rollback()
+                    return result, ReadSource(self.cluster.name, "replica", name)
+            except (psycopg.OperationalError, PoolTimeout) as exc:
+                log.info("replica %s unavailable for a read: %s", name, exc)
+        with self.primary() as conn:
+            result = work(conn)
+            addr = conn.info.host
+        node = self._by_address.get(addr)
+        return result, ReadSource(self.cluster.name, "primary", node.name if node else addr)
+
+    def ping(self) -> str | None:
+        """None if the primary answers, else what went wrong."""
+        try:
+            with self.primary() as conn:
+                conn.execute("SELECT 1")
+        except DatabaseUnavailable as exc:
+            return str(exc)
+        return None

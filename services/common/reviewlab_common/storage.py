@@ -1,0 +1,104 @@
+"""Object storage (MinIO through the S3 API): the private media bucket."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from reviewlab_common import secrets as lab_secrets
+from reviewlab_common.topology import Topology
+
+MEDIA_BUCKET = "media"
+
+
+class StorageUnavailable(RuntimeError):
+    """MinIO did not answer or refused the request."""
+
+
+def client(topology: Topology, *, timeout: float = 3.0, retries: int = 1) -> Any:
+    """An S3 client for the lab's MinIO, with the lab's credentials."""
+    node = topology.one("minio")
+    creds = lab_secrets.load(topology)
+    return boto3.client(
+        "s3",
+        endpoint_url=node.url,
+        aws_access_key_id=creds.minio_user,
+        aws_secret_access_key=creds.minio_password,
+        region_name="us-east-1",
+        config=Config(
+            connect_timeout=timeout,
+            read_timeout=timeout * 3,
+            retries={"max_attempts": retries, "mode": "standard"},
+            s3={"addressing_style": "path"},
+            signature_version="s3v4",
+        ),
+    )
+
+
+def edge_read_policy(topology: Topology) -> str:
+    """Anonymous GET on the media bucket, but only from the CDN edges' addresses."""
+    edges = [f"{node.address}/32" for node in topology.of_kind("edge")]
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "EdgesOnly",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": ["*"]},
+                    "Action": ["s3:GetObject"],
+                    "Resource": [f"arn:aws:s3:::{MEDIA_BUCKET}/*"],
+                    "Condition": {"IpAddress": {"aws:SourceIp": edges}},
+                }
+            ],
+        }
+    )
+
+
+def provision(topology: Topology) -> None:
+    """Create the private media bucket and its edge-only read policy (idempotent)."""
+    s3 = client(topology, retries=3)
+    try:
+        existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+        if MEDIA_BUCKET not in existing:
+            s3.create_bucket(Bucket=MEDIA_BUCKET)
+        s3.put_bucket_policy(Bucket=MEDIA_BUCKET, Policy=edge_read_policy(topology))
+    except (BotoCoreError, ClientError) as exc:
+        raise StorageUnavailable(f"could not provision bucket {MEDIA_BUCKET!r}: {exc}") from exc
+
+
+def put_object(
+    s3: Any, key: str, data: bytes, *, content_type: str, immutable: bool = True
+) -> None:
+    """Store bytes under KEY; content-versioned keys are marked immutable for caches."""
+    cache = "public, max-age=31536000, immutable" if immutable else "public, max-age=60"
+    try:
+        s3.put_object(
+            Bucket=MEDIA_BUCKET, Key=key, Body=data, ContentType=content_type, CacheControl=cache
+        )
+    except (BotoCoreError, ClientError) as exc:
+        raise StorageUnavailable(f"object storage refused {key}: {exc}") from exc
+
+
+def get_object(s3: Any, key: str) -> bytes:
+    try:
+        body: bytes = s3.get_object(Bucket=MEDIA_BUCKET, Key=key)["Body"].read()
+    except (BotoCoreError, ClientError) as exc:
+        raise StorageUnavailable(f"object storage could not read {key}: {exc}") from exc
+    return body
+
+
+def exists(s3: Any, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=MEDIA_BUCKET, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise StorageUnavailable(f"object storage could not check {key}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise StorageUnavailable(f"object storage could not check {key}: {exc}") from exc
+    return True

@@ -1,0 +1,71 @@
+"""The review API: one FastAPI app per web server node."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import ORJSONResponse
+from prometheus_client import Counter, Histogram
+from reviewlab_common.faults import DelaySwitch
+
+from reviewlab_web import errors, health
+from reviewlab_web.backends import Backends
+from reviewlab_web.settings import WebSettings
+
+REQUESTS = Counter("web_requests_total", "Requests served", ["method", "route", "status"])
+LATENCY = Histogram("web_request_seconds", "Request latency", ["method", "route"])
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings = WebSettings()
+    node = settings.this_node()
+    backends = Backends.connect(settings.topology(), node)
+    backends.open()
+    app.state.settings = settings
+    app.state.backends = backends
+    app.state.delay = DelaySwitch(settings.topology(), node.name)
+    yield
+    backends.close()
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="Review Lab shop API",
+        description="Product reviews with photos: sharded, replicated, served through a vIP.",
+        version="0.1.0",
+        lifespan=lifespan,
+        default_response_class=ORJSONResponse,
+    )
+    errors.install(app)
+    app.include_router(health.router)
+    try:
+        from reviewlab_web.reviews.views import router as reviews_router
+    except ImportError:  # the review endpoints are optional while the lab is being built
+        reviews_router = None
+    if reviews_router is not None:
+        app.include_router(reviews_router)
+
+    @app.middleware("http")
+    async def served_by(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        delay = request.app.state.delay.delay_seconds()
+        if delay and request.url.path.startswith("/api/"):
+            await asyncio.sleep(delay)  # a lab-only fault: `reviewlab fault delay NODE MS`
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+        response.headers["X-Served-By"] = request.app.state.backends.node.name
+        return response
+
+    return app
+
+
+app = create_app()

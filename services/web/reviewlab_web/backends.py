@@ -1,0 +1,87 @@
+"""Everything a web server talks to: the catalog, the review shards, Redis and MinIO."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from botocore.exceptions import BotoCoreError, ClientError
+from reviewlab_common import queue, storage
+from reviewlab_common import secrets as lab_secrets
+from reviewlab_common.db import ClusterRouter
+from reviewlab_common.shards import ShardMap
+from reviewlab_common.topology import Node, Topology
+
+DATABASE_OF = {"catalog": "shop", "shard": "reviews"}
+
+
+@dataclass
+class Backends:
+    topology: Topology
+    node: Node
+    secrets: lab_secrets.LabSecrets
+    catalog: ClusterRouter
+    shards: dict[str, ClusterRouter]
+    shard_map: ShardMap
+    redis: redis.Redis
+    s3: Any
+
+    @classmethod
+    def connect(cls, topology: Topology, node: Node) -> Backends:
+        secret = lab_secrets.load(topology)
+
+        def router(cluster_name: str) -> ClusterRouter:
+            cluster = topology.clusters[cluster_name]
+            return ClusterRouter(
+                topology,
+                cluster,
+                dbname=DATABASE_OF[cluster.purpose],
+                user="app",
+                password=secret.app_password,
+                app=node.name,
+            )
+
+        return cls(
+            topology=topology,
+            node=node,
+            secrets=secret,
+            catalog=router(topology.catalog.name),
+            shards={c.name: router(c.name) for c in topology.shards},
+            shard_map=ShardMap(topology),
+            redis=queue.connect(topology),
+            s3=storage.client(topology),
+        )
+
+    def open(self) -> None:
+        self.catalog.open()
+        for shard in self.shards.values():
+            shard.open()
+        self.shard_map.start_watch()
+
+    def close(self) -> None:
+        self.shard_map.stop()
+        self.catalog.close()
+        for shard in self.shards.values():
+            shard.close()
+
+    def problems(self) -> dict[str, str]:
+        """What this server cannot reach right now (empty when ready)."""
+        found: dict[str, str] = {}
+        for name, router in [("catalog", self.catalog), *self.shards.items()]:
+            problem = router.ping()
+            if problem:
+                found[name] = problem
+        try:
+            self.redis.ping()
+        except redis.RedisError as exc:
+            found["redis"] = str(exc)
+        try:
+            self.s3.head_bucket(Bucket=storage.MEDIA_BUCKET)
+        except (BotoCoreError, ClientError) as exc:
+            found["minio"] = str(exc)
+        try:
+            self.shard_map.snapshot() or self.shard_map.refresh()
+        except Exception as exc:
+            found["shard map"] = str(exc)
+        return found

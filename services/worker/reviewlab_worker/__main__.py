@@ -1,0 +1,81 @@
+"""Run one segmentation worker: health server, outbox relay and the job loop."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+import redis
+from botocore.exceptions import BotoCoreError, ClientError
+from reviewlab_common import queue, storage
+from reviewlab_common import secrets as lab_secrets
+from reviewlab_common.db import ClusterRouter
+from reviewlab_common.faults import DelaySwitch
+
+from reviewlab_worker import health, relay
+from reviewlab_worker.jobs import JobRunner
+from reviewlab_worker.segmentation import PortraitSegmenter
+from reviewlab_worker.settings import WorkerSettings
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = WorkerSettings()
+    topology = settings.topology()
+    node = settings.this_node()
+    secret = lab_secrets.load(topology)
+    shards = {
+        c.name: ClusterRouter(topology, c, dbname="reviews", user="app",
+                              password=secret.app_password, app=node.name, max_size=4)
+        for c in topology.shards
+    }
+    for shard in shards.values():
+        shard.open()
+    client = queue.connect(topology, timeout=3.0)
+    s3 = storage.client(topology)
+    model = settings.model_path()
+    if not model.exists():
+        raise SystemExit(f"model {model} is missing: run `make setup`")
+    # One interpreter per process: the worker handles one job at a time.
+    segmenter = PortraitSegmenter(model, num_threads=1)
+
+    def problems() -> dict[str, str]:
+        found = {name: p for name, shard in shards.items() if (p := shard.ping())}
+        try:
+            client.ping()
+        except redis.RedisError as exc:
+            found["redis"] = str(exc)
+        try:
+            s3.head_bucket(Bucket=storage.MEDIA_BUCKET)
+        except (BotoCoreError, ClientError) as exc:
+            found["minio"] = str(exc)
+        return found
+
+    health.serve(node, problems)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _: FrameType | None) -> None:
+        logging.info("signal %d: finishing the current job, then stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    threading.Thread(
+        target=relay.run, args=(list(shards.values()), queue.connect(topology),
+                                settings.relay_interval_s, stop),
+        name="outbox-relay", daemon=True,
+    ).start()
+    runner = JobRunner(
+        consumer=node.name, client=client, s3=s3, shards=shards, segmenter=segmenter,
+        max_attempts=settings.max_attempts, backoff_base_s=settings.backoff_base_s,
+        reclaim_idle_ms=settings.reclaim_idle_ms, max_side=settings.max_side,
+        delay=DelaySwitch(topology, node.name),
+    )
+    logging.info("worker %s ready: model %s", node.name, model)
+    runner.run(stop)
+
+
+if __name__ == "__main__":
+    main()
