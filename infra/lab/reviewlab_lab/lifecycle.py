@@ -74,7 +74,10 @@ def init(topology: Topology) -> None:
     lab_secrets.ensure(topology)
     _own(topology, paths)
     state = "kept" if existed else "generated"
-    say(f"      secrets {state}: {lab_secrets.secrets_path(topology)} (mode 600, {topology.lab.run_user})")
+    say(
+        f"      secrets {state}: {lab_secrets.secrets_path(topology)} "
+        f"(mode 600, {topology.lab.run_user})"
+    )
 
 
 def up(topology: Topology) -> None:
@@ -97,7 +100,8 @@ def up(topology: Topology) -> None:
         for name in sorted(renderer.changed - set(touched)):
             node = topology.nodes[name]
             say(
-                f"  config of {name} changed: {'reloading' if node.kind in RELOAD_ON_HUP else 'restarting'}"
+                f"  config of {name} changed: "
+                + ("reloading" if node.kind in RELOAD_ON_HUP else "restarting")
             )
             if node.kind in RELOAD_ON_HUP:
                 supervisor.signal_node(name, "HUP")

@@ -227,7 +227,7 @@ class Renderer:
         reviewlab = self.topology.lab.venv / "bin" / "reviewlab"
         script = (
             "#!/bin/sh\n"
-            "# Patroni runs this as: <script> <action> <role> <scope>; it resyncs the scope's DNS.\n"
+            "# Patroni runs: <script> <action> <role> <scope>; it resyncs the scope's DNS.\n"
             f'exec {reviewlab} dns sync --cluster "$3" >> {self.paths.logs}/dns-sync.log 2>&1\n'
         )
         write_if_changed(callback, script, 0o755)

@@ -112,7 +112,10 @@ def as_json(statuses: list[NodeStatus]) -> list[dict[str, Any]]:
 
 
 def table(statuses: list[NodeStatus]) -> str:
-    header = f"{'NODE':<12} {'KIND':<9} {'ROLE':<22} {'ADDRESS':<18} {'STATE':<9} {'READY':<6} {'LAG':>8} {'PID':>8}"
+    header = (
+        f"{'NODE':<12} {'KIND':<9} {'ROLE':<22} {'ADDRESS':<18} {'STATE':<9} {'READY':<6} "
+        f"{'LAG':>8} {'PID':>8}"
+    )
     lines = [header]
     for s in statuses:
         lag = "" if s.lag_bytes is None else str(s.lag_bytes)

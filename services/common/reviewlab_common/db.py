@@ -1,4 +1,4 @@
-"""Routing to a Patroni cluster: writes to the primary, reads to replicas, read-your-writes by LSN."""
+"""Routing to a Patroni cluster: writes to the primary, reads to replicas (read-your-writes)."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ from reviewlab_common.faults import DelaySwitch
 
 from reviewlab_web import errors, health
 from reviewlab_web.backends import Backends
+from reviewlab_web.reviews import views as reviews_views
 from reviewlab_web.settings import WebSettings
 
 REQUESTS = Counter("web_requests_total", "Requests served", ["method", "route", "status"])
@@ -43,12 +44,7 @@ def create_app() -> FastAPI:
     )
     errors.install(app)
     app.include_router(health.router)
-    try:
-        from reviewlab_web.reviews.views import router as reviews_router
-    except ImportError:  # the review endpoints are optional while the lab is being built
-        reviews_router = None
-    if reviews_router is not None:
-        app.include_router(reviews_router)
+    app.include_router(reviews_views.router)
 
     @app.middleware("http")
     async def served_by(

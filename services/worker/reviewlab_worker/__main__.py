@@ -21,14 +21,23 @@ from reviewlab_worker.settings import WorkerSettings
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     settings = WorkerSettings()
     topology = settings.topology()
     node = settings.this_node()
     secret = lab_secrets.load(topology)
     shards = {
-        c.name: ClusterRouter(topology, c, dbname="reviews", user="app",
-                              password=secret.app_password, app=node.name, max_size=4)
+        c.name: ClusterRouter(
+            topology,
+            c,
+            dbname="reviews",
+            user="app",
+            password=secret.app_password,
+            app=node.name,
+            max_size=4,
+        )
         for c in topology.shards
     }
     for shard in shards.values():
@@ -63,14 +72,21 @@ def main() -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     threading.Thread(
-        target=relay.run, args=(list(shards.values()), queue.connect(topology),
-                                settings.relay_interval_s, stop),
-        name="outbox-relay", daemon=True,
+        target=relay.run,
+        args=(list(shards.values()), queue.connect(topology), settings.relay_interval_s, stop),
+        name="outbox-relay",
+        daemon=True,
     ).start()
     runner = JobRunner(
-        consumer=node.name, client=client, s3=s3, shards=shards, segmenter=segmenter,
-        max_attempts=settings.max_attempts, backoff_base_s=settings.backoff_base_s,
-        reclaim_idle_ms=settings.reclaim_idle_ms, max_side=settings.max_side,
+        consumer=node.name,
+        client=client,
+        s3=s3,
+        shards=shards,
+        segmenter=segmenter,
+        max_attempts=settings.max_attempts,
+        backoff_base_s=settings.backoff_base_s,
+        reclaim_idle_ms=settings.reclaim_idle_ms,
+        max_side=settings.max_side,
         delay=DelaySwitch(topology, node.name),
     )
     logging.info("worker %s ready: model %s", node.name, model)

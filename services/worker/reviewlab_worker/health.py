@@ -23,27 +23,40 @@ def serve(node: Node, problems: Callable[[], dict[str, str]]) -> ThreadingHTTPSe
             self.end_headers()
             self.wfile.write(body)
 
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_GET(self) -> None:
             if self.path == "/healthz":
-                self._send(200, json.dumps({"status": "alive", "node": node.name}).encode(),
-                           "application/json")
+                self._send(
+                    200,
+                    json.dumps({"status": "alive", "node": node.name}).encode(),
+                    "application/json",
+                )
             elif self.path == "/readyz":
                 found = problems()
                 if found:
-                    body = {"error": {"code": "not_ready",
-                                      "message": "cannot reach: " + ", ".join(sorted(found)),
-                                      "details": found}}
+                    body = {
+                        "error": {
+                            "code": "not_ready",
+                            "message": "cannot reach: " + ", ".join(sorted(found)),
+                            "details": found,
+                        }
+                    }
                     self._send(503, json.dumps(body).encode(), "application/json")
                 else:
-                    self._send(200, json.dumps({"status": "ready", "node": node.name}).encode(),
-                               "application/json")
+                    self._send(
+                        200,
+                        json.dumps({"status": "ready", "node": node.name}).encode(),
+                        "application/json",
+                    )
             elif self.path == "/metrics":
                 self._send(200, generate_latest(), CONTENT_TYPE_LATEST)
             else:
-                self._send(404, b'{"error": {"code": "not_found", "message": "no such path"}}',
-                           "application/json")
+                self._send(
+                    404,
+                    b'{"error": {"code": "not_found", "message": "no such path"}}',
+                    "application/json",
+                )
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             return  # health checks would drown the worker's log
 
     server = ThreadingHTTPServer((node.address, node.port), Handler)

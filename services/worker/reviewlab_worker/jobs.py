@@ -22,7 +22,9 @@ from reviewlab_worker.segmentation import PortraitSegmenter
 
 log = logging.getLogger(__name__)
 STAGE_SECONDS = Histogram(
-    "worker_stage_seconds", "Time per pipeline stage", ["stage"],
+    "worker_stage_seconds",
+    "Time per pipeline stage",
+    ["stage"],
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 JOBS = Counter("worker_jobs_total", "Jobs finished", ["outcome"])
@@ -50,9 +52,18 @@ class Held:
 
 class JobRunner:
     def __init__(
-        self, *, consumer: str, client: redis.Redis, s3: Any, shards: dict[str, ClusterRouter],
-        segmenter: PortraitSegmenter, max_attempts: int, backoff_base_s: float,
-        reclaim_idle_ms: int, max_side: int, delay: DelaySwitch,
+        self,
+        *,
+        consumer: str,
+        client: redis.Redis,
+        s3: Any,
+        shards: dict[str, ClusterRouter],
+        segmenter: PortraitSegmenter,
+        max_attempts: int,
+        backoff_base_s: float,
+        reclaim_idle_ms: int,
+        max_side: int,
+        delay: DelaySwitch,
     ) -> None:
         self.consumer = consumer
         self.client = client
@@ -71,7 +82,9 @@ class JobRunner:
     # One job ---------------------------------------------------------------------------------
     def _photo_state(self, shard: ClusterRouter, review_id: int) -> str | None:
         def read(conn: psycopg.Connection[Any]) -> str | None:
-            row = conn.execute("SELECT photo_status FROM reviews WHERE id = %s", (review_id,)).fetchone()
+            row = conn.execute(
+                "SELECT photo_status FROM reviews WHERE id = %s", (review_id,)
+            ).fetchone()
             return None if row is None else str(row[0])
 
         state, _ = shard.write(read)  # the primary: a replica may not have the row yet
@@ -120,7 +133,9 @@ class JobRunner:
             )
 
         shard.write(mark)
-        self.client.xadd(queue.DEAD_LETTER_STREAM, {**job, "reason": reason, "consumer": self.consumer})
+        self.client.xadd(
+            queue.DEAD_LETTER_STREAM, {**job, "reason": reason, "consumer": self.consumer}
+        )
 
     def handle(self, message_id: str, job: dict[str, str]) -> None:
         self.busy = True
@@ -149,8 +164,13 @@ class JobRunner:
                 backoff = self.backoff_base_s * 4 ** (attempt - 1)
                 heapq.heappush(self.held, Held(time.monotonic() + backoff, message_id, job))
                 JOBS.labels("retry").inc()
-                log.warning("job %s attempt %d failed (%s); retry in %.0f s", message_id, attempt,
-                            exc, backoff)
+                log.warning(
+                    "job %s attempt %d failed (%s); retry in %.0f s",
+                    message_id,
+                    attempt,
+                    exc,
+                    backoff,
+                )
         finally:
             self.busy = False
 
@@ -166,17 +186,26 @@ class JobRunner:
             return held.message_id, held.job
         # Jobs of a consumer that died (idle too long) are claimed here.
         _, claimed, *_ = self.client.xautoclaim(
-            queue.JOBS_STREAM, queue.WORKERS_GROUP, self.consumer,
-            min_idle_time=self.reclaim_idle_ms, start_id="0-0", count=1,
+            queue.JOBS_STREAM,
+            queue.WORKERS_GROUP,
+            self.consumer,
+            min_idle_time=self.reclaim_idle_ms,
+            start_id="0-0",
+            count=1,
         )
         held_ids = {h.message_id for h in self.held}
         for message_id, fields in claimed:
             if fields and message_id not in held_ids:
                 log.info("claimed job %s from a silent consumer", message_id)
                 return message_id, fields
-        block_ms = 1000 if not self.held else max(50, int((self.held[0].due - time.monotonic()) * 1000))
+        block_ms = (
+            1000 if not self.held else max(50, int((self.held[0].due - time.monotonic()) * 1000))
+        )
         reply = self.client.xreadgroup(
-            queue.WORKERS_GROUP, self.consumer, {queue.JOBS_STREAM: ">"}, count=1,
+            queue.WORKERS_GROUP,
+            self.consumer,
+            {queue.JOBS_STREAM: ">"},
+            count=1,
             block=min(block_ms, 1000),
         )
         for _, messages in reply or []:

@@ -46,8 +46,9 @@ def relay_once(shard: ClusterRouter, client: redis.Redis) -> int:
     return moved
 
 
-def run(shards: list[ClusterRouter], client: redis.Redis, interval_s: float,
-        stop: threading.Event) -> None:
+def run(
+    shards: list[ClusterRouter], client: redis.Redis, interval_s: float, stop: threading.Event
+) -> None:
     """Relay forever (until STOP), polling each shard every INTERVAL_S."""
     while not stop.is_set():
         busy = False

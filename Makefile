@@ -1,0 +1,57 @@
+# Review Lab: the native lab's commands. `make help` lists them.
+SHELL := /bin/bash
+VENV := $(shell /usr/bin/python3 -c "import tomllib; print(tomllib.load(open('infra/topology.toml','rb'))['lab']['venv'])")
+BIN := $(VENV)/bin
+export PATH := $(BIN):$(PATH)
+
+.PHONY: help setup up down reset status demo test check lint unit integration lb-demo bench-lb bench-worker bench-flow
+
+help: ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+setup: ## install everything the lab needs (idempotent; run as root)
+	@bash infra/setup.sh
+
+up: ## start every node and wait until all are ready
+	@[ -x $(BIN)/reviewlab ] || $(MAKE) setup
+	@$(BIN)/reviewlab up
+
+down: ## stop every node, keep the data
+	@[ ! -x $(BIN)/reviewlab ] || $(BIN)/reviewlab down
+
+reset: ## stop every node and wipe the data
+	@$(BIN)/reviewlab reset
+
+status: ## one line per node
+	@$(BIN)/reviewlab status
+
+demo: ## setup and up if needed, then Kim's review with a photo, end to end
+	@$(MAKE) --no-print-directory setup
+	@$(MAKE) --no-print-directory up
+	@$(BIN)/python -m reviewlab_lab.demo
+
+test: ## unit and integration tests (the lab must be up: `make up`)
+	@bash scripts/test.sh
+
+check: lint test ## format, lint, types, then the tests
+
+lint: ## ruff format check, ruff, mypy (strict on the shared library)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy services/common/reviewlab_common
+	$(BIN)/mypy services/web/reviewlab_web services/worker/reviewlab_worker infra/lab/reviewlab_lab
+
+unit: ## unit tests only (no lab needed)
+	@$(BIN)/pytest tests/unit -q
+
+lb-demo: ## the same load under each algorithm, then a slowed web server
+	@$(BIN)/python -m reviewlab_lab.lbdemo
+
+bench-lb: ## requests/s and latency per layer x algorithm beside the nginx ceiling
+	@$(BIN)/python tests/bench/bench_lb.py
+
+bench-worker: ## the worker's time per stage at 512/1024/2048 px beside raw inference
+	@$(BIN)/python tests/bench/bench_worker.py
+
+bench-flow: ## POST-to-cutout-ready latency over 50 photos through the vIP
+	@$(BIN)/python tests/bench/bench_flow.py

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The test command: unit tests, then integration tests against the running lab.
+# pytest's exit code 5 ("no tests collected") is a failure here: a suite that finds nothing is broken.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+VENV=$(/usr/bin/python3 -c "import tomllib; print(tomllib.load(open('infra/topology.toml','rb'))['lab']['venv'])")
+status=0
+for suite in tests/unit tests/integration; do
+  echo "== $suite"
+  "$VENV/bin/pytest" "$suite" -q -p no:cacheprovider "$@"
+  rc=$?
+  if [ $rc -eq 5 ]; then echo "no tests collected in $suite: that is a failure"; rc=1; fi
+  [ $rc -eq 0 ] || status=$rc
+done
+exit $status

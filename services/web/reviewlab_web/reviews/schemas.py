@@ -1,0 +1,42 @@
+"""What the review API returns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+PhotoStatus = Literal["processing", "ready", "failed"]
+
+
+class Photo(BaseModel):
+    status: PhotoStatus
+    original_url: str
+    cutout_url: str | None = None
+    error: str | None = None
+
+
+class Review(BaseModel):
+    id: int = Field(description="64-bit id; it carries the review's bucket, hence its shard")
+    product_id: int
+    user_id: int
+    rating: int
+    body: str
+    created_at: datetime
+    shard: str
+    photo: Photo | None = None
+
+
+class ReviewPage(BaseModel):
+    items: list[Review]
+    next_cursor: str | None = Field(None, description="pass as ?cursor= for the next page")
+
+
+class Product(BaseModel):
+    id: int
+    name: str
+    image_url: str | None
+    rating_count: int
+    rating_average: float | None
+    shard: str

@@ -1,0 +1,287 @@
+"""Reviews: plain functions over the catalog and the review shards (no HTTP here)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from reviewlab_common import shards, storage
+from reviewlab_common.db import ReadSource
+from reviewlab_common.images import ValidatedPhoto
+
+from reviewlab_web.backends import Backends
+from reviewlab_web.reviews import schemas
+
+COLUMNS = (
+    "id, product_id, user_id, rating, body, created_at, photo_status, photo_original_key, "
+    "photo_cutout_key, photo_error"
+)
+
+
+class NotFound(LookupError):
+    """The review or product does not exist."""
+
+
+class Forbidden(PermissionError):
+    """The caller may not do this to someone else's review."""
+
+
+class IdempotencyConflict(ValueError):
+    """The Idempotency-Key was used before with a different request."""
+
+
+@dataclass(frozen=True)
+class NewReview:
+    product_id: int
+    rating: int
+    body: str
+    photo: ValidatedPhoto | None
+    photo_data: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Written:
+    review: schemas.Review
+    lsn: str
+    replayed: bool
+
+
+def cdn_url(backends: Backends, key: str) -> str:
+    topology = backends.topology
+    edge = topology.nodes[topology.services["cdn"]]
+    return f"http://{topology.fqdn('cdn')}:{edge.port}/media/{key}"
+
+
+def _to_review(backends: Backends, row: tuple[Any, ...], shard: str) -> schemas.Review:
+    (rid, product_id, user_id, rating, body, created_at, status, original, cutout, error) = row
+    photo = None
+    if status is not None:
+        photo = schemas.Photo(
+            status=status,
+            original_url=cdn_url(backends, original),
+            cutout_url=cdn_url(backends, cutout) if cutout else None,
+            error=error,
+        )
+    return schemas.Review(
+        id=rid,
+        product_id=product_id,
+        user_id=user_id,
+        rating=rating,
+        body=body,
+        created_at=created_at,
+        shard=shard,
+        photo=photo,
+    )
+
+
+def original_key(photo: ValidatedPhoto) -> str:
+    """Content-addressed: the same bytes always land under the same key."""
+    return f"originals/{photo.sha256}.{photo.extension}"
+
+
+def request_hash(user_id: int, new: NewReview) -> str:
+    parts = [
+        str(user_id),
+        str(new.product_id),
+        str(new.rating),
+        new.body,
+        new.photo.sha256 if new.photo else "-",
+    ]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def product_exists(backends: Backends, product_id: int) -> bool:
+    def find(conn: psycopg.Connection[Any]) -> bool:
+        return (
+            conn.execute("SELECT 1 FROM products WHERE id = %s", (product_id,)).fetchone()
+            is not None
+        )
+
+    found, _ = backends.catalog.read(find)
+    return found
+
+
+def reserve_id(
+    backends: Backends, *, user_id: int, key: str, new: NewReview, bucket: int
+) -> tuple[int, bool]:
+    """The review id for this Idempotency-Key: a fresh one, or the one reserved before."""
+    digest = request_hash(user_id, new)
+
+    def reserve(conn: psycopg.Connection[Any]) -> tuple[int, str]:
+        conn.execute(
+            "INSERT INTO idempotency_keys (user_id, key, request_hash, review_id, product_id) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (user_id, key) DO NOTHING",
+            (user_id, key, digest, shards.new_review_id(bucket), new.product_id),
+        )
+        row = conn.execute(
+            "SELECT review_id, request_hash FROM idempotency_keys WHERE user_id = %s AND key = %s",
+            (user_id, key),
+        ).fetchone()
+        assert row is not None
+        return int(row[0]), str(row[1])
+
+    (review_id, stored_hash), _ = backends.catalog.write(reserve)
+    if stored_hash != digest:
+        raise IdempotencyConflict(
+            "this Idempotency-Key was already used with a different review; "
+            "use a new key for a new review"
+        )
+    return review_id, True
+
+
+def create(
+    backends: Backends, *, user_id: int, new: NewReview, idempotency_key: str | None
+) -> Written:
+    """Store the photo, then the review and its photo job in one shard transaction."""
+    bucket = shards.bucket_of(new.product_id, backends.topology.lab.buckets)
+    shard_name = backends.shard_map.shard_for_bucket(bucket)
+    shard = backends.shards[shard_name]
+    key = original_key(new.photo) if new.photo else None
+    if new.photo and key:
+        # Before the database: a review never points at a photo that is not stored.
+        storage.put_object(
+            backends.s3, key, new.photo_data or b"", content_type=new.photo.content_type
+        )
+    if idempotency_key:
+        review_id, _ = reserve_id(
+            backends, user_id=user_id, key=idempotency_key, new=new, bucket=bucket
+        )
+    else:
+        review_id = shards.new_review_id(bucket)
+
+    def insert(conn: psycopg.Connection[Any]) -> tuple[tuple[Any, ...], bool]:
+        inserted = conn.execute(
+            "INSERT INTO reviews (id, bucket, product_id, user_id, rating, body, photo_status, "
+            "photo_original_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (id) DO NOTHING RETURNING id",
+            (
+                review_id,
+                bucket,
+                new.product_id,
+                user_id,
+                new.rating,
+                new.body,
+                "processing" if key else None,
+                key,
+            ),
+        ).fetchone()
+        if inserted and key:
+            job = {"review_id": review_id, "shard": shard_name, "original_key": key}
+            conn.execute(
+                "INSERT INTO outbox (review_id, payload) VALUES (%s, %s)",
+                (review_id, json.dumps(job)),
+            )
+        row = conn.execute(f"SELECT {COLUMNS} FROM reviews WHERE id = %s", (review_id,)).fetchone()
+        assert row is not None
+        return row, inserted is None
+
+    (row, replayed), lsn = shard.write(insert)
+    return Written(_to_review(backends, row, shard_name), lsn, replayed)
+
+
+def get(
+    backends: Backends, review_id: int, min_lsns: dict[str, str]
+) -> tuple[schemas.Review, ReadSource]:
+    shard_name = backends.shard_map.shard_for_bucket(shards.bucket_of_review(review_id))
+
+    def fetch(conn: psycopg.Connection[Any]) -> tuple[Any, ...] | None:
+        return conn.execute(f"SELECT {COLUMNS} FROM reviews WHERE id = %s", (review_id,)).fetchone()
+
+    row, source = backends.shards[shard_name].read(fetch, min_lsn=min_lsns.get(shard_name))
+    if row is None:
+        raise NotFound(f"review {review_id} does not exist")
+    return _to_review(backends, row, shard_name), source
+
+
+def list_for_product(
+    backends: Backends, product_id: int, *, limit: int, before: int | None, min_lsns: dict[str, str]
+) -> tuple[list[schemas.Review], ReadSource]:
+    shard_name = backends.shard_map.shard_for_product(product_id)
+
+    def fetch(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+        return conn.execute(
+            f"SELECT {COLUMNS} FROM reviews "
+            "WHERE product_id = %s AND (%s::bigint IS NULL OR id < %s) "
+            "ORDER BY id DESC LIMIT %s",
+            (product_id, before, before, limit),
+        ).fetchall()
+
+    rows, source = backends.shards[shard_name].read(fetch, min_lsn=min_lsns.get(shard_name))
+    return [_to_review(backends, r, shard_name) for r in rows], source
+
+
+def list_recent(
+    backends: Backends, *, limit: int, min_lsns: dict[str, str]
+) -> tuple[list[schemas.Review], list[ReadSource]]:
+    """Newest reviews across every shard: each shard queried in parallel, then merged by id."""
+
+    def one(shard_name: str) -> tuple[list[schemas.Review], ReadSource]:
+        def fetch(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+            return conn.execute(
+                f"SELECT {COLUMNS} FROM reviews ORDER BY id DESC LIMIT %s", (limit,)
+            ).fetchall()
+
+        rows, source = backends.shards[shard_name].read(fetch, min_lsn=min_lsns.get(shard_name))
+        return [_to_review(backends, r, shard_name) for r in rows], source
+
+    with ThreadPoolExecutor(max_workers=len(backends.shards)) as pool:
+        results = list(pool.map(one, sorted(backends.shards)))
+    merged = sorted((r for rows, _ in results for r in rows), key=lambda r: r.id, reverse=True)
+    return merged[:limit], [source for _, source in results]
+
+
+def product(
+    backends: Backends, product_id: int, min_lsns: dict[str, str]
+) -> tuple[schemas.Product, list[ReadSource]]:
+    def fetch(conn: psycopg.Connection[Any]) -> tuple[Any, ...] | None:
+        return conn.execute(
+            "SELECT id, name, image_key FROM products WHERE id = %s", (product_id,)
+        ).fetchone()
+
+    row, catalog_source = backends.catalog.read(fetch)
+    if row is None:
+        raise NotFound(f"product {product_id} does not exist")
+    shard_name = backends.shard_map.shard_for_product(product_id)
+
+    def stats(conn: psycopg.Connection[Any]) -> tuple[Any, ...] | None:
+        return conn.execute(
+            "SELECT count(*), avg(rating)::float FROM reviews WHERE product_id = %s", (product_id,)
+        ).fetchone()
+
+    counts, shard_source = backends.shards[shard_name].read(stats, min_lsn=min_lsns.get(shard_name))
+    count, average = counts if counts else (0, None)
+    return (
+        schemas.Product(
+            id=row[0],
+            name=row[1],
+            image_url=cdn_url(backends, row[2]) if row[2] else None,
+            rating_count=count,
+            rating_average=round(average, 2) if average is not None else None,
+            shard=shard_name,
+        ),
+        [catalog_source, shard_source],
+    )
+
+
+def delete(backends: Backends, *, review_id: int, user_id: int) -> tuple[str, str]:
+    """Delete the caller's own review; returns (shard, commit LSN)."""
+    shard_name = backends.shard_map.shard_for_bucket(shards.bucket_of_review(review_id))
+
+    def remove(conn: psycopg.Connection[Any]) -> None:
+        row = conn.execute(
+            "SELECT user_id FROM reviews WHERE id = %s FOR UPDATE", (review_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"review {review_id} does not exist")
+        if int(row[0]) != user_id:
+            raise Forbidden(
+                f"review {review_id} belongs to another user; only its author may delete it"
+            )
+        conn.execute("DELETE FROM reviews WHERE id = %s", (review_id,))
+
+    _, lsn = backends.shards[shard_name].write(remove)
+    return shard_name, lsn

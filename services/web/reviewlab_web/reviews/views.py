@@ -1,0 +1,167 @@
+"""The review API's routes: HTTP mapping only; the work is in service.py."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Response, UploadFile, status
+from reviewlab_common import images
+from reviewlab_common.db import ReadSource
+
+from reviewlab_web import consistency
+from reviewlab_web.auth import CurrentUserDep
+from reviewlab_web.deps import BackendsDep
+from reviewlab_web.errors import ApiError
+from reviewlab_web.reviews import schemas, service
+
+router = APIRouter(prefix="/api", tags=["reviews"])
+ConsistencyDep = Annotated[dict[str, str], Depends(consistency.from_request)]
+ERRORS = {
+    401: {"description": "missing or bad bearer token"},
+    503: {"description": "a dependency is down; nothing was written"},
+}
+
+
+def _read_from(response: Response, sources: list[ReadSource]) -> None:
+    response.headers["X-Read-From"] = ", ".join(s.header for s in sources)
+    response.headers["X-Read-Node"] = ", ".join(s.node for s in sources)
+
+
+def _read_photo(photo: UploadFile | None) -> tuple[images.ValidatedPhoto | None, bytes | None]:
+    if photo is None:
+        return None, None
+    # Read one byte past the limit: enough to know it is too large without holding more.
+    data = photo.file.read(images.MAX_PHOTO_BYTES + 1)
+    try:
+        return images.validate_photo(data), data
+    except images.PhotoRejected as exc:
+        raise ApiError(exc.status, exc.code, str(exc)) from exc
+
+
+@router.post(
+    "/reviews",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.Review,
+    responses={
+        **ERRORS,
+        409: {"description": "Idempotency-Key reused with another request"},
+        413: {"description": "photo too large"},
+        415: {"description": "not JPEG/PNG/WebP"},
+        422: {"description": "invalid field or photo"},
+    },
+)
+def post_review(
+    backends: BackendsDep,
+    user_id: CurrentUserDep,
+    positions: ConsistencyDep,
+    response: Response,
+    product_id: Annotated[int, Form(ge=1, description="the product reviewed")],
+    rating: Annotated[int, Form(ge=1, le=5, description="1 to 5 stars")],
+    body: Annotated[str, Form(min_length=1, max_length=5000, description="1 to 5,000 characters")],
+    photo: Annotated[
+        UploadFile | None, File(description="JPEG, PNG or WebP, at most 10 MB")
+    ] = None,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> schemas.Review:
+    """Post a review, optionally with a photo of yourself wearing the item."""
+    if "\x00" in body:
+        raise ApiError(422, "invalid_body", "body: must not contain NUL characters")
+    if not body.strip():
+        raise ApiError(422, "invalid_body", "body: must contain more than whitespace")
+    validated, data = _read_photo(photo)
+    if not service.product_exists(backends, product_id):
+        raise ApiError(422, "unknown_product", f"product_id: product {product_id} does not exist")
+    new = service.NewReview(product_id, rating, body, validated, data)
+    try:
+        written = service.create(
+            backends, user_id=user_id, new=new, idempotency_key=idempotency_key
+        )
+    except service.IdempotencyConflict as exc:
+        raise ApiError(409, "idempotency_conflict", str(exc)) from exc
+    review = written.review
+    consistency.attach(response, consistency.merge(positions, review.shard, written.lsn))
+    response.headers["Location"] = f"/api/reviews/{review.id}"
+    if written.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return review
+
+
+@router.get("/reviews/{review_id}", response_model=schemas.Review, responses={404: {}})
+def get_review(
+    backends: BackendsDep, positions: ConsistencyDep, response: Response, review_id: int
+) -> schemas.Review:
+    try:
+        review, source = service.get(backends, review_id, positions)
+    except service.NotFound as exc:
+        raise ApiError(404, "review_not_found", str(exc)) from exc
+    _read_from(response, [source])
+    return review
+
+
+@router.get("/reviews", response_model=schemas.ReviewPage)
+def recent_reviews(
+    backends: BackendsDep,
+    positions: ConsistencyDep,
+    response: Response,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> schemas.ReviewPage:
+    """The newest reviews across all shards (each shard queried in parallel)."""
+    items, sources = service.list_recent(backends, limit=limit, min_lsns=positions)
+    _read_from(response, sources)
+    return schemas.ReviewPage(items=items, next_cursor=None)
+
+
+@router.get("/products/{product_id}", response_model=schemas.Product, responses={404: {}})
+def get_product(
+    backends: BackendsDep, positions: ConsistencyDep, response: Response, product_id: int
+) -> schemas.Product:
+    try:
+        found, sources = service.product(backends, product_id, positions)
+    except service.NotFound as exc:
+        raise ApiError(404, "product_not_found", str(exc)) from exc
+    _read_from(response, sources)
+    return found
+
+
+@router.get("/products/{product_id}/reviews", response_model=schemas.ReviewPage)
+def product_reviews(
+    backends: BackendsDep,
+    positions: ConsistencyDep,
+    response: Response,
+    product_id: int,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> schemas.ReviewPage:
+    """A product's reviews, newest first, one page at a time."""
+    before = None
+    if cursor is not None:
+        if not cursor.isdigit():
+            raise ApiError(
+                422, "bad_cursor", "cursor: pass the next_cursor value of the previous page"
+            )
+        before = int(cursor)
+    items, source = service.list_for_product(
+        backends, product_id, limit=limit + 1, before=before, min_lsns=positions
+    )
+    _read_from(response, [source])
+    more = len(items) > limit
+    items = items[:limit]
+    return schemas.ReviewPage(
+        items=items, next_cursor=str(items[-1].id) if more and items else None
+    )
+
+
+@router.delete("/reviews/{review_id}", status_code=204, responses={403: {}, 404: {}, **ERRORS})
+def delete_review(
+    backends: BackendsDep, user_id: CurrentUserDep, positions: ConsistencyDep, review_id: int
+) -> Response:
+    """Delete your own review."""
+    try:
+        shard, lsn = service.delete(backends, review_id=review_id, user_id=user_id)
+    except service.NotFound as exc:
+        raise ApiError(404, "review_not_found", str(exc)) from exc
+    except service.Forbidden as exc:
+        raise ApiError(403, "not_author", str(exc)) from exc
+    response = Response(status_code=204)
+    consistency.attach(response, consistency.merge(positions, shard, lsn))
+    return response

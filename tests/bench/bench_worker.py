@@ -1,0 +1,109 @@
+"""Where a segmentation job spends its time, per photo size, next to the model's raw speed.
+
+Run: python tests/bench/bench_worker.py [--runs N] [--model PATH] [--threads N]
+Not a test: it prints a table of median milliseconds per stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from PIL import Image
+from reviewlab_worker.segmentation import STAGES, PortraitSegmenter
+
+PORTRAIT = Path(__file__).resolve().parents[1] / "fixtures" / "portrait.jpg"
+SIDES = (512, 1024, 2048)
+MAX_RUNS = 200
+
+
+def default_model_path() -> Path:
+    from reviewlab_common import topology
+
+    return topology.current().lab.cache_dir / "models" / "selfie_segmentation.tflite"
+
+
+def runs_count(text: str) -> int:
+    runs = int(text)
+    if not 1 <= runs <= MAX_RUNS:
+        raise argparse.ArgumentTypeError(f"--runs must be between 1 and {MAX_RUNS}, got {runs}")
+    return runs
+
+
+def portrait_jpeg(side: int) -> bytes:
+    """The fixture portrait scaled so its longer side is `side`, as a customer's JPEG."""
+    with Image.open(PORTRAIT) as image:
+        scale = side / max(image.size)
+        size = (round(image.width * scale), round(image.height * scale))
+        scaled = image.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    scaled.save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=runs_count, default=10, help="runs per size (default 10)")
+    parser.add_argument("--model", type=Path, help="model file (default: from the topology)")
+    parser.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
+    parser.add_argument("--max-side", type=int, default=1024, help="worker's max_side (1024)")
+    args = parser.parse_args(argv)
+
+    model = args.model or default_model_path()
+    progress(f"loading {model} with {args.threads} thread(s)")
+    segmenter = PortraitSegmenter(model, num_threads=args.threads)
+
+    with Image.open(PORTRAIT) as image:
+        tensor = segmenter.input_tensor(image.convert("RGB"))
+    segmenter.infer_only(tensor)  # the first invoke sets up XNNPACK; keep it out of the numbers
+    raw: list[float] = []
+    progress(f"raw inference (invoke only, 256x256 input): {args.runs} runs")
+    for _ in range(args.runs):
+        raw.append(segmenter.invoke_seconds(tensor))
+    raw_ms = median_ms(raw)
+
+    rows: list[tuple[int, int, dict[str, float], float, int]] = []
+    for side in SIDES:
+        data = portrait_jpeg(side)
+        segmenter.cutout(data, max_side=args.max_side)  # warm-up, not counted
+        samples: dict[str, list[float]] = {stage: [] for stage in (*STAGES, "total")}
+        webp_size = 0
+        for run in range(1, args.runs + 1):
+            progress(f"  {side} px input: run {run}/{args.runs}")
+            started = time.perf_counter()
+            cutout = segmenter.cutout(data, max_side=args.max_side)
+            samples["total"].append(time.perf_counter() - started)
+            for stage in STAGES:
+                samples[stage].append(cutout.timings[stage])
+            webp_size = len(cutout.webp)
+        medians = {stage: median_ms(values) for stage, values in samples.items()}
+        rows.append((side, len(data), medians, medians["total"] / raw_ms, webp_size))
+
+    columns = (*STAGES, "total")
+    print(
+        f"\nmedian ms over {args.runs} runs, max_side {args.max_side}, "
+        f"{args.threads} interpreter thread(s)"
+    )
+    header = f"{'input':>10} {'jpeg KB':>8} " + " ".join(f"{c:>8}" for c in columns)
+    print(header + f" {'x raw':>7} {'webp KB':>8}")
+    for side, jpeg_bytes, medians, ratio, webp_size in rows:
+        cells = " ".join(f"{medians[c]:8.1f}" for c in columns)
+        print(f"{side:>7} px {jpeg_bytes // 1024:>8} {cells} {ratio:6.1f}x {webp_size // 1024:>8}")
+    print(f"raw inference (invoke only, 256x256): {raw_ms:.2f} ms median")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

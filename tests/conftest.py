@@ -1,0 +1,12 @@
+"""Shared test settings: one factor scales every deadline on slow machines."""
+
+from __future__ import annotations
+
+import os
+
+SLOW = float(os.environ.get("REVIEWLAB_SLOW", "1"))
+
+
+def deadline(seconds: float) -> float:
+    """A deadline for an "eventually" assertion, scaled for slow machines."""
+    return seconds * SLOW

@@ -1,0 +1,101 @@
+"""The portrait cutout: the real TFLite model on a real portrait, no network."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from reviewlab_common import topology
+from reviewlab_common.images import PhotoRejected
+from reviewlab_worker.segmentation import STAGES, Cutout, PortraitSegmenter
+
+PORTRAIT = Path(__file__).resolve().parents[1] / "fixtures" / "portrait.jpg"
+
+
+def model_path() -> Path:
+    return topology.current().lab.cache_dir / "models" / "selfie_segmentation.tflite"
+
+
+@pytest.fixture(scope="module")
+def segmenter() -> Iterator[PortraitSegmenter]:
+    path = model_path()
+    if not path.is_file():
+        pytest.fail(f"segmentation model missing at {path}: run `make setup` to fetch it")
+    yield PortraitSegmenter(path)
+
+
+@pytest.fixture(scope="module")
+def portrait_cutout(segmenter: PortraitSegmenter) -> Cutout:
+    return segmenter.cutout(PORTRAIT.read_bytes())
+
+
+def alpha_of(cutout: Cutout) -> np.ndarray:
+    with Image.open(io.BytesIO(cutout.webp)) as image:
+        assert image.format == "WEBP"
+        assert image.mode == "RGBA"
+        assert image.size == (cutout.width, cutout.height)
+        return np.asarray(image.getchannel("A"))
+
+
+def test_cutout_is_a_webp_with_alpha(portrait_cutout: Cutout) -> None:
+    assert portrait_cutout.webp.startswith(b"RIFF")
+    assert (portrait_cutout.width, portrait_cutout.height) == (512, 512)
+    assert alpha_of(portrait_cutout).shape == (512, 512)
+
+
+def test_astronaut_is_kept_and_background_cut_away(portrait_cutout: Cutout) -> None:
+    alpha = alpha_of(portrait_cutout)
+    # The fixture: the astronaut's face and orange suit fill the middle; the top-right corner
+    # is plain grey studio backdrop beyond the shuttle model.
+    face = alpha[80:160, 190:260]
+    chest = alpha[200:300, 160:300]
+    corner = alpha[0:64, 448:512]
+    assert (face > 200).mean() > 0.9
+    assert (chest > 200).mean() > 0.9
+    assert (corner < 30).mean() > 0.9
+
+
+def test_timings_cover_every_stage(portrait_cutout: Cutout) -> None:
+    assert tuple(portrait_cutout.timings) == STAGES == ("decode", "infer", "compose", "encode")
+    assert all(seconds >= 0 for seconds in portrait_cutout.timings.values())
+
+
+def test_large_photo_is_scaled_to_max_side(segmenter: PortraitSegmenter) -> None:
+    with Image.open(PORTRAIT) as image:
+        wide = image.resize((1200, 600))
+    buffer = io.BytesIO()
+    wide.save(buffer, format="JPEG", quality=90)
+    cutout = segmenter.cutout(buffer.getvalue(), max_side=400)
+    assert (cutout.width, cutout.height) == (400, 200)
+
+
+def test_exif_orientation_is_applied(segmenter: PortraitSegmenter) -> None:
+    with Image.open(PORTRAIT) as image:
+        sideways = image.rotate(90, expand=True).crop((0, 0, 512, 300))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    sideways.save(buffer, format="JPEG", exif=exif.tobytes())
+    cutout = segmenter.cutout(buffer.getvalue())
+    assert (cutout.width, cutout.height) == (300, 512)
+
+
+def test_infer_only_returns_the_mask(segmenter: PortraitSegmenter) -> None:
+    with Image.open(PORTRAIT) as image:
+        tensor = segmenter.input_tensor(image.convert("RGB"))
+    assert tensor.shape == (1, 256, 256, 3)
+    assert tensor.dtype == np.float32
+    mask = segmenter.infer_only(tensor)
+    assert mask.shape == (256, 256)
+    assert float(mask.min()) >= 0.0
+    assert float(mask.max()) <= 1.0
+
+
+def test_not_a_photo_is_rejected(segmenter: PortraitSegmenter) -> None:
+    with pytest.raises(PhotoRejected) as caught:
+        segmenter.cutout(b"GIF89a not really")
+    assert caught.value.status == 415
