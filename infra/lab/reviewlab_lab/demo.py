@@ -1,0 +1,145 @@
+"""`make demo`: Kim posts a review with a photo, end to end, and every step is timed.
+
+1. Ask the private DNS for the shop, from a public source address (as an outside client).
+2. POST the review with her photo to the load balancer's vIP.
+3. Wait until a worker has cut her out of the photo.
+4. Fetch the cutout from the CDN twice: the first is a MISS (pulled from MinIO), then a HIT.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+from PIL import Image
+from reviewlab_common import dns as lab_dns
+from reviewlab_common import secrets as lab_secrets
+from reviewlab_common import tokens
+from reviewlab_common.topology import Topology, current
+
+from reviewlab_lab.paths import REPO
+from reviewlab_lab.users import user_id
+
+PORTRAIT = REPO / "tests" / "fixtures" / "portrait.jpg"
+# Any address outside the internal network: it sees the public DNS view.
+PUBLIC_SOURCE = "127.0.1.5"
+T = TypeVar("T")
+
+
+class DemoFailed(RuntimeError):
+    pass
+
+
+@contextmanager
+def step(number: int, title: str) -> Iterator[None]:
+    print(f"\n[{number}] {title}", flush=True)
+    started = time.perf_counter()
+    yield
+    print(f"    took {(time.perf_counter() - started) * 1000:.0f} ms", flush=True)
+
+
+def kims_photo() -> bytes:
+    """The bundled portrait with today's time in its comment: a new photo, a new content key."""
+    image = Image.open(PORTRAIT)
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=90, comment=f"review lab demo {time.time()}".encode())
+    return out.getvalue()
+
+
+def poll(check: Callable[[], T | None], seconds: float, what: str) -> T:
+    limit = time.monotonic() + seconds
+    while time.monotonic() < limit:
+        found = check()
+        if found is not None:
+            return found
+        time.sleep(0.05)
+    raise DemoFailed(f"{what} did not happen within {seconds:.0f} s: see `reviewlab status`")
+
+
+def resolve(topology: Topology, name: str) -> str:
+    found = lab_dns.lookup(topology, name, source=PUBLIC_SOURCE)
+    if not found:
+        raise DemoFailed(f"{name}.{topology.lab.domain} did not resolve from {PUBLIC_SOURCE}")
+    return found[0]
+
+
+def run(topology: Topology) -> None:
+    domain = topology.lab.domain
+    www_port = topology.nodes[topology.services["www"]].port
+    with step(1, f"Kim's phone asks the private DNS for www.{domain} (from {PUBLIC_SOURCE})"):
+        www = resolve(topology, "www")
+        hidden = lab_dns.lookup(topology, "primary.catalog", source=PUBLIC_SOURCE)
+        print(f"    www.{domain} -> {www} (the load balancer's vIP)")
+        print(f"    primary.catalog.{domain} -> {hidden or 'NXDOMAIN: internal names stay hidden'}")
+    token = tokens.issue(lab_secrets.load(topology).token_secret, user_id(topology, "kim"))
+    photo = kims_photo()
+    base = f"http://{www}:{www_port}"
+    with httpx.Client(base_url=base, timeout=30) as client:
+        with step(
+            2, f"Kim posts a 5-star review of product 7 with her photo ({len(photo) // 1024} KB)"
+        ):
+            reply = client.post(
+                "/api/reviews",
+                headers={"Authorization": f"Bearer {token}", "Host": f"www.{domain}"},
+                data={"product_id": "7", "rating": "5", "body": "Fits perfectly, lovely linen."},
+                files={"photo": ("kim.jpg", photo, "image/jpeg")},
+            )
+            if reply.status_code != 201:
+                raise DemoFailed(f"POST /api/reviews answered {reply.status_code}: {reply.text}")
+            review = reply.json()
+            consistency = reply.headers["X-Consistency-Token"]
+            print(f"    201 Created {reply.headers['Location']}")
+            print(f"    served by {reply.headers.get('X-Served-By')} via the vIP")
+            print(f"    review {review['id']} landed on shard {review['shard']}")
+            print(f"    consistency token: {consistency}")
+        with step(3, "a segmentation worker cuts Kim out of the photo"):
+
+            def cutout_ready() -> dict[str, object] | None:
+                got = client.get(
+                    f"/api/reviews/{review['id']}", headers={"X-Consistency-Token": consistency}
+                ).json()
+                status = got["photo"]["status"]
+                if status == "failed":
+                    raise DemoFailed(f"the photo failed: {got['photo']['error']}")
+                return got if status == "ready" else None
+
+            ready = poll(cutout_ready, 60, "the cutout")
+            photo_info = ready["photo"]
+            assert isinstance(photo_info, dict)
+            print(f"    photo ready: {photo_info['cutout_url']}")
+    cutout_url = str(photo_info["cutout_url"])
+    parts = urlsplit(cutout_url)
+    edge = resolve(topology, "cdn")
+    with httpx.Client(timeout=30) as cdn:
+        for attempt in (1, 2):
+            with step(3 + attempt, f"fetch the cutout from the CDN edge ({attempt} of 2)"):
+                got = cdn.get(
+                    f"http://{edge}:{parts.port}{parts.path}", headers={"Host": parts.netloc}
+                )
+                print(
+                    f"    {got.status_code} {got.headers.get('Content-Type')} {len(got.content) // 1024} KB"
+                    f"  X-Cache-Status: {got.headers.get('X-Cache-Status')}"
+                )
+    print(
+        f"\nDone. Try:\n  curl -s http://{www}:{www_port}/api/reviews/{review['id']} | python3 -m json.tool\n"
+        f"  curl -sI --resolve cdn.{domain}:{parts.port}:{edge} {cutout_url}\n"
+        f"  reviewlab status"
+    )
+
+
+def main() -> None:
+    try:
+        run(current())
+    except (DemoFailed, httpx.HTTPError, lab_dns.DnsError) as exc:
+        print(f"\ndemo failed: {exc}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
