@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import subprocess
 import sys
 
@@ -55,6 +57,38 @@ def _fault(topology: Topology, args: argparse.Namespace) -> None:
     )
 
 
+NODE_ACTIONS = ("start", "stop", "restart", "kill", "pause", "resume")
+
+
+def _node(topology: Topology, args: argparse.Namespace) -> None:
+    """Control one node: what a learner (or a chaos step) does to watch the lab react."""
+    from reviewlab_lab.procs import Supervisor, postmaster_pid
+
+    if args.node not in topology.nodes:
+        raise TopologyError(f"no node named {args.node!r}; nodes: {', '.join(topology.nodes)}")
+    supervisor = Supervisor(topology, LabPaths.of(topology))
+    match args.action:
+        case "start":
+            supervisor.start_node(args.node)
+        case "stop":
+            supervisor.stop_node(args.node)
+        case "restart":
+            supervisor.restart_node(args.node)
+        case "kill":  # supervisord restarts it: a crash, not a removal
+            postmaster = None
+            if topology.nodes[args.node].kind == "postgres":
+                # A node loss: Postgres outlives a killed Patroni, so it is killed too.
+                postmaster = postmaster_pid(LabPaths.of(topology).pgdata(args.node))
+            supervisor.signal_node(args.node, "KILL")
+            if postmaster:
+                os.kill(postmaster, signal.SIGKILL)
+        case "pause":
+            supervisor.signal_node(args.node, "STOP")
+        case "resume":
+            supervisor.signal_node(args.node, "CONT")
+    print(f"{args.node}: {args.action} done; watch it with `reviewlab status`")
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="reviewlab", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True)
@@ -68,6 +102,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("node")
     p.add_argument("-n", "--lines", type=int, default=50)
     p.add_argument("-f", "--follow", action="store_true")
+    p = sub.add_parser("node", help="start, stop, restart, kill (SIGKILL), pause or resume a node")
+    p.add_argument("action", choices=NODE_ACTIONS)
+    p.add_argument("node")
     p = sub.add_parser("token", help="print a bearer token for a demo user")
     p.add_argument("user")
     p.add_argument("--ttl", type=int, default=tokens.DEFAULT_TTL_S, help="seconds")
@@ -105,6 +142,8 @@ def main(argv: list[str] | None = None) -> None:
                 _logs(topology, args)
             case "token":
                 _token(topology, args)
+            case "node":
+                _node(topology, args)
             case "dns":
                 _dns_sync(topology, args)
             case "fault":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from functools import partial
 
 import psycopg
 from PIL import Image
@@ -104,8 +105,6 @@ def steps(topology: Topology) -> list[tuple[str, Callable[[], object]]]:
         ("private media bucket", lambda: storage.provision(topology)),
     ]
     for cluster in topology.clusters.values():
-        result.append(
-            (f"schema of {cluster.name}", lambda cluster=cluster: migrate(topology, cluster))
-        )
+        result.append((f"schema of {cluster.name}", partial(migrate, topology, cluster)))
     result.append(("product images", lambda: seed_media(topology)))
     return result

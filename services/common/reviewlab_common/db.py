@@ -82,7 +82,12 @@ class ClusterRouter:
         self.cluster = cluster
         self._members = {m.name: m for m in cluster.members}
         self._by_address = {m.address: m for m in cluster.members}
-        credentials = {"dbname": dbname, "user": user, "password": password, "app": app}
+        credentials: dict[str, Any] = {
+            "dbname": dbname,
+            "user": user,
+            "password": password,
+            "app": app,
+        }
         port = cluster.members[0].port
         # Every member's name is looked up in the DNS; libpq then finds the writable one,
         # so a stale primary record right after a failover costs one extra connect, not an error.

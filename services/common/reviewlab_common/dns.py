@@ -81,7 +81,7 @@ def replace_records(
         update = dns.update.UpdateMessage(
             zone,
             keyring=keyring,
-            keyname=lab_secrets.TSIG_KEY_NAME,
+            keyname=dns.name.from_text(lab_secrets.TSIG_KEY_NAME),
             keyalgorithm=lab_secrets.TSIG_ALGORITHM,
         )
     else:

@@ -23,7 +23,7 @@ LATENCY = Histogram("web_request_seconds", "Request latency", ["method", "route"
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings = WebSettings()
+    settings = WebSettings()  # type: ignore[call-arg]  # REVIEWLAB_NODE comes from the environment
     node = settings.this_node()
     backends = Backends.connect(settings.topology(), node)
     backends.open()

@@ -81,7 +81,8 @@ class Backends:
         except (BotoCoreError, ClientError) as exc:
             found["minio"] = str(exc)
         try:
-            self.shard_map.snapshot() or self.shard_map.refresh()
+            if not self.shard_map.snapshot():
+                self.shard_map.refresh()
         except Exception as exc:
             found["shard map"] = str(exc)
         return found

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -24,8 +26,8 @@ def body(code: str, message: str, **extra: object) -> dict[str, object]:
     return {"error": {"code": code, "message": message, **extra}}
 
 
-def _describe(error: dict[str, object]) -> str:
-    loc = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path"))  # type: ignore[union-attr]
+def _describe(error: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path"))
     return f"{loc or 'request'}: {error.get('msg')}"
 
 

@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import redis
@@ -29,6 +29,8 @@ STAGE_SECONDS = Histogram(
 )
 JOBS = Counter("worker_jobs_total", "Jobs finished", ["outcome"])
 MODEL_TAG = "selfie-v1"
+# XREADGROUP's reply: [(stream, [(message id, fields), ...]), ...]
+StreamReply = list[tuple[str, list[tuple[str, dict[str, str]]]]]
 
 
 class PermanentFailure(Exception):
@@ -134,7 +136,8 @@ class JobRunner:
 
         shard.write(mark)
         self.client.xadd(
-            queue.DEAD_LETTER_STREAM, {**job, "reason": reason, "consumer": self.consumer}
+            queue.DEAD_LETTER_STREAM,
+            dict(job, reason=reason, consumer=self.consumer),  # type: ignore[arg-type]
         )
 
     def handle(self, message_id: str, job: dict[str, str]) -> None:
@@ -208,7 +211,7 @@ class JobRunner:
             count=1,
             block=min(block_ms, 1000),
         )
-        for _, messages in reply or []:
+        for _, messages in cast(StreamReply, reply) or []:
             for message_id, fields in messages:
                 return message_id, fields
         return None
@@ -218,7 +221,9 @@ class JobRunner:
         reply = self.client.xreadgroup(
             queue.WORKERS_GROUP, self.consumer, {queue.JOBS_STREAM: "0"}, count=100
         )
-        return [(mid, f) for _, messages in reply or [] for mid, f in messages if f]
+        return [
+            (mid, f) for _, messages in cast(StreamReply, reply) or [] for mid, f in messages if f
+        ]
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():

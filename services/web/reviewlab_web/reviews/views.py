@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Response, UploadFile, status
 from reviewlab_common import images
@@ -16,7 +16,7 @@ from reviewlab_web.reviews import schemas, service
 
 router = APIRouter(prefix="/api", tags=["reviews"])
 ConsistencyDep = Annotated[dict[str, str], Depends(consistency.from_request)]
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing or bad bearer token"},
     503: {"description": "a dependency is down; nothing was written"},
 }
