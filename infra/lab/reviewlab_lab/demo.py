@@ -123,11 +123,13 @@ def run(topology: Topology) -> None:
                     f"http://{edge}:{parts.port}{parts.path}", headers={"Host": parts.netloc}
                 )
                 print(
-                    f"    {got.status_code} {got.headers.get('Content-Type')} {len(got.content) // 1024} KB"
+                    f"    {got.status_code} {got.headers.get('Content-Type')} "
+                    f"{len(got.content) // 1024} KB"
                     f"  X-Cache-Status: {got.headers.get('X-Cache-Status')}"
                 )
     print(
-        f"\nDone. Try:\n  curl -s http://{www}:{www_port}/api/reviews/{review['id']} | python3 -m json.tool\n"
+        "\nDone. Try:\n"
+        f"  curl -s http://{www}:{www_port}/api/reviews/{review['id']} | python3 -m json.tool\n"
         f"  curl -sI --resolve cdn.{domain}:{parts.port}:{edge} {cutout_url}\n"
         f"  reviewlab status"
     )
