@@ -30,7 +30,8 @@ demo: ## setup and up if needed, then Kim's review with a photo, end to end
 	@$(MAKE) --no-print-directory up
 	@$(BIN)/python -m reviewlab_lab.demo
 
-test: ## unit and integration tests (the lab must be up: `make up`)
+test: ## unit and integration tests against the real lab (brings it up first if needed)
+	@$(MAKE) --no-print-directory up
 	@bash scripts/test.sh
 
 check: lint test ## format, lint, types, then the tests

@@ -15,7 +15,7 @@ MEDIAPIPE_WHEEL_VERSION=0.10.14
 MODEL_MEMBER=mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite
 MODEL_SHA256=9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c
 DEBIAN_PACKAGES=(postgresql-15 nginx libnginx-mod-stream libnginx-mod-http-cache-purge
-  redis-server bind9 bind9-utils etcd-server wrk python3-venv dnsutils procps)
+  redis-server bind9 bind9-utils etcd-server wrk python3-venv dnsutils procps acl)
 
 STEP=0
 TOTAL=7
@@ -46,9 +46,15 @@ done_step
 step "lab user '$RUN_USER' (runs every node; Postgres refuses root)"
 id "$RUN_USER" >/dev/null 2>&1 || useradd --system --create-home --home-dir "/var/lib/$RUN_USER-home" --shell /usr/sbin/nologin "$RUN_USER"
 if ! runuser -u "$RUN_USER" -- test -r "$REPO/infra/topology.toml"; then
-  echo "      $RUN_USER cannot read $REPO: make the checkout world-readable (chmod o+rx on its parents)"
-  false
+  # The nodes run the checkout's code as $RUN_USER: grant that user (only) traverse and read.
+  echo "      granting $RUN_USER read access to $REPO (ACLs on the checkout and its parents)"
+  dir="$REPO"
+  while [ "$dir" != "/" ]; do dir=$(dirname "$dir"); setfacl -m "u:$RUN_USER:x" "$dir"; done
+  setfacl -R -m "u:$RUN_USER:rX" "$REPO"
+  setfacl -R -d -m "u:$RUN_USER:rX" "$REPO"
 fi
+runuser -u "$RUN_USER" -- test -r "$REPO/infra/topology.toml" || {
+  echo "      $RUN_USER still cannot read $REPO: move the checkout somewhere world-readable"; false; }
 done_step
 
 step "Python environment $VENV (from /usr/bin/python3, readable by $RUN_USER)"
