@@ -8,6 +8,8 @@ import signal
 import subprocess
 import time
 import xmlrpc.client
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -47,13 +49,19 @@ class Supervisor:
         self.topology = topology
         self.paths = paths
 
-    def _proxy(self) -> Any:
+    @contextmanager
+    def _proxy(self) -> Iterator[Any]:
+        """An XML-RPC proxy on supervisord's socket, closed after use."""
         transport = SupervisorTransport(None, None, f"unix://{self.paths.supervisor_socket}")
-        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+        try:
+            yield xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+        finally:
+            transport.close()
 
     def running(self) -> bool:
         try:
-            return bool(self._proxy().supervisor.getState()["statename"] == "RUNNING")
+            with self._proxy() as proxy:
+                return bool(proxy.supervisor.getState()["statename"] == "RUNNING")
         except (OSError, xmlrpc.client.Fault):
             return False
 
@@ -73,43 +81,47 @@ class Supervisor:
 
     def update(self) -> list[str]:
         """Apply a changed supervisord config: add new nodes, restart changed ones."""
-        proxy = self._proxy()
-        added, changed, removed = proxy.supervisor.reloadConfig()[0]
-        for name in removed:
-            proxy.supervisor.stopProcess(name)
-            proxy.supervisor.removeProcessGroup(name)
-        for name in changed:
-            proxy.supervisor.stopProcess(name)
-            proxy.supervisor.removeProcessGroup(name)
-            proxy.supervisor.addProcessGroup(name)
-        for name in added:
-            proxy.supervisor.addProcessGroup(name)
+        with self._proxy() as proxy:
+            added, changed, removed = proxy.supervisor.reloadConfig()[0]
+            for name in removed:
+                proxy.supervisor.stopProcess(name)
+                proxy.supervisor.removeProcessGroup(name)
+            for name in changed:
+                proxy.supervisor.stopProcess(name)
+                proxy.supervisor.removeProcessGroup(name)
+                proxy.supervisor.addProcessGroup(name)
+            for name in added:
+                proxy.supervisor.addProcessGroup(name)
         return cast(list[str], added + changed + removed)
 
     def processes(self) -> dict[str, ProcessInfo]:
         if not self.running():
             return {}
+        with self._proxy() as proxy:
+            infos = proxy.supervisor.getAllProcessInfo()
         return {
             p["name"]: ProcessInfo(p["name"], p["statename"], p["pid"], p["description"])
-            for p in self._proxy().supervisor.getAllProcessInfo()
+            for p in infos
         }
 
     def stop_node(self, name: str) -> None:
-        self._proxy().supervisor.stopProcess(name)
+        with self._proxy() as proxy:
+            proxy.supervisor.stopProcess(name)
 
     def start_node(self, name: str) -> None:
-        proxy = self._proxy()
-        if proxy.supervisor.getProcessInfo(name)["statename"] != "RUNNING":
-            proxy.supervisor.startProcess(name)
+        with self._proxy() as proxy:
+            if proxy.supervisor.getProcessInfo(name)["statename"] != "RUNNING":
+                proxy.supervisor.startProcess(name)
 
     def restart_node(self, name: str) -> None:
-        proxy = self._proxy()
-        if proxy.supervisor.getProcessInfo(name)["statename"] == "RUNNING":
-            proxy.supervisor.stopProcess(name)
-        proxy.supervisor.startProcess(name)
+        with self._proxy() as proxy:
+            if proxy.supervisor.getProcessInfo(name)["statename"] == "RUNNING":
+                proxy.supervisor.stopProcess(name)
+            proxy.supervisor.startProcess(name)
 
     def signal_node(self, name: str, signame: str) -> None:
-        self._proxy().supervisor.signalProcess(name, signame)
+        with self._proxy() as proxy:
+            proxy.supervisor.signalProcess(name, signame)
 
     def shutdown(self, timeout: float = 120) -> None:
         """Stop every node in reverse start order, then supervisord itself."""
@@ -117,7 +129,8 @@ class Supervisor:
             return
         pid_file = self.paths.run / "supervisord.pid"
         pid = int(pid_file.read_text()) if pid_file.exists() else None
-        self._proxy().supervisor.shutdown()
+        with self._proxy() as proxy:
+            proxy.supervisor.shutdown()
         deadline = time.monotonic() + timeout
         while pid and pid_alive(pid):
             if time.monotonic() > deadline:

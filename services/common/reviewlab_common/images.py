@@ -139,8 +139,9 @@ def _check_bytes(data: bytes) -> _Format:
     if len(data) > MAX_PHOTO_BYTES:
         raise PhotoRejected(
             "too_large",
-            f"The file is {len(data) / 2**20:.1f} MiB; photos may be at most "
-            f"{MAX_PHOTO_BYTES // 2**20} MiB. Nothing was saved. Export a smaller copy "
+            # The caller may stop reading one byte past the limit: say "more than", not a size.
+            f"The file is larger than {MAX_PHOTO_BYTES // 2**20} MiB, the most a photo may be. "
+            "Nothing was saved. Export a smaller copy "
             "(or crop it) and upload it again.",
             status=413,
         )

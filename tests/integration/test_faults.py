@@ -1,0 +1,325 @@
+"""Faults during the review flow: Redis down, a worker killed mid-job, replicas that lag.
+
+Each test disrupts one node for seconds and restores it in a `finally`, because the lab is
+shared while the tests run.
+"""
+
+from __future__ import annotations
+
+import time
+import xmlrpc.client
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from reviewlab_common import faults, queue
+from reviewlab_common import secrets as lab_secrets
+from reviewlab_common.topology import Node, Topology
+from reviewlab_lab import ready
+from reviewlab_lab.paths import LabPaths
+from reviewlab_lab.procs import Supervisor
+from supervisor.xmlrpc import SupervisorTransport
+
+from tests.conftest import deadline
+from tests.integration.conftest import eventually
+from tests.integration.test_reviews import (
+    CONSISTENCY,
+    KIM,
+    SAM,
+    Authored,
+    get_review,
+    marker,
+    post_review,
+    products_by_shard,
+    unique_photo,
+    wait_photo_ready,
+)
+
+# worker-1 sleeps this long mid-job (after reading the job, before writing the cutout).
+MID_JOB_DELAY_MS = 8000
+
+
+@pytest.fixture()
+def authored(vip: str, token_for: Callable[[int], str]) -> Iterator[Authored]:
+    made = Authored(vip, token_for)
+    yield made
+    made.delete_all()
+
+
+class ClosingSupervisor(Supervisor):
+    """Supervisor over one XML-RPC connection that is closed when done.
+
+    Supervisor._proxy opens a new connection per call and never closes it; with warnings as
+    errors, the ResourceWarning of each leaked socket would fail the test.
+    """
+
+    def __init__(self, topology: Topology, paths: LabPaths) -> None:
+        super().__init__(topology, paths)
+        self._transport = SupervisorTransport(None, None, f"unix://{paths.supervisor_socket}")
+
+    def _proxy(self) -> Any:
+        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=self._transport)
+
+    def close(self) -> None:
+        self._transport.close()
+
+
+@pytest.fixture()
+def supervisor(topology: Topology) -> Iterator[Supervisor]:
+    control = ClosingSupervisor(topology, LabPaths.of(topology))
+    yield control
+    control.close()
+
+
+def wait_node_ready(topology: Topology, name: str, within: float = 60) -> None:
+    node = topology.nodes[name]
+    eventually(lambda: ready.probe(topology, node).ready, within=within, what=f"{name} ready")
+
+
+def state_of(supervisor: Supervisor, name: str) -> str:
+    return supervisor.processes()[name].state
+
+
+def keep_stopped(supervisor: Supervisor, name: str) -> None:
+    """Stop NAME and make sure autorestart did not bring it back in between."""
+    limit = time.monotonic() + deadline(20)
+    while time.monotonic() < limit:
+        state = state_of(supervisor, name)
+        if state == "STOPPED":
+            return
+        if state in ("STARTING", "RUNNING", "BACKOFF"):
+            try:
+                supervisor.stop_node(name)
+            except xmlrpc.client.Fault as exc:  # it exited between the check and the stop
+                if "NOT_RUNNING" not in exc.faultString:
+                    raise
+        time.sleep(0.05)
+    raise AssertionError(f"{name} did not stay stopped: {state_of(supervisor, name)}")
+
+
+def replicas_of(topology: Topology, shard: str) -> list[Node]:
+    """The shard's current replicas, as its Patroni members report them."""
+    for member in topology.clusters[shard].members:
+        try:
+            reply = httpx.get(f"http://{member.address}:{member.rest_port}/cluster", timeout=3)
+        except httpx.HTTPError:
+            continue
+        names = [m["name"] for m in reply.json()["members"] if m["role"] != "leader"]
+        return [topology.nodes[name] for name in names]
+    raise AssertionError(f"no Patroni member of {shard} answered /cluster")
+
+
+def superuser(topology: Topology, node: Node) -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(
+        host=node.address,
+        port=node.port,
+        dbname="reviews",
+        user="postgres",
+        password=lab_secrets.load(topology).postgres_password,
+        connect_timeout=3,
+        autocommit=True,
+    )
+
+
+@contextmanager
+def replay_paused(topology: Topology, replicas: list[Node]) -> Iterator[None]:
+    """WAL replay paused on every replica: they keep receiving WAL but show none of it."""
+    try:
+        for node in replicas:
+            with superuser(topology, node) as conn:
+                conn.execute("SELECT pg_wal_replay_pause()")
+        yield
+    finally:
+        for node in replicas:
+            with superuser(topology, node) as conn:
+                conn.execute("SELECT pg_wal_replay_resume()")
+
+
+def pending_job(topology: Topology, consumer: str, review_id: int) -> str | None:
+    """The stream id of REVIEW_ID's photo job if CONSUMER holds it unacknowledged."""
+    client = queue.connect(topology)
+    pending = client.xpending_range(
+        queue.JOBS_STREAM, queue.WORKERS_GROUP, min="-", max="+", count=1000, consumername=consumer
+    )
+    for entry in pending:
+        message_id = entry["message_id"]
+        for _, fields in client.xrange(queue.JOBS_STREAM, min=message_id, max=message_id):
+            if fields.get("review_id") == str(review_id):
+                return str(message_id)
+    return None
+
+
+def test_a_review_posted_while_redis_is_down_gets_its_cutout_after_redis_returns(
+    topology: Topology,
+    client: httpx.Client,
+    token_for: Callable[[int], str],
+    authored: Authored,
+    supervisor: Supervisor,
+) -> None:
+    supervisor.stop_node("redis")
+    try:
+        posted = post_review(
+            client,
+            token_for(KIM),
+            product_id=12,
+            body=marker("Redis is down"),
+            photo=unique_photo(),
+        )
+    finally:
+        supervisor.start_node("redis")
+        wait_node_ready(topology, "redis", within=30)
+    review = authored.add(posted, KIM)
+    # The job is in the shard's outbox, committed with the review: Redis was not needed.
+    assert review["photo"]["status"] == "processing"
+    done = wait_photo_ready(client, review["id"], posted.headers[CONSISTENCY], within=60)
+    assert done["photo"]["cutout_url"]
+    for worker in topology.of_kind("worker"):
+        wait_node_ready(topology, worker.name, within=30)
+
+
+def test_a_job_of_a_worker_killed_mid_job_is_finished_by_the_other(
+    topology: Topology,
+    client: httpx.Client,
+    token_for: Callable[[int], str],
+    authored: Authored,
+    supervisor: Supervisor,
+) -> None:
+    victim, survivor = "worker-1", "worker-2"
+    faults.set_delay(topology, victim, MID_JOB_DELAY_MS)
+    try:
+        # Only the victim reads new jobs for a few seconds, so it is the one that takes ours.
+        supervisor.stop_node(survivor)
+        try:
+            posted = post_review(
+                client,
+                token_for(SAM),
+                product_id=14,
+                body=marker("killed mid-job"),
+                photo=unique_photo(),
+            )
+            review = authored.add(posted, SAM)
+            eventually(
+                lambda: pending_job(topology, victim, review["id"]),
+                within=30,
+                every=0.1,
+                what=f"{victim} holds the job of review {review['id']}",
+            )
+        finally:
+            supervisor.start_node(survivor)
+        supervisor.signal_node(victim, "KILL")
+        keep_stopped(supervisor, victim)
+        faults.set_delay(topology, victim, 0)
+        wait_node_ready(topology, survivor)
+
+        consistency = posted.headers[CONSISTENCY]
+        killed = get_review(client, review["id"], consistency).json()
+        assert killed["photo"]["status"] == "processing", "the job finished before the kill"
+        # The survivor claims the silent consumer's job once it has been idle 15 s.
+        done = wait_photo_ready(client, review["id"], consistency, within=60)
+        assert done["photo"]["cutout_url"]
+        assert state_of(supervisor, victim) == "STOPPED", "the killed worker came back early"
+        assert pending_job(topology, victim, review["id"]) is None
+        assert pending_job(topology, survivor, review["id"]) is None
+    finally:
+        faults.set_delay(topology, victim, 0)
+        supervisor.start_node(survivor)
+        supervisor.start_node(victim)
+        wait_node_ready(topology, victim)
+        wait_node_ready(topology, survivor)
+
+
+@dataclass
+class Observed:
+    """What the vIP answered while replay was paused, judged once the window is known valid."""
+
+    review_id: int
+    with_token: list[httpx.Response] = field(default_factory=list)
+    listings: list[httpx.Response] = field(default_factory=list)
+    by_id_without_token: httpx.Response | None = None
+
+
+def replicas_behind(topology: Topology, replicas: list[Node], lsn: str) -> bool:
+    """Has no replica replayed LSN yet? (Then no read from one could have seen that write.)"""
+    for node in replicas:
+        with superuser(topology, node) as conn:
+            row = conn.execute("SELECT pg_last_wal_replay_lsn() < %s::pg_lsn", (lsn,)).fetchone()
+            if not row or not row[0]:
+                return False
+    return True
+
+
+def observe_reads(
+    vip: str, token: str, product_id: int, shard: str, authored: Authored
+) -> tuple[Observed, str]:
+    # A fresh client: the cookie a write sets must not stand in for the header below.
+    with httpx.Client(base_url=vip, timeout=15) as writer:
+        posted = post_review(writer, token, product_id=product_id, body=marker("read my write"))
+    review = authored.add(posted, KIM)
+    consistency = posted.headers[CONSISTENCY]
+    seen = Observed(review["id"])
+    for _ in range(3):  # whichever web server the vIP picks
+        seen.with_token.append(
+            httpx.get(
+                f"{vip}/api/reviews/{review['id']}", headers={CONSISTENCY: consistency}, timeout=15
+            )
+        )
+        seen.listings.append(
+            httpx.get(f"{vip}/api/products/{product_id}/reviews?limit=100", timeout=15)
+        )
+    seen.by_id_without_token = httpx.get(f"{vip}/api/reviews/{review['id']}", timeout=15)
+    return seen, consistency.removeprefix(f"{shard}=")
+
+
+def test_read_your_writes_while_replicas_do_not_replay(
+    topology: Topology, vip: str, token_for: Callable[[int], str], authored: Authored
+) -> None:
+    shard = "reviews-1"
+    product_id = products_by_shard(topology)[shard][1]
+    replicas = replicas_of(topology, shard)
+    assert replicas, f"{shard} has no replica to lag"
+    replica_names = {r.name for r in replicas}
+    # Patroni resumes a paused replay on its next HA loop (every few seconds), so a window
+    # counts only if, at its end, no replica had replayed the write yet.
+    seen: Observed | None = None
+    for _ in range(5):
+        with replay_paused(topology, replicas):
+            attempt, lsn = observe_reads(vip, token_for(KIM), product_id, shard, authored)
+            if replicas_behind(topology, replicas, lsn):
+                seen = attempt
+                break
+    assert seen, "Patroni resumed replay before every one of 5 short windows ended"
+
+    for mine in seen.with_token:
+        assert mine.status_code == 200, mine.text
+        assert mine.headers["X-Read-From"] == f"{shard}/primary"
+        assert mine.headers["X-Read-Node"] not in replica_names
+    replica_reads = 0
+    for page in seen.listings:
+        assert page.status_code == 200, page.text
+        ids = {item["id"] for item in page.json()["items"]}
+        if page.headers["X-Read-From"].endswith("/replica"):
+            # Without the token a lagging replica answers: the new review is not there yet.
+            replica_reads += 1
+            assert page.headers["X-Read-Node"] in replica_names
+            assert seen.review_id not in ids
+        else:
+            assert seen.review_id in ids
+    assert replica_reads, "no read without a token went to a replica"
+    anyone = seen.by_id_without_token
+    assert anyone is not None
+    if anyone.status_code == 200:
+        assert anyone.headers["X-Read-From"] == f"{shard}/primary"
+    else:
+        assert anyone.status_code == 404, anyone.text
+        assert anyone.json()["error"]["code"] == "review_not_found"
+
+    # Once replay resumes the replicas catch up and serve it without a token too.
+    eventually(
+        lambda: httpx.get(f"{vip}/api/reviews/{seen.review_id}", timeout=15).status_code == 200,
+        within=15,
+        what="the replicas show the review after replay resumed",
+    )
