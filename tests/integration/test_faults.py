@@ -11,7 +11,6 @@ import xmlrpc.client
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 import psycopg
@@ -22,7 +21,6 @@ from reviewlab_common.topology import Node, Topology
 from reviewlab_lab import ready
 from reviewlab_lab.paths import LabPaths
 from reviewlab_lab.procs import Supervisor
-from supervisor.xmlrpc import SupervisorTransport
 
 from tests.conftest import deadline
 from tests.integration.conftest import eventually
@@ -50,29 +48,9 @@ def authored(vip: str, token_for: Callable[[int], str]) -> Iterator[Authored]:
     made.delete_all()
 
 
-class ClosingSupervisor(Supervisor):
-    """Supervisor over one XML-RPC connection that is closed when done.
-
-    Supervisor._proxy opens a new connection per call and never closes it; with warnings as
-    errors, the ResourceWarning of each leaked socket would fail the test.
-    """
-
-    def __init__(self, topology: Topology, paths: LabPaths) -> None:
-        super().__init__(topology, paths)
-        self._transport = SupervisorTransport(None, None, f"unix://{paths.supervisor_socket}")
-
-    def _proxy(self) -> Any:
-        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=self._transport)
-
-    def close(self) -> None:
-        self._transport.close()
-
-
 @pytest.fixture()
-def supervisor(topology: Topology) -> Iterator[Supervisor]:
-    control = ClosingSupervisor(topology, LabPaths.of(topology))
-    yield control
-    control.close()
+def supervisor(topology: Topology) -> Supervisor:
+    return Supervisor(topology, LabPaths.of(topology))
 
 
 def wait_node_ready(topology: Topology, name: str, within: float = 60) -> None:

@@ -1,42 +1,62 @@
-"""`reviewlab lb`: show and switch the load balancer's layer and algorithm."""
+"""`reviewlab lb`: show, switch and watch the load balancer's layer and algorithm."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from reviewlab_common.topology import Topology
 
-from reviewlab_lab import loadbalancer
+from reviewlab_lab import lbstats, loadbalancer
 from reviewlab_lab.paths import LabPaths
-from reviewlab_lab.procs import Supervisor
-from reviewlab_lab.render import Renderer
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("lb", help="the load balancer (vIP)")
     lb_sub = p.add_subparsers(dest="lb_command", required=True)
-    lb_sub.add_parser("show", help="print the current layer and algorithm")
+    lb_sub.add_parser("show", help="print the current layer, algorithm and pools")
     p = lb_sub.add_parser("set", help="switch layer/algorithm live (graceful nginx reload)")
     p.add_argument("--layer", choices=loadbalancer.LAYERS)
     p.add_argument("--algorithm", choices=sorted(loadbalancer.ALGORITHMS))
+    p = lb_sub.add_parser("stats", help="share of requests per backend, from the vIP's log")
+    p.add_argument("--since", type=float, metavar="SECONDS", help="only the last SECONDS")
+
+
+def describe(topology: Topology, mode: loadbalancer.LbMode) -> str:
+    """The mode and where each kind of request goes in it."""
+    lines = [f"load balancer: {mode}"]
+    if mode.layer == "l7":
+        pools = loadbalancer.pools(topology)
+        names = {pool: ", ".join(w.name for w in members) for pool, members in pools.items()}
+        edges = ", ".join(e.name for e in topology.of_kind("edge"))
+        lines += [
+            f"  uploads (multipart writes) -> {names['web_upload']}",
+            f"  everything else            -> {names['web_api']}",
+            f"  /media/                    -> {edges}",
+        ]
+    else:
+        webs = ", ".join(w.name for w in topology.of_kind("web"))
+        lines.append(f"  every TCP connection -> {webs} (no routing by path at layer 4)")
+    return "\n".join(lines)
 
 
 def run(topology: Topology, args: argparse.Namespace) -> None:
     paths = LabPaths.of(topology)
     mode = loadbalancer.current_mode(paths)
     if args.lb_command == "show":
-        print(f"layer {mode.layer}, algorithm {mode.algorithm}")
+        print(describe(topology, mode))
+        return
+    if args.lb_command == "stats":
+        log = loadbalancer.access_log(paths)
+        print(lbstats.report(topology, log, str(mode), args.since))
         return
     new = loadbalancer.LbMode(
         layer=args.layer or mode.layer, algorithm=args.algorithm or mode.algorithm
     )
-    loadbalancer.save_mode(paths, new)
-    renderer = Renderer(topology, paths)
-    renderer.programs()
-    lb = topology.one("lb")
-    if lb.name in renderer.changed:
-        Supervisor(topology, paths).signal_node(lb.name, "HUP")
-    print(
-        f"load balancer: layer {new.layer}, algorithm {new.algorithm} (nginx reloaded gracefully)"
-    )
+    try:
+        changed = loadbalancer.apply(topology, paths, new)
+    except loadbalancer.SwitchFailed as exc:
+        sys.exit(f"reviewlab lb set: {exc}")
+    print(describe(topology, new))
+    print("nginx reloaded gracefully" if changed else "nothing to change")

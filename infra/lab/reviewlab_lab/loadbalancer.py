@@ -1,27 +1,73 @@
-"""The load balancer's mode (layer and algorithm) and its nginx config."""
+"""The load balancer's mode (layer and algorithm), its nginx config, and graceful switches."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import jinja2
-from reviewlab_common.topology import Topology
+from reviewlab_common.topology import Node, Topology
 
-from reviewlab_lab.paths import LabPaths
+from reviewlab_lab.paths import REPO, LabPaths
+from reviewlab_lab.procs import as_run_user
 
 LAYERS = ("l4", "l7")
+# The same directives exist in nginx's http and stream upstreams.
 ALGORITHMS = {
-    "round_robin": "",
-    "random": "random two least_conn;",
+    "round_robin": "",  # nginx's default: weighted round-robin
+    "random": "random;",
+    "random_two": "random two least_conn;",  # two random picks, the less loaded one wins
     "least_conn": "least_conn;",
 }
+STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+NGINX = "/usr/sbin/nginx"
+CONFIG_NAME = "lb.nginx.conf"
 
 
 @dataclass(frozen=True)
 class LbMode:
     layer: str = "l7"
     algorithm: str = "round_robin"
+
+    def __str__(self) -> str:
+        return f"layer {self.layer}, algorithm {self.algorithm}"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the vIP enforces; rendered into the config and quoted in its JSON errors."""
+
+    max_body_mb: int = 11  # photos are at most 10 MB; the form's other fields need a little more
+    rate_per_second: int = 50
+    burst: int = 100
+    unlimited_sources: tuple[str, ...] = ("127.0.0.1",)
+    connect_timeout_s: int = 1
+    read_timeout_s: int = 10
+    idle_timeout_s: int = 60
+    max_fails: int = 2
+    fail_timeout_s: int = 5
+    tries: int = 3
+
+
+LIMITS = Limits()
+
+
+def templates() -> jinja2.Environment:
+    """The templates of the vIP's config (loadbalancer/*.j2)."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(REPO / "loadbalancer"),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+class SwitchFailed(RuntimeError):
+    """nginx refused the new config; the previous mode is still serving."""
 
 
 def mode_file(paths: LabPaths) -> str:
@@ -42,14 +88,135 @@ def save_mode(paths: LabPaths, mode: LbMode) -> None:
         json.dump(asdict(mode), handle)
 
 
-def render_config(topology: Topology, paths: LabPaths, jinja: jinja2.Environment) -> str:
+def access_log(paths: LabPaths) -> Path:
+    """The vIP's own log: one line per request (l7) or per connection (l4)."""
+    return paths.logs / "lb.access.log"
+
+
+def pools(topology: Topology) -> dict[str, list[Node]]:
+    """The L7 upstream groups by role: every web server that holds the role."""
+    webs = topology.of_kind("web")
+    return {
+        "web_api": [w for w in webs if "api" in w.roles],
+        "web_upload": [w for w in webs if "upload" in w.roles],
+    }
+
+
+def error_pages(limits: Limits) -> list[tuple[str, int, str, str]]:
+    """The JSON errors the vIP answers by itself: (location, status, code, message)."""
+    retry = "A GET is safe to retry; retry a POST only with the same Idempotency-Key."
+    return [
+        (
+            "too_large",
+            413,
+            "request_too_large",
+            f"the request body is larger than {limits.max_body_mb} MB, so nothing was stored. "
+            "A photo may be at most 10 MB: send a smaller one.",
+        ),
+        (
+            "too_many",
+            429,
+            "rate_limited",
+            f"more than {limits.rate_per_second} requests per second came from your address, "
+            "so this one was not processed. Wait a second, then retry.",
+        ),
+        ("bad_gateway", 502, "upstream_failed", f"no web server answered this request. {retry}"),
+        ("unavailable", 503, "upstream_unavailable", f"no web server is available. {retry}"),
+        (
+            "timed_out",
+            504,
+            "upstream_timeout",
+            f"the web server did not answer within {limits.read_timeout_s} s. {retry}",
+        ),
+    ]
+
+
+def render_config(
+    topology: Topology,
+    paths: LabPaths,
+    jinja: jinja2.Environment,
+    mode: LbMode | None = None,
+    limits: Limits = LIMITS,
+) -> str:
     node = topology.one("lb")
-    mode = current_mode(paths)
+    mode = mode or current_mode(paths)
+    if mode.layer not in LAYERS or mode.algorithm not in ALGORITHMS:
+        raise ValueError(f"unknown load balancer mode: {mode}")
     return jinja.get_template("lb.conf.j2").render(
         node=node,
         mode=mode,
+        limits=limits,
         node_run=paths.node_run(node.name),
         data_dir=paths.data(node.name),
+        access_log=access_log(paths),
+        stream_module=STREAM_MODULE,
         algorithm_directive=ALGORITHMS[mode.algorithm],
         webs=topology.of_kind("web"),
+        pools=pools(topology),
+        edges=topology.of_kind("edge"),
+        error_pages=error_pages(limits),
     )
+
+
+def check_config(topology: Topology, paths: LabPaths, conf: Path) -> str | None:
+    """nginx's own verdict on a config file, as the lab user; None when it is valid."""
+    prefix = paths.data(topology.one("lb").name)
+    argv = [NGINX, "-t", "-q", "-p", str(prefix), "-c", str(conf), "-e", "stderr"]
+    result = subprocess.run(
+        as_run_user(topology, argv), capture_output=True, text=True, check=False
+    )
+    return None if result.returncode == 0 else (result.stderr or result.stdout).strip()
+
+
+def reload(topology: Topology, paths: LabPaths, timeout: float = 10.0) -> None:
+    """SIGHUP nginx and wait until its new workers run: in-flight requests finish on the old."""
+    lb = topology.one("lb")
+    log = paths.log(lb.name)
+    offset = log.stat().st_size if log.exists() else 0
+    pid_file = paths.node_run(lb.name) / "nginx.pid"
+    try:
+        os.kill(int(pid_file.read_text()), signal.SIGHUP)
+    except (FileNotFoundError, ValueError, ProcessLookupError) as exc:
+        raise SwitchFailed(
+            f"the load balancer is not running ({pid_file}: {exc}); the new config was saved "
+            "and applies at the next `reviewlab up`"
+        ) from exc
+    limit = time.monotonic() + timeout
+    while time.monotonic() < limit:
+        size = log.stat().st_size if log.exists() else 0
+        if size < offset:  # the log was rotated
+            offset = 0
+        with open(log, errors="replace") as handle:
+            handle.seek(offset)
+            news = handle.read()
+        if "[emerg]" in news:
+            raise SwitchFailed(f"nginx kept its previous config: {news.strip()}")
+        # New workers run, and the old one has closed its listening sockets: from now on
+        # every new connection meets the new mode.
+        if "start worker process" in news and "gracefully shutting down" in news:
+            return
+        time.sleep(0.05)
+    raise SwitchFailed(f"nginx did not start new workers within {timeout:.0f} s; see {log}")
+
+
+def apply(topology: Topology, paths: LabPaths, mode: LbMode) -> bool:
+    """Render MODE, check it with nginx, then reload gracefully; report whether it changed."""
+    from reviewlab_lab.render import write_if_changed  # render imports this module
+
+    conf = paths.conf / CONFIG_NAME
+    previous = conf.read_text() if conf.exists() else None
+    old_mode = current_mode(paths)
+    text = render_config(topology, paths, templates(), mode)
+    if not write_if_changed(conf, text):
+        save_mode(paths, mode)
+        return False
+    problem = check_config(topology, paths, conf)
+    if problem is not None:
+        if previous is not None:
+            conf.write_text(previous)
+        raise SwitchFailed(
+            f"nginx rejected the config for {mode}; the vIP keeps serving {old_mode}.\n{problem}"
+        )
+    save_mode(paths, mode)
+    reload(topology, paths)
+    return True
