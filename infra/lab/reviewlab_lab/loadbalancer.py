@@ -169,7 +169,7 @@ def check_config(topology: Topology, paths: LabPaths, conf: Path) -> str | None:
 
 
 def reload(topology: Topology, paths: LabPaths, timeout: float = 10.0) -> None:
-    """SIGHUP nginx and wait until its new workers run: in-flight requests finish on the old."""
+    """SIGHUP nginx; wait until the new worker runs and the old one stopped accepting."""
     lb = topology.one("lb")
     log = paths.log(lb.name)
     offset = log.stat().st_size if log.exists() else 0

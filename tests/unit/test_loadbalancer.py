@@ -1,0 +1,162 @@
+"""The vIP's nginx config per layer x algorithm, its JSON errors, and `reviewlab lb stats`."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from reviewlab_common.topology import Topology, current
+from reviewlab_lab import lbstats, loadbalancer
+from reviewlab_lab.paths import LabPaths
+
+MODES = [
+    loadbalancer.LbMode(layer, algorithm)
+    for layer in loadbalancer.LAYERS
+    for algorithm in loadbalancer.ALGORITHMS
+]
+
+
+@pytest.fixture(scope="module")
+def topology() -> Topology:
+    return current()
+
+
+def render(topology: Topology, root: Path, mode: loadbalancer.LbMode) -> str:
+    return loadbalancer.render_config(topology, LabPaths(root), loadbalancer.templates(), mode)
+
+
+def block(config: str, opening: str) -> str:
+    """The text of the block that starts with OPENING, up to its matching brace."""
+    start = config.index(opening)
+    depth = 0
+    for index in range(config.index("{", start), len(config)):
+        depth += {"{": 1, "}": -1}.get(config[index], 0)
+        if depth == 0:
+            return config[start : index + 1]
+    raise AssertionError(f"unbalanced block {opening!r}")
+
+
+@pytest.mark.parametrize("mode", MODES, ids=str)
+def test_every_mode_balances_with_its_algorithm(
+    topology: Topology, tmp_path: Path, mode: loadbalancer.LbMode
+) -> None:
+    config = render(topology, tmp_path, mode)
+    directive = loadbalancer.ALGORITHMS[mode.algorithm]
+    groups = (
+        ["upstream web_tcp"] if mode.layer == "l4" else ["upstream web_api", "upstream web_upload"]
+    )
+    for group in groups:
+        text = block(config, group)
+        if directive:
+            assert directive in text
+        else:  # round-robin is nginx's default: no other method may be named
+            assert not re.search(r"\b(random|least_conn|hash)\b", text)
+    lb = topology.one("lb")
+    assert f"listen {lb.address}:{lb.ceiling_port};" in block(config, "http {")
+    listen = f"listen {lb.endpoint};"
+    assert (listen in block(config, "stream {")) == (mode.layer == "l4")
+    assert (listen in block(config, "http {")) == (mode.layer == "l7")
+
+
+def test_paths_stay_under_the_lab_data_dir(topology: Topology, tmp_path: Path) -> None:
+    for mode in MODES:
+        config = render(topology, tmp_path, mode)
+        files = re.findall(r"(?:pid|_temp_path|access_log|error_log)\s+(/[^;\s]+)", config)
+        assert len(files) >= 7, files
+        for path in files:
+            assert path.startswith(str(tmp_path)), f"{mode}: {path}"
+
+
+def test_l7_pools_follow_the_roles(topology: Topology, tmp_path: Path) -> None:
+    config = render(topology, tmp_path, loadbalancer.LbMode())
+    for group, role in (("web_api", "api"), ("web_upload", "upload")):
+        text = block(config, f"upstream {group}")
+        for web in topology.of_kind("web"):
+            assert (f"server {web.endpoint} " in text) == (role in web.roles), (group, web)
+    assert f"server {topology.one('edge').endpoint};" in block(config, "upstream edge")
+    assert "location /media/" in config
+    assert "add_header X-Upstream" in config
+
+
+def test_only_keyed_writes_may_be_sent_twice(topology: Topology, tmp_path: Path) -> None:
+    config = render(topology, tmp_path, loadbalancer.LbMode())
+    server = block(config, f"listen {topology.one('lb').endpoint}")
+    assert server.count("non_idempotent") == 1
+    keyed = block(config, "location /.keyed/")
+    assert "internal;" in keyed and "non_idempotent" in keyed
+    assert "proxy_next_upstream error timeout;" in config  # everything else: nginx's rule
+
+
+def test_json_errors_are_valid_json_in_the_config(topology: Topology, tmp_path: Path) -> None:
+    config = render(topology, tmp_path, loadbalancer.LbMode())
+    bodies = re.findall(r"return (\d{3}) '(.*)';", config)
+    statuses = {int(status) for status, _ in bodies}
+    assert {200, 413, 429, 502, 503, 504} <= statuses
+    for status, body in bodies:
+        if status != "200":
+            error = json.loads(body)["error"]
+            assert error["code"] and len(error["message"]) > 20
+            assert "$" not in body  # nginx would read it as a variable
+
+
+@pytest.mark.skipif(not shutil.which("nginx"), reason="nginx is not installed")
+@pytest.mark.parametrize("layer", loadbalancer.LAYERS)
+def test_nginx_accepts_the_config(topology: Topology, tmp_path: Path, layer: str) -> None:
+    mode = loadbalancer.LbMode(layer, "least_conn")
+    conf = tmp_path / "lb.nginx.conf"
+    conf.write_text(render(topology, tmp_path, mode))
+    for folder in ("logs", "run/lb", "data/lb"):
+        (tmp_path / folder).mkdir(parents=True)
+    # `nginx -t` parses and opens files but binds no socket: no network needed.
+    result = subprocess.run(
+        ["nginx", "-t", "-q", "-p", str(tmp_path), "-c", str(conf), "-e", "stderr"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+LINES = [
+    "1000.100\tl7\t127.0.0.1\t127.0.0.11:8000\t200\t0.004\tGET /healthz",
+    "1000.200\tl7\t127.0.0.1\t127.0.0.12:8000, 127.0.0.13:8000\t200\t0.020\tGET /api/products/3",
+    "1000.300\tl7\t127.0.0.77\t-\t429\t0.000\tGET /healthz",
+    "1000.400\tl4\t127.0.0.1\t127.0.0.11:8000\t200\t1.500\t-",
+    "1000.500\tl7\t127.0.0.1\t127.0.0.13:8000 : 127.0.0.12:8000\t502\t0.010\tPOST /api/reviews",
+    "not a log line",
+]
+
+
+def test_stats_parse_the_log_format() -> None:
+    entries = [lbstats.parse(line) for line in LINES]
+    assert entries[-1] is None
+    retried = entries[1]
+    assert retried is not None and retried.upstream == "127.0.0.13:8000"
+    assert retried.attempts == 2
+    answered = entries[2]
+    assert answered is not None and answered.upstream == lbstats.ANSWERED_BY_LB
+    redirected = entries[4]
+    assert redirected is not None and redirected.upstream == "127.0.0.12:8000"
+
+
+def test_stats_share_per_backend_and_window(topology: Topology, tmp_path: Path) -> None:
+    log = tmp_path / "lb.access.log"
+    log.write_text("\n".join(LINES) + "\n")
+    recent = lbstats.read(log, since=0.25, now=1000.5)
+    assert [e.at for e in recent] == [1000.3, 1000.4, 1000.5]
+    rows = {r.name: r for r in lbstats.shares(topology, lbstats.read(log))}
+    assert rows["web-1"].count == 2 and rows["web-1"].share == pytest.approx(0.4)
+    assert rows["web-2"].errors == 1
+    assert rows["lb"].count == 1
+    assert sum(r.count for r in rows.values()) == 5
+    text = lbstats.histogram(list(rows.values()), width=10)
+    assert "web-1" in text and "####" in text and "40.0%" in text
+
+
+def test_stats_report_says_when_the_log_is_empty(topology: Topology, tmp_path: Path) -> None:
+    text = lbstats.report(topology, tmp_path / "missing.log", "layer l7", since=60)
+    assert "nothing" in text and "send some requests" in text
