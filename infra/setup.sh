@@ -37,10 +37,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 else
   echo "      all present"
 fi
-# Debian's packaged services must not hold the lab's ports; the lab runs its own instances.
-for svc in nginx redis-server named etcd postgresql; do
-  service "$svc" stop >/dev/null 2>&1 || true
-done
+# Debian's own service instances are left alone: they listen on 127.0.0.1 or default ports,
+# the lab's nodes on their own 127.0.0.x addresses. (Their init scripts match processes by
+# executable, so stopping them here would also kill a running lab's bind9 and etcd.)
 done_step
 
 step "lab user '$RUN_USER' (runs every node; Postgres refuses root)"
@@ -59,8 +58,17 @@ done_step
 
 step "Python environment $VENV (from /usr/bin/python3, readable by $RUN_USER)"
 [ -x "$VENV/bin/python" ] || /usr/bin/python3 -m venv "$VENV"
-"$VENV/bin/pip" install -q --disable-pip-version-check \
-  -e services/common -e services/web -e services/worker -e infra/lab -e ".[dev]"
+# Reinstall only when a dependency list or the checkout's location changed.
+STAMP="$VENV/.reviewlab-installed"
+WANT=$( (echo "$REPO"; cat pyproject.toml services/*/pyproject.toml infra/lab/pyproject.toml) | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$STAMP" 2>/dev/null)" = "$WANT" ]; then
+  echo "      up to date ($STAMP)"
+else
+  "$VENV/bin/pip" install -q --disable-pip-version-check wheel
+  "$VENV/bin/pip" install -q --disable-pip-version-check \
+    -e services/common -e services/web -e services/worker -e infra/lab -e ".[dev]"
+  echo "$WANT" > "$STAMP"
+fi
 done_step
 
 step "MinIO $MINIO_VERSION built from source (cached in $CACHE)"
