@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -57,6 +57,16 @@ def client(vip: str) -> Iterator[httpx.Client]:
 def token_for(topology: Topology) -> Callable[[int], str]:
     secret = lab_secrets.load(topology).token_secret
     return lambda user_id: tokens.issue(secret, user_id)
+
+
+@pytest.fixture()
+def authored(vip: str, token_for: Callable[[int], str]) -> Iterator[Any]:
+    """Reviews a test made; their authors delete them when the test ends."""
+    from tests.integration.shop import Authored  # shop imports this module
+
+    made = Authored(vip, token_for)
+    yield made
+    made.delete_all()
 
 
 def eventually(check: Callable[[], T], *, within: float, every: float = 0.25, what: str = "") -> T:

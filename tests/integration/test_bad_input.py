@@ -7,7 +7,7 @@ import io
 import struct
 import uuid
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -17,7 +17,7 @@ from reviewlab_common import storage
 from reviewlab_common.topology import Topology
 from reviewlab_lab import ready
 
-from tests.integration.test_reviews import (
+from tests.integration.shop import (
     CONSISTENCY,
     NOOR,
     PORTRAIT,
@@ -103,13 +103,6 @@ def bad_cases() -> dict[str, Case]:
 
 
 CASES = bad_cases()
-
-
-@pytest.fixture()
-def authored(vip: str, token_for: Callable[[int], str]) -> Iterator[Authored]:
-    made = Authored(vip, token_for)
-    yield made
-    made.delete_all()
 
 
 def rating_count(client: httpx.Client, product_id: int) -> int:

@@ -13,10 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import httpx
-import psycopg
 import pytest
 from reviewlab_common import faults, queue
-from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.topology import Node, Topology
 from reviewlab_lab import ready
 from reviewlab_lab.paths import LabPaths
@@ -24,7 +22,7 @@ from reviewlab_lab.procs import Supervisor
 
 from tests.conftest import deadline
 from tests.integration.conftest import eventually
-from tests.integration.test_reviews import (
+from tests.integration.shop import (
     CONSISTENCY,
     KIM,
     SAM,
@@ -33,19 +31,13 @@ from tests.integration.test_reviews import (
     marker,
     post_review,
     products_by_shard,
+    superuser,
     unique_photo,
     wait_photo_ready,
 )
 
 # worker-1 sleeps this long mid-job (after reading the job, before writing the cutout).
 MID_JOB_DELAY_MS = 8000
-
-
-@pytest.fixture()
-def authored(vip: str, token_for: Callable[[int], str]) -> Iterator[Authored]:
-    made = Authored(vip, token_for)
-    yield made
-    made.delete_all()
 
 
 @pytest.fixture()
@@ -91,29 +83,17 @@ def replicas_of(topology: Topology, shard: str) -> list[Node]:
     raise AssertionError(f"no Patroni member of {shard} answered /cluster")
 
 
-def superuser(topology: Topology, node: Node) -> psycopg.Connection[tuple[object, ...]]:
-    return psycopg.connect(
-        host=node.address,
-        port=node.port,
-        dbname="reviews",
-        user="postgres",
-        password=lab_secrets.load(topology).postgres_password,
-        connect_timeout=3,
-        autocommit=True,
-    )
-
-
 @contextmanager
 def replay_paused(topology: Topology, replicas: list[Node]) -> Iterator[None]:
     """WAL replay paused on every replica: they keep receiving WAL but show none of it."""
     try:
         for node in replicas:
-            with superuser(topology, node) as conn:
+            with superuser(topology, node, "reviews") as conn:
                 conn.execute("SELECT pg_wal_replay_pause()")
         yield
     finally:
         for node in replicas:
-            with superuser(topology, node) as conn:
+            with superuser(topology, node, "reviews") as conn:
                 conn.execute("SELECT pg_wal_replay_resume()")
 
 
@@ -223,7 +203,7 @@ class Observed:
 def replicas_behind(topology: Topology, replicas: list[Node], lsn: str) -> bool:
     """Has no replica replayed LSN yet? (Then no read from one could have seen that write.)"""
     for node in replicas:
-        with superuser(topology, node) as conn:
+        with superuser(topology, node, "reviews") as conn:
             row = conn.execute("SELECT pg_last_wal_replay_lsn() < %s::pg_lsn", (lsn,)).fetchone()
             if not row or not row[0]:
                 return False

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
-import pytest
 from PIL import Image
 from reviewlab_common import dns as lab_dns
 from reviewlab_common import shards, storage
 from reviewlab_common.topology import Topology
 
-from tests.integration.test_reviews import (
+from tests.integration.shop import (
     CONSISTENCY,
     KIM,
     Authored,
@@ -27,13 +26,6 @@ from tests.integration.test_reviews import (
 
 # The edge keeps product images (mutable keys) for a short time only.
 SHORT_TTL_S = 300
-
-
-@pytest.fixture()
-def authored(vip: str, token_for: Callable[[int], str]) -> Iterator[Authored]:
-    made = Authored(vip, token_for)
-    yield made
-    made.delete_all()
 
 
 def max_ages(cache_control: str) -> list[int]:

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import json
 import subprocess
+from functools import partial
+from typing import Any
 
 import httpx
 import psycopg
 import pytest
 from reviewlab_common import secrets as lab_secrets
-from reviewlab_common.topology import Cluster, Node, Topology
+from reviewlab_common.topology import Cluster, Node, Topology, current
+from reviewlab_lab.procs import pid_alive
+
+from tests.integration.conftest import eventually
 
 STATUS_FIELDS = {"name", "kind", "role", "address", "port", "state", "ready", "lag_bytes", "pid"}
+POSTGRES_ROLES = {"primary", "replica", "replica (sync)"}
+CLUSTER_NAMES = sorted(current().clusters)
 
 
-def status_json(topology: Topology) -> list[dict[str, object]]:
+def status_json(topology: Topology) -> list[dict[str, Any]]:
+    """What `reviewlab status --json` prints, parsed."""
     binary = topology.lab.venv / "bin" / "reviewlab"
     out = subprocess.run(
         [str(binary), "status", "--json"], capture_output=True, text=True, timeout=60, check=True
@@ -22,33 +30,74 @@ def status_json(topology: Topology) -> list[dict[str, object]]:
     return list(json.loads(out.stdout))
 
 
-def test_every_node_is_ready_in_status_json(topology: Topology) -> None:
+def all_ready(topology: Topology) -> list[dict[str, Any]] | None:
     entries = status_json(topology)
-    assert {e["name"] for e in entries} == set(topology.nodes)
+    return entries if entries and all(e["ready"] is True for e in entries) else None
+
+
+def test_every_node_is_ready_in_status_json(topology: Topology) -> None:
+    entries = eventually(
+        lambda: all_ready(topology), within=60, every=1.0, what="every node ready in status"
+    )
+    assert sorted(e["name"] for e in entries) == sorted(topology.nodes)
     for entry in entries:
         assert set(entry) >= STATUS_FIELDS, entry
-        node = topology.nodes[str(entry["name"])]
-        assert (entry["address"], entry["port"], entry["kind"]) == (
+        node = topology.nodes[entry["name"]]
+        assert (entry["kind"], entry["address"], entry["port"]) == (
+            node.kind,
             node.address,
             node.port,
-            node.kind,
         )
-        assert entry["ready"] is True, entry
         assert entry["state"] == "running", entry
-        assert isinstance(entry["pid"], int) and entry["pid"] > 0, entry
+        assert isinstance(entry["pid"], int) and pid_alive(entry["pid"]), entry
+        if node.kind == "postgres":
+            assert entry["role"] in POSTGRES_ROLES, entry
+            # Patroni and its postmaster are separate processes; both must be alive.
+            assert isinstance(entry["postmaster_pid"], int), entry
+            assert entry["postmaster_pid"] != entry["pid"], entry
+            assert pid_alive(entry["postmaster_pid"]), entry
+            if entry["role"] == "primary":
+                assert entry["lag_bytes"] is None, entry
+            else:
+                assert isinstance(entry["lag_bytes"], int) and entry["lag_bytes"] >= 0, entry
+        else:
+            assert entry["lag_bytes"] is None, entry
+            assert entry["role"], entry
+    for cluster in topology.clusters.values():
+        roles = sorted(e["role"] for e in entries if e["name"] in member_names(cluster))
+        assert roles.count("primary") == 1, (cluster.name, roles)
+        assert len(roles) == len(cluster.members), (cluster.name, roles)
 
 
-def members(cluster: Cluster) -> list[dict[str, object]]:
+def member_names(cluster: Cluster) -> set[str]:
+    return {m.name for m in cluster.members}
+
+
+def patroni_members(cluster: Cluster) -> list[dict[str, Any]]:
+    """The members as Patroni's /cluster reports them, from the first member that answers."""
     for member in cluster.members:
         try:
             reply = httpx.get(f"http://{member.address}:{member.rest_port}/cluster", timeout=3)
+            reply.raise_for_status()
         except httpx.HTTPError:
             continue
         return list(reply.json()["members"])
-    raise AssertionError(f"no Patroni member of {cluster.name} answered")
+    raise AssertionError(f"no Patroni member of {cluster.name} answered on its REST port")
 
 
-def superuser(topology: Topology, node: Node) -> psycopg.Connection[tuple[object, ...]]:
+def healthy_shape(cluster: Cluster) -> list[dict[str, Any]] | None:
+    """Patroni's members once there is one leader and every other member streams."""
+    seen = patroni_members(cluster)
+    leaders = [m for m in seen if m["role"] == "leader"]
+    replicas = [m for m in seen if m["role"] != "leader"]
+    if len(leaders) != 1 or len(replicas) != len(cluster.members) - 1:
+        return None
+    if any(m["state"] != "streaming" for m in replicas):
+        return None
+    return seen
+
+
+def superuser(topology: Topology, node: Node) -> psycopg.Connection[tuple[Any, ...]]:
     return psycopg.connect(
         host=node.address,
         port=node.port,
@@ -60,41 +109,125 @@ def superuser(topology: Topology, node: Node) -> psycopg.Connection[tuple[object
     )
 
 
-@pytest.mark.parametrize("cluster_name", ["catalog", "reviews-0", "reviews-1"])
-def test_each_cluster_has_one_primary_and_streaming_replicas(
+def app_database(cluster: Cluster) -> str:
+    return "shop" if cluster.purpose == "catalog" else "reviews"
+
+
+def test_the_topology_declares_a_three_node_catalog_and_two_node_shards(
+    topology: Topology,
+) -> None:
+    assert len(topology.catalog.members) == 3
+    assert topology.shards, "the topology declares no shard"
+    assert all(len(shard.members) == 2 for shard in topology.shards)
+
+
+@pytest.mark.parametrize("cluster_name", CLUSTER_NAMES)
+def test_patroni_reports_one_leader_and_streaming_replicas(
     topology: Topology, cluster_name: str
 ) -> None:
     cluster = topology.clusters[cluster_name]
-    expected_replicas = len(cluster.members) - 1
-    assert expected_replicas == (2 if cluster.purpose == "catalog" else 1)
-    seen = members(cluster)
+    seen = eventually(
+        lambda: healthy_shape(cluster), within=60, what=f"{cluster_name} in its healthy shape"
+    )
+    assert {m["name"] for m in seen} == member_names(cluster)
     leaders = [m for m in seen if m["role"] == "leader"]
-    replicas = [m for m in seen if m["role"] in ("replica", "sync_standby")]
+    replicas = [m for m in seen if m["role"] != "leader"]
     assert len(leaders) == 1, seen
-    assert len(replicas) == expected_replicas, seen
-    assert all(m["state"] == "streaming" for m in replicas), seen
-    # synchronous_mode: Patroni keeps one replica synchronous.
-    assert any(m["role"] == "sync_standby" for m in replicas), seen
+    assert {m["role"] for m in replicas} <= {"replica", "sync_standby"}, seen
+    if cluster.synchronous_mode:
+        # synchronous_mode: Patroni keeps exactly one replica synchronous.
+        assert [m["role"] for m in replicas].count("sync_standby") == 1, seen
+    for replica in replicas:
+        assert isinstance(replica["lag"], int) and replica["lag"] >= 0, replica
 
+
+@pytest.mark.parametrize("cluster_name", CLUSTER_NAMES)
+def test_sql_shows_the_primary_streaming_to_its_replicas(
+    topology: Topology, cluster_name: str
+) -> None:
+    cluster = topology.clusters[cluster_name]
+    seen = eventually(
+        lambda: healthy_shape(cluster), within=60, what=f"{cluster_name} in its healthy shape"
+    )
     by_name = {m.name: m for m in cluster.members}
-    primary = by_name[str(leaders[0]["name"])]
+    leader = next(m for m in seen if m["role"] == "leader")
+    replicas = {m["name"]: m["role"] for m in seen if m["role"] != "leader"}
+    primary = by_name[leader["name"]]
+
     with superuser(topology, primary) as conn:
         assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
         streaming = conn.execute(
-            "SELECT application_name, state FROM pg_stat_replication"
+            "SELECT application_name, state, sync_state FROM pg_stat_replication"
         ).fetchall()
+        # A WAL record written now must reach every replica: replication moves, not just exists.
+        conn.execute("SELECT pg_logical_emit_message(true, 'reviewlab-platform-test', 'ping')")
+        row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+        assert row is not None
+        target = row[0]
+
     # Patroni names each replication connection after the replica's member name.
-    assert {str(name) for name, _ in streaming} == {str(m["name"]) for m in replicas}
-    assert {state for _, state in streaming} == {"streaming"}
-    for m in replicas:
-        with superuser(topology, by_name[str(m["name"])]) as conn:
+    assert sorted(name for name, _, _ in streaming) == sorted(replicas)
+    assert {state for _, state, _ in streaming} == {"streaming"}
+    if cluster.synchronous_mode:
+        sync_members = {name for name, _, sync in streaming if sync == "sync"}
+        assert sync_members == {n for n, role in replicas.items() if role == "sync_standby"}
+
+    for name in replicas:
+        with superuser(topology, by_name[name]) as conn:
             assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+            assert conn.execute("SHOW transaction_read_only").fetchone() == ("on",)
+
+            def replayed(conn: psycopg.Connection[tuple[Any, ...]] = conn) -> bool:
+                found = conn.execute(
+                    "SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), %s::pg_lsn) >= 0",
+                    (target,),
+                ).fetchone()
+                return found == (True,)
+
+            eventually(replayed, within=15, what=f"{name} replays the primary's WAL to {target}")
+
+
+@pytest.mark.parametrize("cluster_name", CLUSTER_NAMES)
+def test_the_app_user_reaches_the_primary_with_read_write(
+    topology: Topology, cluster_name: str
+) -> None:
+    cluster = topology.clusters[cluster_name]
+    seen = eventually(
+        lambda: healthy_shape(cluster), within=60, what=f"{cluster_name} in its healthy shape"
+    )
+    leader = next(m for m in seen if m["role"] == "leader")
+    with psycopg.connect(
+        host=",".join(m.address for m in cluster.members),
+        port=",".join(str(m.port) for m in cluster.members),
+        dbname=app_database(cluster),
+        user="app",
+        password=lab_secrets.load(topology).app_password,
+        connect_timeout=3,
+        target_session_attrs="read-write",
+        autocommit=True,
+    ) as conn:
+        assert conn.info.host == topology.nodes[leader["name"]].address
+        assert conn.execute("SELECT current_database(), current_user").fetchone() == (
+            app_database(cluster),
+            "app",
+        )
+        assert conn.execute("SHOW transaction_read_only").fetchone() == ("off",)
+
+
+def answers_health_and_metrics(node: Node) -> bool:
+    alive = httpx.get(f"{node.url}/healthz", timeout=3).json()["status"] == "alive"
+    ready = httpx.get(f"{node.url}/readyz", timeout=5).status_code == 200
+    metrics = httpx.get(f"{node.url}/metrics", timeout=3)
+    return alive and ready and metrics.status_code == 200 and "# TYPE" in metrics.text
 
 
 def test_web_servers_and_workers_answer_health_and_metrics(topology: Topology) -> None:
-    for node in topology.of_kind("web") + topology.of_kind("worker"):
-        assert httpx.get(f"{node.url}/healthz", timeout=3).json()["status"] == "alive"
-        assert httpx.get(f"{node.url}/readyz", timeout=5).status_code == 200
-        metrics = httpx.get(f"{node.url}/metrics", timeout=3)
-        assert metrics.status_code == 200
-        assert "# TYPE" in metrics.text
+    nodes = topology.of_kind("web") + topology.of_kind("worker")
+    assert nodes, "the topology declares no web server or worker"
+    for node in nodes:
+        # Other suites restart these nodes; a restart in flight is not a failure.
+        eventually(
+            partial(answers_health_and_metrics, node),
+            within=60,
+            what=f"{node.name} answers /healthz, /readyz and /metrics",
+        )
