@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 from reviewlab_common import dns as lab_dns
 from reviewlab_common.topology import Cluster, Topology
@@ -22,8 +24,8 @@ def public_records(topology: Topology) -> dict[str, str]:
     }
 
 
-def cluster_roles(cluster: Cluster, timeout: float = 2.0) -> dict[str, str]:
-    """Member name -> role ('leader', 'replica', 'sync_standby', ...) as Patroni reports it."""
+def patroni_members(cluster: Cluster, timeout: float = 2.0) -> dict[str, dict[str, Any]]:
+    """Member name -> Patroni's view of it (role, state, lag), from the first member answering."""
     for member in cluster.members:
         try:
             reply = httpx.get(
@@ -32,8 +34,13 @@ def cluster_roles(cluster: Cluster, timeout: float = 2.0) -> dict[str, str]:
             reply.raise_for_status()
         except httpx.HTTPError:
             continue
-        return {m["name"]: m["role"] for m in reply.json().get("members", [])}
+        return {m["name"]: m for m in reply.json().get("members", [])}
     return {}
+
+
+def cluster_roles(cluster: Cluster, timeout: float = 2.0) -> dict[str, str]:
+    """Member name -> role ('leader', 'replica', 'sync_standby', ...)."""
+    return {name: str(m["role"]) for name, m in patroni_members(cluster, timeout).items()}
 
 
 def role_records(topology: Topology, cluster: Cluster) -> dict[str, list[str]]:

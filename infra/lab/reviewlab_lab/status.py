@@ -6,10 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import httpx
 from reviewlab_common.topology import Node, Topology
 
-from reviewlab_lab import loadbalancer, ready
+from reviewlab_lab import dnsrecords, loadbalancer, ready
 from reviewlab_lab.paths import LabPaths
 from reviewlab_lab.procs import Supervisor, postmaster_pid
 
@@ -41,17 +40,7 @@ class NodeStatus:
 def _patroni_members(topology: Topology) -> dict[str, dict[str, Any]]:
     members: dict[str, dict[str, Any]] = {}
     for cluster in topology.clusters.values():
-        for member in cluster.members:
-            try:
-                reply = httpx.get(
-                    f"http://{member.address}:{member.rest_port}/cluster", timeout=1.5
-                )
-                reply.raise_for_status()
-            except httpx.HTTPError:
-                continue
-            for item in reply.json().get("members", []):
-                members[item["name"]] = item
-            break
+        members |= dnsrecords.patroni_members(cluster, timeout=1.5)
     return members
 
 

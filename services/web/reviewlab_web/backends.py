@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from botocore.exceptions import BotoCoreError, ClientError
-from reviewlab_common import queue, storage
+from reviewlab_common import health, queue, storage
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.db import ClusterRouter
 from reviewlab_common.shards import ShardMap
@@ -67,19 +66,9 @@ class Backends:
 
     def problems(self) -> dict[str, str]:
         """What this server cannot reach right now (empty when ready)."""
-        found: dict[str, str] = {}
-        for name, router in [("catalog", self.catalog), *self.shards.items()]:
-            problem = router.ping()
-            if problem:
-                found[name] = problem
-        try:
-            self.redis.ping()
-        except redis.RedisError as exc:
-            found["redis"] = str(exc)
-        try:
-            self.s3.head_bucket(Bucket=storage.MEDIA_BUCKET)
-        except (BotoCoreError, ClientError) as exc:
-            found["minio"] = str(exc)
+        found = health.unreachable(
+            clusters={"catalog": self.catalog, **self.shards}, queue_client=self.redis, s3=self.s3
+        )
         try:
             if not self.shard_map.snapshot():
                 self.shard_map.refresh()

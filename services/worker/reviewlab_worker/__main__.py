@@ -7,12 +7,11 @@ import signal
 import threading
 from types import FrameType
 
-import redis
-from botocore.exceptions import BotoCoreError, ClientError
 from reviewlab_common import queue, storage
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.db import ClusterRouter
 from reviewlab_common.faults import DelaySwitch
+from reviewlab_common.health import unreachable
 
 from reviewlab_worker import health, relay
 from reviewlab_worker.jobs import JobRunner
@@ -51,16 +50,7 @@ def main() -> None:
     segmenter = PortraitSegmenter(model, num_threads=1)
 
     def problems() -> dict[str, str]:
-        found = {name: p for name, shard in shards.items() if (p := shard.ping())}
-        try:
-            client.ping()
-        except redis.RedisError as exc:
-            found["redis"] = str(exc)
-        try:
-            s3.head_bucket(Bucket=storage.MEDIA_BUCKET)
-        except (BotoCoreError, ClientError) as exc:
-            found["minio"] = str(exc)
-        return found
+        return unreachable(clusters=shards, queue_client=client, s3=s3)
 
     health.serve(node, problems)
     stop = threading.Event()
