@@ -30,9 +30,10 @@ def status_json(topology: Topology) -> list[dict[str, Any]]:
     return list(json.loads(out.stdout))
 
 
-def all_ready(topology: Topology) -> list[dict[str, Any]] | None:
+def all_ready(topology: Topology) -> list[dict[str, Any]]:
+    """The status entries once every node is ready; [] (keep polling) before that."""
     entries = status_json(topology)
-    return entries if entries and all(e["ready"] is True for e in entries) else None
+    return entries if entries and all(e["ready"] is True for e in entries) else []
 
 
 def test_every_node_is_ready_in_status_json(topology: Topology) -> None:
@@ -85,15 +86,15 @@ def patroni_members(cluster: Cluster) -> list[dict[str, Any]]:
     raise AssertionError(f"no Patroni member of {cluster.name} answered on its REST port")
 
 
-def healthy_shape(cluster: Cluster) -> list[dict[str, Any]] | None:
-    """Patroni's members once there is one leader and every other member streams."""
+def healthy_shape(cluster: Cluster) -> list[dict[str, Any]]:
+    """Patroni's members once there is one leader and every other member streams, else []."""
     seen = patroni_members(cluster)
     leaders = [m for m in seen if m["role"] == "leader"]
     replicas = [m for m in seen if m["role"] != "leader"]
     if len(leaders) != 1 or len(replicas) != len(cluster.members) - 1:
-        return None
+        return []
     if any(m["state"] != "streaming" for m in replicas):
-        return None
+        return []
     return seen
 
 
@@ -106,6 +107,8 @@ def superuser(topology: Topology, node: Node) -> psycopg.Connection[tuple[Any, .
         password=lab_secrets.load(topology).postgres_password,
         connect_timeout=3,
         autocommit=True,
+        # A commit waits for the sync replica; never let a test hang on that forever.
+        options="-c statement_timeout=10000",
     )
 
 

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from typing import Any
 
+import boto3
 import httpx
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 from reviewlab_common import queue, storage
 from reviewlab_common.topology import Topology
 from reviewlab_lab import ready
@@ -14,53 +19,126 @@ from reviewlab_lab.procs import Supervisor
 
 from tests.integration.conftest import eventually
 
+# Any source outside the edges: the bucket policy grants anonymous GET to the edges only.
+OUTSIDE_SOURCE = "127.0.0.1"
+
 
 @pytest.fixture()
-def scratch_key(topology: Topology):  # type: ignore[no-untyped-def]
+def s3(topology: Topology) -> Any:
+    return storage.client(topology)
+
+
+@pytest.fixture()
+def scratch_key(s3: Any) -> Iterator[str]:
+    """A fresh key under scratch/, deleted afterwards whatever the test did."""
     key = f"scratch/{uuid.uuid4().hex}.txt"
     yield key
-    storage.client(topology).delete_object(Bucket=storage.MEDIA_BUCKET, Key=key)
+    s3.delete_object(Bucket=storage.MEDIA_BUCKET, Key=key)
 
 
-def test_minio_serves_s3_calls_with_the_lab_credentials(
-    topology: Topology, scratch_key: str
+def anonymous_get(url: str, *, source: str) -> httpx.Response:
+    """An unsigned GET that leaves from SOURCE (which decides what the bucket policy allows)."""
+    transport = httpx.HTTPTransport(local_address=source)
+    with httpx.Client(transport=transport, timeout=5) as http:
+        return http.get(url)
+
+
+def test_minio_serves_put_get_and_delete_with_the_lab_credentials(
+    s3: Any, scratch_key: str
 ) -> None:
-    s3 = storage.client(topology)
-    storage.put_object(s3, scratch_key, b"hello lab", content_type="text/plain", immutable=False)
-    assert storage.get_object(s3, scratch_key) == b"hello lab"
+    body = f"hello lab {uuid.uuid4().hex}".encode()
+    assert not storage.exists(s3, scratch_key)
+    storage.put_object(s3, scratch_key, body, content_type="text/plain", immutable=False)
     assert storage.exists(s3, scratch_key)
+    assert storage.get_object(s3, scratch_key) == body
+    head = s3.head_object(Bucket=storage.MEDIA_BUCKET, Key=scratch_key)
+    assert head["ContentType"] == "text/plain"
+    assert head["ContentLength"] == len(body)
     listed = s3.list_objects_v2(Bucket=storage.MEDIA_BUCKET, Prefix="scratch/")
     assert scratch_key in {item["Key"] for item in listed.get("Contents", [])}
 
+    s3.delete_object(Bucket=storage.MEDIA_BUCKET, Key=scratch_key)
+    assert not storage.exists(s3, scratch_key)
+    with pytest.raises(storage.StorageUnavailable, match=scratch_key):
+        storage.get_object(s3, scratch_key)
+
+
+def test_wrong_credentials_are_refused(topology: Topology, s3: Any) -> None:
+    impostor = boto3.client(
+        "s3",
+        endpoint_url=topology.one("minio").url,
+        aws_access_key_id="not-the-lab",
+        aws_secret_access_key=uuid.uuid4().hex,
+        region_name="us-east-1",
+        config=Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"}),
+    )
+    with pytest.raises(ClientError) as refused:
+        impostor.list_objects_v2(Bucket=storage.MEDIA_BUCKET)
+    assert refused.value.response["Error"]["Code"] == "InvalidAccessKeyId"
+    # The real credentials still work: the refusal came from the key, not from MinIO being down.
+    assert (
+        s3.list_objects_v2(Bucket=storage.MEDIA_BUCKET, MaxKeys=1)["ResponseMetadata"][
+            "HTTPStatusCode"
+        ]
+        == 200
+    )
+
 
 def test_private_objects_refuse_anonymous_reads_but_the_edge_serves_them(
-    topology: Topology, scratch_key: str, cdn: str
+    topology: Topology, s3: Any, scratch_key: str, cdn: str
 ) -> None:
-    storage.put_object(
-        storage.client(topology), scratch_key, b"edge only", content_type="text/plain"
-    )
-    minio = topology.one("minio")
-    anonymous = httpx.get(f"{minio.url}/{storage.MEDIA_BUCKET}/{scratch_key}", timeout=5)
+    body = f"edge only {uuid.uuid4().hex}".encode()
+    storage.put_object(s3, scratch_key, body, content_type="text/plain")
+    origin = f"{topology.one('minio').url}/{storage.MEDIA_BUCKET}"
+
+    anonymous = anonymous_get(f"{origin}/{scratch_key}", source=OUTSIDE_SOURCE)
     assert anonymous.status_code == 403
-    assert b"edge only" not in anonymous.content
-    listing = httpx.get(f"{minio.url}/{storage.MEDIA_BUCKET}?list-type=2", timeout=5)
+    assert body not in anonymous.content
+    listing = anonymous_get(f"{origin}?list-type=2", source=OUTSIDE_SOURCE)
     assert listing.status_code == 403
+    assert scratch_key not in listing.text
+
+    # The same unsigned GET from the edge's own address is allowed: the policy is the reason.
+    edge = topology.nodes[topology.services["cdn"]]
+    from_edge = anonymous_get(f"{origin}/{scratch_key}", source=edge.address)
+    assert from_edge.status_code == 200
+    assert from_edge.content == body
+
     through_edge = httpx.get(f"{cdn}/media/{scratch_key}", timeout=5)
     assert through_edge.status_code == 200
-    assert through_edge.content == b"edge only"
+    assert through_edge.content == body
+
+
+def redis_ready(topology: Topology) -> bool:
+    return ready.probe(topology, topology.one("redis")).ready
+
+
+def test_redis_is_configured_to_fsync_every_write(topology: Topology) -> None:
+    config = queue.connect(topology).config_get("append*")
+    assert config["appendonly"] == "yes"
+    assert config["appendfsync"] == "always"
+    # No RDB snapshots: after a restart, the append-only file is the only copy of the data.
+    assert queue.connect(topology).config_get("save")["save"] == ""
 
 
 def test_redis_keeps_a_key_across_its_restart(topology: Topology) -> None:
-    key = f"durability-{uuid.uuid4().hex}"
-    client = queue.connect(topology)
-    client.set(key, "kept")
+    key = f"scratch-durability-{uuid.uuid4().hex}"
+    value = uuid.uuid4().hex
     supervisor = Supervisor(topology, LabPaths.of(topology))
     before = supervisor.processes()["redis"].pid
+    assert before > 0
+    assert queue.connect(topology).set(key, value) is True
     try:
         supervisor.restart_node("redis")
-        assert supervisor.processes()["redis"].pid != before
-        node = topology.one("redis")
-        eventually(lambda: ready.probe(topology, node).ready, within=30, what="redis ready")
-        assert queue.connect(topology).get(key) == "kept"
+        after = supervisor.processes()["redis"].pid
+        assert after != before, "supervisord did not start a new Redis process"
+        eventually(lambda: redis_ready(topology), within=30, what="Redis ready after restart")
+        client = queue.connect(topology)
+        # A new process: the key can only have come back from the append-only file.
+        assert client.info("server")["process_id"] == after
+        assert client.get(key) == value
     finally:
-        eventually(lambda: queue.connect(topology).delete(key) >= 0, within=30, what="cleanup")
+        if supervisor.processes()["redis"].state != "RUNNING":
+            supervisor.start_node("redis")
+        eventually(lambda: queue.connect(topology).delete(key) in (0, 1), within=30, what="cleanup")
+    assert queue.connect(topology).exists(key) == 0

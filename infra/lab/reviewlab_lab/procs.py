@@ -115,7 +115,7 @@ class Supervisor:
 
     def restart_node(self, name: str) -> None:
         with self._proxy() as proxy:
-            if proxy.supervisor.getProcessInfo(name)["statename"] == "RUNNING":
+            if proxy.supervisor.getProcessInfo(name)["statename"] in ("RUNNING", "STARTING"):
                 proxy.supervisor.stopProcess(name)
             proxy.supervisor.startProcess(name)
 

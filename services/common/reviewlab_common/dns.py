@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 
+import dns.exception
 import dns.message
 import dns.name
 import dns.query
 import dns.rcode
 import dns.rdatatype
 import dns.resolver
+import dns.tsig
 import dns.tsigkeyring
 import dns.update
 
