@@ -11,10 +11,11 @@ import xmlrpc.client
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import pytest
-from reviewlab_common import faults, queue
+from reviewlab_common import faults, queue, storage
 from reviewlab_common.topology import Node, Topology
 from reviewlab_lab import ready
 from reviewlab_lab.paths import LabPaths
@@ -281,3 +282,45 @@ def test_read_your_writes_while_replicas_do_not_replay(
         within=15,
         what="the replicas show the review after replay resumed",
     )
+
+
+def test_a_job_that_keeps_failing_ends_in_the_dead_letter_stream(
+    topology: Topology,
+    client: httpx.Client,
+    token_for: Callable[[int], str],
+    authored: Authored,
+    supervisor: Supervisor,
+) -> None:
+    """The original vanishes before any worker runs: retries with backoff, then dead letter."""
+    workers = [n.name for n in topology.of_kind("worker")]
+    redis_client = queue.connect(topology)
+    dead_before = redis_client.xlen(queue.DEAD_LETTER_STREAM)
+    for name in workers:
+        keep_stopped(supervisor, name)
+    try:
+        posted = post_review(
+            client, token_for(SAM), product_id=9, body=marker("dead letter"), photo=unique_photo()
+        )
+        review = authored.add(posted, SAM)
+        original = review["photo"]["original_url"].split("/media/", 1)[1]
+        storage.client(topology).delete_object(Bucket=storage.MEDIA_BUCKET, Key=original)
+    finally:
+        for name in workers:
+            supervisor.start_node(name)
+    consistency = posted.headers[CONSISTENCY]
+
+    def failed() -> dict[str, Any] | None:
+        photo = get_review(client, review["id"], consistency).json()["photo"]
+        return photo if photo["status"] == "failed" else None
+
+    # Three attempts with 1 s and 4 s of backoff between them.
+    photo = eventually(failed, within=60, what="the photo marked failed")
+    assert "after 3 attempts" in photo["error"], photo
+    assert photo["cutout_url"] is None
+    dead = redis_client.xrevrange(queue.DEAD_LETTER_STREAM, count=20)
+    assert redis_client.xlen(queue.DEAD_LETTER_STREAM) > dead_before
+    assert any(fields.get("review_id") == str(review["id"]) for _, fields in dead), dead
+    for name in workers:
+        wait_node_ready(topology, name)
+    scraped = [httpx.get(f"{topology.nodes[n].url}/metrics", timeout=5).text for n in workers]
+    assert any('worker_jobs_total{outcome="dead_letter"}' in text for text in scraped)

@@ -66,6 +66,11 @@ def test_kims_photo_becomes_a_transparent_cutout_served_by_the_cdn(
     assert httpx.URL(cutout_url).path.startswith("/media/cutouts/")
     assert cutout_url.endswith(".webp")
 
+    # The worker reports its time per stage in its metrics.
+    scraped = [httpx.get(f"{n.url}/metrics", timeout=5).text for n in topology.of_kind("worker")]
+    for stage in ("decode", "infer", "compose", "encode"):
+        assert any(f'worker_stage_seconds_count{{stage="{stage}"}}' in t for t in scraped), stage
+
     # The CDN's public name resolves to the edge in the lab's DNS.
     edge = topology.nodes[topology.services["cdn"]]
     assert edge.address in lab_dns.lookup(topology, "cdn")
