@@ -76,9 +76,11 @@ MINIO_DIR="$CACHE/minio-$MINIO_VERSION"
 if [ -x "$MINIO_DIR/minio" ]; then
   echo "      cached: $MINIO_DIR/minio"
 else
-  echo "      go install github.com/minio/minio@$MINIO_VERSION (several minutes on a cold machine)"
+  GO=$(command -v go || echo /usr/local/go/bin/go)
+  [ -x "$GO" ] || { echo "      the Go toolchain is needed to build MinIO from source: install Go 1.24 or newer"; false; }
+  echo "      $GO install github.com/minio/minio@$MINIO_VERSION (several minutes on a cold machine)"
   mkdir -p "$MINIO_DIR.tmp"
-  GOBIN="$MINIO_DIR.tmp" GOFLAGS=-trimpath go install "github.com/minio/minio@$MINIO_VERSION"
+  GOBIN="$MINIO_DIR.tmp" GOFLAGS=-trimpath "$GO" install "github.com/minio/minio@$MINIO_VERSION"
   mv "$MINIO_DIR.tmp" "$MINIO_DIR"
 fi
 chmod 755 "$CACHE" "$MINIO_DIR"
