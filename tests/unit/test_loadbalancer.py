@@ -103,9 +103,9 @@ def test_json_errors_are_valid_json_in_the_config(topology: Topology, tmp_path: 
             assert "$" not in body  # nginx would read it as a variable
 
 
-@pytest.mark.skipif(not shutil.which("nginx"), reason="nginx is not installed")
 @pytest.mark.parametrize("layer", loadbalancer.LAYERS)
 def test_nginx_accepts_the_config(topology: Topology, tmp_path: Path, layer: str) -> None:
+    assert shutil.which("nginx"), "nginx is not installed: run `make setup`"
     mode = loadbalancer.LbMode(layer, "least_conn")
     conf = tmp_path / "lb.nginx.conf"
     conf.write_text(render(topology, tmp_path, mode))
