@@ -6,6 +6,7 @@ shared while the tests run.
 
 from __future__ import annotations
 
+import hashlib
 import time
 import xmlrpc.client
 from collections.abc import Callable, Iterator
@@ -28,10 +29,12 @@ from tests.integration.shop import (
     KIM,
     SAM,
     Authored,
+    assert_error,
     get_review,
     marker,
     post_review,
     products_by_shard,
+    rows_with_body,
     superuser,
     unique_photo,
     wait_photo_ready,
@@ -138,6 +141,31 @@ def test_a_review_posted_while_redis_is_down_gets_its_cutout_after_redis_returns
     assert done["photo"]["cutout_url"]
     for worker in topology.of_kind("worker"):
         wait_node_ready(topology, worker.name, within=30)
+
+
+def test_a_post_while_minio_is_down_is_a_clear_503_that_writes_nothing(
+    topology: Topology,
+    client: httpx.Client,
+    token_for: Callable[[int], str],
+    supervisor: Supervisor,
+) -> None:
+    photo = unique_photo()
+    body = marker("MinIO is down")
+    supervisor.stop_node("minio")
+    try:
+        reply = post_review(client, token_for(KIM), product_id=13, body=body, photo=photo)
+    finally:
+        supervisor.start_node("minio")
+        wait_node_ready(topology, "minio", within=60)
+    error = assert_error(reply, 503)
+    assert error["code"] == "storage_unavailable"
+    assert "Nothing was written" in error["message"]
+    assert reply.headers.get("Retry-After")
+    assert sum(rows_with_body(topology, body).values()) == 0
+    key = f"originals/{hashlib.sha256(photo).hexdigest()}.jpg"
+    assert not storage.exists(storage.client(topology), key)
+    for web in topology.of_kind("web"):
+        wait_node_ready(topology, web.name, within=30)
 
 
 def test_a_job_of_a_worker_killed_mid_job_is_finished_by_the_other(
