@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -293,7 +292,3 @@ def supervisor_config(topology: Topology, paths: LabPaths, programs: list[Progra
         if env:
             lines.append(f"environment={env}")
     return "\n".join(lines) + "\n"
-
-
-def quoted(parts: list[str]) -> str:
-    return " ".join(shlex.quote(p) for p in parts)

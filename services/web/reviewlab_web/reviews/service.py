@@ -105,9 +105,7 @@ def product_exists(backends: Backends, product_id: int) -> bool:
     return found
 
 
-def reserve_id(
-    backends: Backends, *, user_id: int, key: str, new: NewReview, bucket: int
-) -> tuple[int, bool]:
+def reserve_id(backends: Backends, *, user_id: int, key: str, new: NewReview, bucket: int) -> int:
     """The review id for this Idempotency-Key: a fresh one, or the one reserved before."""
     digest = request_hash(user_id, new)
 
@@ -130,7 +128,7 @@ def reserve_id(
             "this Idempotency-Key was already used with a different review; "
             "use a new key for a new review"
         )
-    return review_id, True
+    return review_id
 
 
 def create(
@@ -147,7 +145,7 @@ def create(
             backends.s3, key, new.photo_data or b"", content_type=new.photo.content_type
         )
     if idempotency_key:
-        review_id, _ = reserve_id(
+        review_id = reserve_id(
             backends, user_id=user_id, key=idempotency_key, new=new, bucket=bucket
         )
     else:
