@@ -64,6 +64,14 @@ def conninfo(
     )
 
 
+def _drop_broken(pool: ConnectionPool[Any]) -> None:
+    """Discard the pool's idle connections that no longer answer (after a node restart)."""
+    try:
+        pool.check()
+    except Exception as exc:  # a failed check must not hide the original error
+        log.info("checking pool %s: %s", pool.name, exc)
+
+
 class ClusterRouter:
     """Connections to one cluster; the member list comes from the private DNS."""
 
@@ -161,6 +169,9 @@ class ClusterRouter:
                     conn.close()
                     raise
         except (psycopg.OperationalError, pg_errors.ReadOnlySqlTransaction, PoolTimeout) as exc:
+            if isinstance(exc, psycopg.OperationalError):
+                # The primary died or moved: every idle connection to it is broken too.
+                _drop_broken(self.primary_pool)
             raise DatabaseUnavailable(f"{self.cluster.name} primary unavailable: {exc}") from exc
 
     def write(self, work: Callable[[psycopg.Connection[Any]], T]) -> tuple[T, str]:
@@ -199,6 +210,8 @@ class ClusterRouter:
                     return result, ReadSource(self.cluster.name, "replica", name)
             except (psycopg.OperationalError, PoolTimeout) as exc:
                 log.info("replica %s unavailable for a read: %s", name, exc)
+                if isinstance(exc, psycopg.OperationalError):
+                    _drop_broken(self.member_pools[name])
         with self.primary() as conn:
             result = work(conn)
             addr = conn.info.host
