@@ -1,4 +1,4 @@
-"""Helpers shared by the integration tests of the review flow: posting, polling, SQL checks."""
+"""Helpers shared by the integration tests: posting reviews, polling, SQL and Patroni checks."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from reviewlab_common import db, shards
 from reviewlab_common import secrets as lab_secrets
-from reviewlab_common.topology import Node, Topology
+from reviewlab_common.topology import Cluster, Node, Topology
 
 from tests.integration.conftest import eventually
 
@@ -104,11 +104,8 @@ def assert_error(reply: httpx.Response, status: int | tuple[int, ...]) -> dict[s
 
 def shard_primary(topology: Topology, shard: str) -> psycopg.Connection[Any]:
     """A superuser connection to the shard's primary, for checks the API cannot make."""
-    cluster = topology.clusters[shard]
-    info = db.conninfo(
-        [m.address for m in cluster.members],
-        cluster.members[0].port,
-        dbname="reviews",
+    info = db.cluster_conninfo(
+        topology.clusters[shard],
         user="postgres",
         password=lab_secrets.load(topology).postgres_password,
         app="reviewlab-tests",
@@ -170,3 +167,15 @@ def superuser(topology: Topology, node: Node, dbname: str = "postgres") -> psyco
         connect_timeout=3,
         autocommit=True,
     )
+
+
+def patroni_members(cluster: Cluster) -> list[dict[str, Any]]:
+    """The members as Patroni's /cluster reports them, from the first member that answers."""
+    for member in cluster.members:
+        try:
+            reply = httpx.get(f"http://{member.address}:{member.rest_port}/cluster", timeout=3)
+            reply.raise_for_status()
+        except httpx.HTTPError:
+            continue
+        return list(reply.json()["members"])
+    raise AssertionError(f"no Patroni member of {cluster.name} answered on its REST port")

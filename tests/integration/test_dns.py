@@ -13,13 +13,13 @@ import dns.name
 import dns.query
 import dns.tsig
 import dns.update
-import httpx
 import pytest
 from reviewlab_common import dns as lab_dns
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.topology import Cluster, Topology
 
 from tests.integration.conftest import eventually
+from tests.integration.shop import patroni_members
 
 INTERNAL_SOURCE = "127.0.0.2"
 PUBLIC_SOURCE = "127.0.1.5"
@@ -56,17 +56,10 @@ def test_each_node_name_points_at_its_address(topology: Topology) -> None:
 def patroni_roles(cluster: Cluster) -> tuple[list[str], list[str]]:
     """(primary addresses, replica addresses) as Patroni sees the cluster right now."""
     by_name = {m.name: m.address for m in cluster.members}
-    for member in cluster.members:
-        try:
-            reply = httpx.get(f"http://{member.address}:{member.rest_port}/cluster", timeout=3)
-            reply.raise_for_status()
-        except httpx.HTTPError:
-            continue
-        roles = {m["name"]: m["role"] for m in reply.json()["members"]}
-        primary = [by_name[n] for n, role in roles.items() if role == "leader"]
-        replicas = sorted(by_name[n] for n, role in roles.items() if role != "leader")
-        return primary, replicas
-    raise AssertionError(f"no Patroni member of {cluster.name} answered")
+    roles = {m["name"]: m["role"] for m in patroni_members(cluster)}
+    primary = [by_name[n] for n, role in roles.items() if role == "leader"]
+    replicas = sorted(by_name[n] for n, role in roles.items() if role != "leader")
+    return primary, replicas
 
 
 def dns_follows_patroni(topology: Topology, cluster: Cluster) -> bool:

@@ -16,15 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
-from reviewlab_common import db
-from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.topology import Topology
 from reviewlab_lab import loadbalancer
 from reviewlab_lab.paths import LabPaths
 
 from tests.integration.conftest import eventually
+from tests.integration.shop import shard_primary
 
 PORTRAIT = Path(__file__).resolve().parents[1] / "fixtures" / "portrait.jpg"
 LOADTEST_USER = 5
@@ -199,20 +197,8 @@ def test_switching_layer_and_algorithm_under_load_fails_no_request(
 def _shard_counts(topology: Topology, bodies: list[str]) -> dict[str, list[int]]:
     """Review ids per body, read from every shard's primary (the API could hide duplicates)."""
     found: dict[str, list[int]] = {body: [] for body in bodies}
-    password = lab_secrets.load(topology).postgres_password
     for cluster in topology.shards:
-        members = cluster.members
-        info = db.conninfo(
-            [m.address for m in members],
-            members[0].port,
-            dbname="reviews",
-            user="postgres",
-            password=password,
-            app="reviewlab-tests",
-            session="read-write",
-            timeout=3,
-        )
-        with psycopg.connect(info, autocommit=True) as conn:
+        with shard_primary(topology, cluster.name) as conn:
             rows = conn.execute(
                 "SELECT body, id FROM reviews WHERE body = ANY(%s)", (bodies,)
             ).fetchall()

@@ -10,11 +10,13 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from reviewlab_common import db
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.topology import Cluster, Node, Topology, current
 from reviewlab_lab.procs import pid_alive
 
 from tests.integration.conftest import eventually
+from tests.integration.shop import patroni_members
 
 STATUS_FIELDS = {"name", "kind", "role", "address", "port", "state", "ready", "lag_bytes", "pid"}
 POSTGRES_ROLES = {"primary", "replica", "replica (sync)"}
@@ -74,18 +76,6 @@ def member_names(cluster: Cluster) -> set[str]:
     return {m.name for m in cluster.members}
 
 
-def patroni_members(cluster: Cluster) -> list[dict[str, Any]]:
-    """The members as Patroni's /cluster reports them, from the first member that answers."""
-    for member in cluster.members:
-        try:
-            reply = httpx.get(f"http://{member.address}:{member.rest_port}/cluster", timeout=3)
-            reply.raise_for_status()
-        except httpx.HTTPError:
-            continue
-        return list(reply.json()["members"])
-    raise AssertionError(f"no Patroni member of {cluster.name} answered on its REST port")
-
-
 def healthy_shape(cluster: Cluster) -> list[dict[str, Any]]:
     """Patroni's members once there is one leader and every other member streams, else []."""
     seen = patroni_members(cluster)
@@ -110,10 +100,6 @@ def superuser(topology: Topology, node: Node) -> psycopg.Connection[tuple[Any, .
         # A commit waits for the sync replica; never let a test hang on that forever.
         options="-c statement_timeout=10000",
     )
-
-
-def app_database(cluster: Cluster) -> str:
-    return "shop" if cluster.purpose == "catalog" else "reviews"
 
 
 def test_the_topology_declares_a_three_node_catalog_and_two_node_shards(
@@ -202,8 +188,8 @@ def test_the_app_user_reaches_the_primary_with_read_write(
     with psycopg.connect(
         host=",".join(m.address for m in cluster.members),
         port=",".join(str(m.port) for m in cluster.members),
-        dbname=app_database(cluster),
-        user="app",
+        dbname=db.database_of(cluster),
+        user=db.APP_USER,
         password=lab_secrets.load(topology).app_password,
         connect_timeout=3,
         target_session_attrs="read-write",
@@ -211,8 +197,8 @@ def test_the_app_user_reaches_the_primary_with_read_write(
     ) as conn:
         assert conn.info.host == topology.nodes[leader["name"]].address
         assert conn.execute("SELECT current_database(), current_user").fetchone() == (
-            app_database(cluster),
-            "app",
+            db.database_of(cluster),
+            db.APP_USER,
         )
         assert conn.execute("SHOW transaction_read_only").fetchone() == ("off",)
 

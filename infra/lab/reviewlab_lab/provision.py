@@ -10,7 +10,7 @@ import psycopg
 from PIL import Image
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common import shards, storage
-from reviewlab_common.db import conninfo
+from reviewlab_common.db import APP_USER, cluster_conninfo, database_of
 from reviewlab_common.etcd import Etcd
 from reviewlab_common.topology import Cluster, Topology
 
@@ -18,22 +18,14 @@ from reviewlab_lab import dnsrecords
 from reviewlab_lab.paths import REPO
 
 SCHEMA_DIR = REPO / "services" / "web" / "reviewlab_web" / "schema"
-APP_USER = "app"
-DATABASES = {"catalog": "shop", "shard": "reviews"}
-
-
-def database_of(cluster: Cluster) -> str:
-    return DATABASES[cluster.purpose]
 
 
 def _superuser(topology: Topology, cluster: Cluster, dbname: str) -> psycopg.Connection[object]:
-    secret = lab_secrets.load(topology)
-    info = conninfo(
-        [m.address for m in cluster.members],
-        cluster.members[0].port,
+    info = cluster_conninfo(
+        cluster,
         dbname=dbname,
         user="postgres",
-        password=secret.postgres_password,
+        password=lab_secrets.load(topology).postgres_password,
         app="reviewlab-provision",
         session="read-write",
         timeout=3,

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import psycopg
 from reviewlab_common import secrets as lab_secrets
-from reviewlab_common.db import conninfo
+from reviewlab_common.db import APP_USER, cluster_conninfo
 from reviewlab_common.topology import Topology, TopologyError
 
 
 def user_id(topology: Topology, handle: str) -> int:
     """The id of the demo user HANDLE (kim, alex, sam, noor, loadtest)."""
-    catalog = topology.catalog
-    info = conninfo(
-        [m.address for m in catalog.members],
-        catalog.members[0].port,
-        dbname="shop",
-        user="app",
+    info = cluster_conninfo(
+        topology.catalog,
+        user=APP_USER,
         password=lab_secrets.load(topology).app_password,
         app="reviewlab-cli",
         session="any",

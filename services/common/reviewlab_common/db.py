@@ -16,6 +16,7 @@ from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from reviewlab_common import dns as lab_dns
+from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.topology import Cluster, Node, Topology
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,53 @@ def conninfo(
         connect_timeout=str(timeout),
         target_session_attrs=session,
         options="-c statement_timeout=5000",
+    )
+
+
+# Each cluster purpose has one database; the services connect as one unprivileged role.
+DATABASE_OF_PURPOSE = {"catalog": "shop", "shard": "reviews"}
+APP_USER = "app"
+
+
+def database_of(cluster: Cluster) -> str:
+    return DATABASE_OF_PURPOSE[cluster.purpose]
+
+
+def cluster_conninfo(
+    cluster: Cluster,
+    *,
+    user: str,
+    password: str,
+    app: str,
+    session: str,
+    dbname: str | None = None,
+    timeout: int = 2,
+) -> str:
+    """A connection string listing every member of CLUSTER; libpq picks by SESSION."""
+    return conninfo(
+        [m.address for m in cluster.members],
+        cluster.members[0].port,
+        dbname=dbname or database_of(cluster),
+        user=user,
+        password=password,
+        app=app,
+        session=session,
+        timeout=timeout,
+    )
+
+
+def app_router(
+    topology: Topology, cluster: Cluster, *, app: str, max_size: int = 8
+) -> ClusterRouter:
+    """A router to CLUSTER's database as the services' role."""
+    return ClusterRouter(
+        topology,
+        cluster,
+        dbname=database_of(cluster),
+        user=APP_USER,
+        password=lab_secrets.load(topology).app_password,
+        app=app,
+        max_size=max_size,
     )
 
 

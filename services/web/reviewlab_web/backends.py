@@ -8,11 +8,9 @@ from typing import Any
 import redis
 from reviewlab_common import health, queue, storage
 from reviewlab_common import secrets as lab_secrets
-from reviewlab_common.db import ClusterRouter
+from reviewlab_common.db import ClusterRouter, app_router
 from reviewlab_common.shards import ShardMap
 from reviewlab_common.topology import Node, Topology
-
-DATABASE_OF = {"catalog": "shop", "shard": "reviews"}
 
 
 @dataclass
@@ -30,23 +28,12 @@ class Backends:
     def connect(cls, topology: Topology, node: Node) -> Backends:
         secret = lab_secrets.load(topology)
 
-        def router(cluster_name: str) -> ClusterRouter:
-            cluster = topology.clusters[cluster_name]
-            return ClusterRouter(
-                topology,
-                cluster,
-                dbname=DATABASE_OF[cluster.purpose],
-                user="app",
-                password=secret.app_password,
-                app=node.name,
-            )
-
         return cls(
             topology=topology,
             node=node,
             secrets=secret,
-            catalog=router(topology.catalog.name),
-            shards={c.name: router(c.name) for c in topology.shards},
+            catalog=app_router(topology, topology.catalog, app=node.name),
+            shards={c.name: app_router(topology, c, app=node.name) for c in topology.shards},
             shard_map=ShardMap(topology),
             redis=queue.connect(topology),
             s3=storage.client(topology),

@@ -8,8 +8,7 @@ import threading
 from types import FrameType
 
 from reviewlab_common import queue, storage
-from reviewlab_common import secrets as lab_secrets
-from reviewlab_common.db import ClusterRouter
+from reviewlab_common.db import app_router
 from reviewlab_common.faults import DelaySwitch
 from reviewlab_common.health import unreachable
 
@@ -26,19 +25,7 @@ def main() -> None:
     settings = WorkerSettings()  # type: ignore[call-arg]  # REVIEWLAB_NODE comes from the environment
     topology = settings.topology()
     node = settings.this_node()
-    secret = lab_secrets.load(topology)
-    shards = {
-        c.name: ClusterRouter(
-            topology,
-            c,
-            dbname="reviews",
-            user="app",
-            password=secret.app_password,
-            app=node.name,
-            max_size=4,
-        )
-        for c in topology.shards
-    }
+    shards = {c.name: app_router(topology, c, app=node.name, max_size=4) for c in topology.shards}
     for shard in shards.values():
         shard.open()
     client = queue.connect(topology, timeout=3.0)
