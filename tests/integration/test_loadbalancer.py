@@ -142,8 +142,8 @@ def test_l7_routes_uploads_api_and_media_by_role(
     assert api == webs_with(topology, "api"), api
 
     media = client.get("/media/originals/lb-routing-check.jpg")
-    assert media.headers["X-Served-By"] == topology.one("edge").name
-    assert upstream_node(topology, media) == topology.one("edge").name
+    assert media.headers["X-Served-By"] == topology.services["cdn"]
+    assert upstream_node(topology, media) == topology.services["cdn"]
 
 
 def test_l4_serves_the_api_without_reading_it(

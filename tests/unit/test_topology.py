@@ -55,7 +55,6 @@ def test_an_unknown_web_role_is_refused(document: dict[str, Any]) -> None:
         ("minio", "address"),
         ("redis", "port"),
         ("catalog-2", "cluster"),
-        ("reviews-1b", "rest_port"),
         ("etcd-1", "peer_port"),
     ],
 )
@@ -104,3 +103,36 @@ def test_a_count_is_a_setting(document: dict[str, Any]) -> None:
     assert topology.nodes["web-4"].roles == ("api", "upload")
     # The document given is not modified by parsing.
     assert "web-4" not in document["nodes"]
+
+
+def test_ports_come_from_the_kind_defaults(document: dict[str, Any]) -> None:
+    topology = parse(document)
+    assert {n.port for n in topology.of_kind("postgres")} == {5432}
+    assert {n.rest_port for n in topology.of_kind("postgres")} == {8008}
+    document["nodes"]["reviews-1b"]["rest_port"] = 8009
+    assert parse(document).nodes["reviews-1b"].rest_port == 8009
+
+
+def test_a_missing_kind_default_is_a_missing_field(document: dict[str, Any]) -> None:
+    del document["defaults"]["postgres"]["rest_port"]
+    with pytest.raises(TopologyError, match=r"^node 'catalog-1': missing field 'rest_port'$"):
+        parse(document)
+
+
+def test_a_default_that_is_not_a_port_is_refused(document: dict[str, Any]) -> None:
+    document["defaults"]["web"]["roles"] = ["api"]
+    with pytest.raises(TopologyError, match=r"\[defaults.web\]: only ports have defaults"):
+        parse(document)
+
+
+def test_a_second_node_of_a_single_node_kind_is_refused(document: dict[str, Any]) -> None:
+    document["nodes"]["redis-2"] = dict(document["nodes"]["redis"], address="127.0.0.51")
+    with pytest.raises(TopologyError, match=r"node 'redis-2': the lab runs exactly one 'redis'"):
+        parse(document)
+
+
+def test_one_refuses_a_kind_that_may_have_several_nodes(document: dict[str, Any]) -> None:
+    topology = parse(document)
+    assert topology.one("redis").name == "redis"
+    with pytest.raises(TopologyError, match=r"kind 'edge' may have several nodes"):
+        topology.one("edge")

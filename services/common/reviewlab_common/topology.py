@@ -13,6 +13,11 @@ from typing import Any
 NODE_KINDS = frozenset({"dns", "etcd", "postgres", "redis", "minio", "lb", "edge", "web", "worker"})
 CLUSTER_PURPOSES = frozenset({"catalog", "shard"})
 WEB_ROLES = frozenset({"api", "upload"})
+# Kinds the lab runs exactly one node of; the code asks for them with `Topology.one`.
+SINGLE_KINDS = ("dns", "redis", "minio", "lb")
+# Kinds that must have at least one node.
+REQUIRED_KINDS = (*SINGLE_KINDS, "etcd", "edge", "web")
+PORT_FIELDS = ("port", "rest_port", "peer_port", "console_port", "ceiling_port")
 DEFAULT_PATH = Path(__file__).resolve().parents[3] / "infra" / "topology.toml"
 
 
@@ -74,6 +79,12 @@ class Topology:
         return [n for n in self.nodes.values() if n.kind == kind]
 
     def one(self, kind: str) -> Node:
+        """The single node of KIND (dns, redis, minio, lb); other kinds are asked for by name."""
+        if kind not in SINGLE_KINDS:
+            raise TopologyError(
+                f"kind {kind!r} may have several nodes; name the one you mean "
+                f"(single-node kinds: {', '.join(SINGLE_KINDS)})"
+            )
         found = self.of_kind(kind)
         if not found:
             raise TopologyError(f"the topology has no node of kind {kind!r}")
@@ -109,13 +120,16 @@ def _optional_int(table: dict[str, Any], key: str, where: str) -> int | None:
     return _require(table, key, int, where) if key in table else None
 
 
-def _parse_node(name: str, table: dict[str, Any]) -> Node:
+def _parse_node(name: str, table: dict[str, Any], defaults: dict[str, Any]) -> Node:
     where = f"node {name!r}"
     kind = _require(table, "kind", str, where)
     if kind not in NODE_KINDS:
         raise TopologyError(
             f"{where}: field 'kind' is {kind!r}; known kinds: {', '.join(sorted(NODE_KINDS))}"
         )
+    # Ports a kind always uses come from [defaults.<kind>]; a node may still set its own.
+    kind_defaults = defaults.get(kind, {})
+    table = {**{k: v for k, v in kind_defaults.items() if k in PORT_FIELDS}, **table}
     address = _require(table, "address", str, where)
     try:
         ip = ipaddress.ip_address(address)
@@ -163,10 +177,19 @@ def parse(data: dict[str, Any]) -> Topology:
         minio_version=_require(lab_table, "minio_version", str, "[lab]"),
         postgres_bin=Path(_require(lab_table, "postgres_bin", str, "[lab]")),
     )
+    defaults = data.get("defaults", {})
+    for kind, table in defaults.items():
+        where = f"[defaults.{kind}]"
+        if kind not in NODE_KINDS:
+            raise TopologyError(f"{where}: {kind!r} is not a node kind")
+        for key in table:
+            if key not in PORT_FIELDS:
+                raise TopologyError(f"{where}: only ports have defaults ({', '.join(PORT_FIELDS)})")
+            _require(table, key, int, where)
     nodes: dict[str, Node] = {}
     seen: dict[str, str] = {}
     for name, table in _require(data, "nodes", dict, "topology").items():
-        node = _parse_node(name, table)
+        node = _parse_node(name, table, defaults)
         if node.address in seen:
             raise TopologyError(
                 f"node {name!r}: field 'address' {node.address} is already used by node "
@@ -203,8 +226,16 @@ def parse(data: dict[str, Any]) -> Topology:
         if target not in nodes:
             raise TopologyError(f"[services]: {service!r} points at unknown node {target!r}")
     topology = Topology(lab=lab, nodes=nodes, clusters=clusters, services=services)
-    for kind in ("dns", "etcd", "redis", "minio", "lb", "edge", "web"):
-        topology.one(kind)
+    for kind in REQUIRED_KINDS:
+        if not topology.of_kind(kind):
+            raise TopologyError(f"the topology has no node of kind {kind!r}; the lab needs one")
+    for kind in SINGLE_KINDS:
+        extra = [n.name for n in topology.of_kind(kind)][1:]
+        if extra:
+            raise TopologyError(
+                f"node {extra[0]!r}: the lab runs exactly one {kind!r} node "
+                f"({topology.of_kind(kind)[0].name}); remove the others"
+            )
     return topology
 
 
