@@ -7,13 +7,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 
 from reviewlab_common import faults, tokens
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.topology import Topology, TopologyError, current
 
-from reviewlab_lab import dnsrecords, lifecycle, status
+from reviewlab_lab import dnsrecords, errors, lifecycle, status
 from reviewlab_lab.paths import LabPaths
 
 
@@ -46,9 +45,17 @@ def _dns_sync(topology: Topology, args: argparse.Namespace) -> None:
         print(f"{name}.{topology.lab.domain}: {' '.join(addresses) or '(none)'}")
 
 
+# Web servers delay every API request; workers delay every job (see reviewlab_common.faults).
+DELAYABLE_KINDS = ("web", "worker")
+
+
 def _fault(topology: Topology, args: argparse.Namespace) -> None:
-    if args.node not in {n.name for n in topology.of_kind("web")}:
-        raise TopologyError(f"{args.node!r} is not a web server")
+    node = topology.nodes.get(args.node)
+    if node is None or node.kind not in DELAYABLE_KINDS:
+        names = ", ".join(n.name for n in topology.nodes.values() if n.kind in DELAYABLE_KINDS)
+        raise TopologyError(f"{args.node!r} is not a web server or worker; choose one of: {names}")
+    if args.delay_ms < 0:
+        raise TopologyError(f"the delay must be 0 or more milliseconds, not {args.delay_ms}")
     faults.set_delay(topology, args.node, args.delay_ms)
     print(
         f"{args.node}: added latency {args.delay_ms} ms"
@@ -114,7 +121,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster", help="only this Patroni cluster's primary/replicas records")
     p = sub.add_parser("fault", help="lab-only faults")
     fault_sub = p.add_subparsers(dest="fault_command", required=True)
-    p = fault_sub.add_parser("delay", help="add latency to every request of one web server")
+    p = fault_sub.add_parser(
+        "delay", help="add latency to every API request of a web server, or every job of a worker"
+    )
     p.add_argument("node")
     p.add_argument("delay_ms", type=int, help="0 removes it")
     from reviewlab_lab import lbcli
@@ -124,38 +133,37 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parser().parse_args(argv)
-    try:
-        topology = current()
-        match args.command:
-            case "init":
-                lifecycle.init(topology)
-            case "up":
-                lifecycle.up(topology)
-            case "down":
-                lifecycle.down(topology)
-            case "reset":
-                lifecycle.reset(topology)
-            case "status":
-                _status(topology, args)
-            case "logs":
-                _logs(topology, args)
-            case "token":
-                _token(topology, args)
-            case "node":
-                _node(topology, args)
-            case "dns":
-                _dns_sync(topology, args)
-            case "fault":
-                _fault(topology, args)
-            case "lb":
-                from reviewlab_lab import lbcli
+    with errors.one_line():
+        _dispatch(parser().parse_args(argv))
 
-                lbcli.run(topology, args)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except (lifecycle.LabFailed, TopologyError, lab_secrets.SecretsMissing) as exc:
-        lifecycle.fail(exc)
+
+def _dispatch(args: argparse.Namespace) -> None:
+    topology = current()
+    match args.command:
+        case "init":
+            lifecycle.init(topology)
+        case "up":
+            lifecycle.up(topology)
+        case "down":
+            lifecycle.down(topology)
+        case "reset":
+            lifecycle.reset(topology)
+        case "status":
+            _status(topology, args)
+        case "logs":
+            _logs(topology, args)
+        case "token":
+            _token(topology, args)
+        case "node":
+            _node(topology, args)
+        case "dns":
+            _dns_sync(topology, args)
+        case "fault":
+            _fault(topology, args)
+        case "lb":
+            from reviewlab_lab import lbcli
+
+            lbcli.run(topology, args)
 
 
 if __name__ == "__main__":

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
 
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.topology import Node, Topology
 
 from reviewlab_lab import provision, ready
+from reviewlab_lab.errors import LabFailed
 from reviewlab_lab.paths import LabPaths
 from reviewlab_lab.procs import Supervisor, run_user_ids, stop_orphan_postmasters
 from reviewlab_lab.render import Renderer, supervisor_config, write_if_changed
@@ -20,10 +20,6 @@ FIRST_WAVE = ("dns", "etcd", "redis", "minio", "postgres", "edge", "lb")
 SECOND_WAVE = ("web", "worker")
 # Nodes that re-read their config on SIGHUP instead of a restart.
 RELOAD_ON_HUP = ("lb", "edge")
-
-
-class LabFailed(RuntimeError):
-    """A step of bringing the lab up failed; the message says what and where to look."""
 
 
 def say(text: str) -> None:
@@ -158,8 +154,3 @@ def reset(topology: Topology) -> None:
     for folder in (paths.root / "data", paths.conf, paths.run, paths.logs):
         shutil.rmtree(folder, ignore_errors=True)
     say(f"wiped the lab's data under {paths.root} (secrets kept)")
-
-
-def fail(exc: Exception) -> None:
-    print(f"\nerror: {exc}", file=sys.stderr, flush=True)
-    sys.exit(1)

@@ -17,10 +17,11 @@ from typing import Any, cast
 from reviewlab_common.topology import Topology
 from supervisor.xmlrpc import SupervisorTransport
 
+from reviewlab_lab.errors import LabFailed
 from reviewlab_lab.paths import LabPaths
 
 
-class SupervisorDown(RuntimeError):
+class SupervisorDown(LabFailed):
     """supervisord is not running for this lab."""
 
 
@@ -55,6 +56,11 @@ class Supervisor:
         transport = SupervisorTransport(None, None, f"unix://{self.paths.supervisor_socket}")
         try:
             yield xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise SupervisorDown(
+                f"the lab is not running (no supervisord at {self.paths.supervisor_socket}); "
+                "start it with `make up`"
+            ) from exc
         finally:
             transport.close()
 
@@ -62,7 +68,7 @@ class Supervisor:
         try:
             with self._proxy() as proxy:
                 return bool(proxy.supervisor.getState()["statename"] == "RUNNING")
-        except (OSError, xmlrpc.client.Fault):
+        except (OSError, xmlrpc.client.Fault, SupervisorDown):
             return False
 
     def start(self) -> None:
