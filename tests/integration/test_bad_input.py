@@ -23,6 +23,7 @@ from tests.integration.shop import (
     PORTRAIT,
     Authored,
     assert_error,
+    auth,
     get_review,
     marker,
     post_review,
@@ -103,6 +104,17 @@ def bad_cases() -> dict[str, Case]:
 
 
 CASES = bad_cases()
+
+# Ids no shard could hold. 1444134424 carries bucket 315, outside the lab's 256-bucket map.
+UNROUTABLE_IDS = {
+    "bucket outside the shard map": 1444134424,
+    "negative": -5,
+    "zero": 0,
+    "just past a bigint": 2**63,
+    "far past a bigint": 10**23,
+}
+# Cursors that are not a review id: too large for one, a non-ASCII digit, a sign, a word.
+BAD_CURSORS = ["99999999999999999999", "\u00b2", "-1", "next"]
 
 
 def rating_count(client: httpx.Client, product_id: int) -> int:
@@ -199,3 +211,20 @@ def test_sql_looking_text_and_emoji_are_stored_verbatim(
     assert got.status_code == 200
     assert got.json()["body"] == body
     assert sum(rows_with_body(topology, body).values()) == 1
+
+
+@pytest.mark.parametrize("name", list(UNROUTABLE_IDS))
+def test_an_id_no_shard_holds_is_a_404_for_get_and_delete(
+    client: httpx.Client, token_for: Callable[[int], str], name: str
+) -> None:
+    review_id = UNROUTABLE_IDS[name]
+    got = client.get(f"/api/reviews/{review_id}")
+    assert assert_error(got, 404)["code"] == "review_not_found"
+    deleted = client.delete(f"/api/reviews/{review_id}", headers=auth(token_for(NOOR)))
+    assert assert_error(deleted, 404)["code"] == "review_not_found"
+
+
+@pytest.mark.parametrize("cursor", BAD_CURSORS)
+def test_a_cursor_that_is_no_review_id_is_a_422(client: httpx.Client, cursor: str) -> None:
+    reply = client.get(f"/api/products/{PRODUCT}/reviews", params={"cursor": cursor})
+    assert assert_error(reply, 422)["code"] == "bad_cursor"

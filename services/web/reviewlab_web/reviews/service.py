@@ -16,6 +16,8 @@ from reviewlab_common.images import ValidatedPhoto
 from reviewlab_web.backends import Backends
 from reviewlab_web.reviews import schemas
 
+# Review ids are positive 63-bit integers (a Postgres bigint); nothing else names a review.
+MAX_REVIEW_ID = (1 << 63) - 1
 COLUMNS = (
     "id, product_id, user_id, rating, body, created_at, photo_status, photo_original_key, "
     "photo_cutout_key, photo_error"
@@ -181,10 +183,22 @@ def create(
     return Written(_to_review(backends, row, shard_name), lsn, replayed)
 
 
+def shard_of_review(backends: Backends, review_id: int) -> str:
+    """The shard that holds REVIEW_ID; NotFound for an id that no shard could hold."""
+    if not 0 < review_id <= MAX_REVIEW_ID:
+        raise NotFound(f"review {review_id} does not exist: review ids are positive 63-bit numbers")
+    bucket = shards.bucket_of_review(review_id)
+    try:
+        return backends.shard_map.shard_for_bucket(bucket)
+    except KeyError:
+        # The id's bucket is outside the shard map: no review was ever given this id.
+        raise NotFound(f"review {review_id} does not exist") from None
+
+
 def get(
     backends: Backends, review_id: int, min_lsns: dict[str, str]
 ) -> tuple[schemas.Review, ReadSource]:
-    shard_name = backends.shard_map.shard_for_bucket(shards.bucket_of_review(review_id))
+    shard_name = shard_of_review(backends, review_id)
 
     def fetch(conn: psycopg.Connection[Any]) -> tuple[Any, ...] | None:
         return conn.execute(f"SELECT {COLUMNS} FROM reviews WHERE id = %s", (review_id,)).fetchone()
@@ -267,7 +281,7 @@ def product(
 
 def delete(backends: Backends, *, review_id: int, user_id: int) -> tuple[str, str]:
     """Delete the caller's own review; returns (shard, commit LSN)."""
-    shard_name = backends.shard_map.shard_for_bucket(shards.bucket_of_review(review_id))
+    shard_name = shard_of_review(backends, review_id)
 
     def remove(conn: psycopg.Connection[Any]) -> None:
         row = conn.execute(

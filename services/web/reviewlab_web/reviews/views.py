@@ -135,7 +135,8 @@ def product_reviews(
     """A product's reviews, newest first, one page at a time."""
     before = None
     if cursor is not None:
-        if not cursor.isdigit():
+        # ASCII digits only ("²".isdigit() is true) and within a review id's range.
+        if not (cursor.isascii() and cursor.isdigit()) or int(cursor) > service.MAX_REVIEW_ID:
             raise ApiError(
                 422, "bad_cursor", "cursor: pass the next_cursor value of the previous page"
             )
