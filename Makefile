@@ -1,8 +1,12 @@
-# Review Lab: the native lab's commands. `make help` lists them.
+# Review Lab's commands. `make help` lists them.
+# RUNTIME=native|compose picks the runtime; without it the running one is used (else native).
 SHELL := /bin/bash
-VENV := $(shell /usr/bin/python3 -c "import tomllib; print(tomllib.load(open('infra/topology.toml','rb'))['lab']['venv'])")
+VENV := $(shell /usr/bin/python3 -c "import tomllib; print(tomllib.load(open('infra/install.toml','rb'))['venv'])")
 BIN := $(VENV)/bin
 export PATH := $(BIN):$(PATH)
+ifdef RUNTIME
+export REVIEWLAB_RUNTIME := $(RUNTIME)
+endif
 
 .PHONY: help setup up down reset status demo test check lint unit integration lb-demo bench-lb bench-worker bench-flow
 

@@ -5,17 +5,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 
-lab() { /usr/bin/python3 -c "import tomllib,sys; print(tomllib.load(open('infra/topology.toml','rb'))['lab'][sys.argv[1]])" "$1"; }
-VENV=$(lab venv)
-CACHE=$(lab cache_dir)
-RUN_USER=$(lab run_user)
-MINIO_VERSION=$(lab minio_version)
+setting() { /usr/bin/python3 -c "import tomllib,sys; print(tomllib.load(open('infra/install.toml','rb'))[sys.argv[1]])" "$1"; }
+VENV=$(setting venv)
+CACHE=$(setting cache_dir)
+RUN_USER=$(setting run_user)
+MINIO_VERSION=$(setting minio_version)
 # The portrait model ships inside this exact wheel; its sha256 is checked after extraction.
 MEDIAPIPE_WHEEL_VERSION=0.10.14
 MODEL_MEMBER=mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite
 MODEL_SHA256=9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c
 DEBIAN_PACKAGES=(postgresql-15 nginx libnginx-mod-stream libnginx-mod-http-cache-purge
-  redis-server bind9 bind9-utils etcd-server wrk python3-venv dnsutils procps acl)
+  redis-server bind9 bind9-utils etcd-server wrk python3-venv dnsutils procps acl
+  chromium)  # headless Chromium: the tests check that /docs renders in a real browser
 
 STEP=0
 TOTAL=7

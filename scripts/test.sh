@@ -3,7 +3,7 @@
 # pytest's exit code 5 ("no tests collected") is a failure here: a suite that finds nothing is broken.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-VENV=$(/usr/bin/python3 -c "import tomllib; print(tomllib.load(open('infra/topology.toml','rb'))['lab']['venv'])")
+VENV=$(/usr/bin/python3 -c "import tomllib; print(tomllib.load(open('infra/install.toml','rb'))['venv'])")
 status=0
 for suite in tests/unit tests/integration; do
   echo "== $suite"

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from PIL import Image
+from reviewlab_common import install
 from reviewlab_worker.segmentation import STAGES, PortraitSegmenter
 
 PORTRAIT = Path(__file__).resolve().parents[1] / "fixtures" / "portrait.jpg"
@@ -22,9 +23,7 @@ MAX_RUNS = 200
 
 
 def default_model_path() -> Path:
-    from reviewlab_common import topology
-
-    return topology.current().lab.cache_dir / "models" / "selfie_segmentation.tflite"
+    return install.current().model
 
 
 def runs_count(text: str) -> int:

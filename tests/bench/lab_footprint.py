@@ -12,7 +12,7 @@ import pwd
 import time
 from pathlib import Path
 
-from reviewlab_common.topology import current
+from reviewlab_common import install
 
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -49,7 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args()
-    uid = pwd.getpwnam(current().lab.run_user).pw_uid
+    uid = pwd.getpwnam(install.current().run_user).pw_uid
     pids = lab_processes(uid)
     before = {pid: cpu_ticks(pid) for pid in pids}
     print(f"measuring {len(pids)} processes for {args.seconds:.0f} s ...", flush=True)

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from reviewlab_common import install
 from reviewlab_common.topology import Topology
 from reviewlab_lab import loadbalancer
 from reviewlab_lab.paths import LabPaths
@@ -258,7 +259,7 @@ def test_killed_web_server_fails_no_get_and_duplicates_no_post(
         with Load(vip) as load:
             writer.start()
             load.wait_for(100)
-            kill = [str(topology.lab.venv / "bin" / "reviewlab"), "node", "kill", victim.name]
+            kill = [str(install.current().bin / "reviewlab"), "node", "kill", victim.name]
             subprocess.run(kill, check=True, capture_output=True)
             eventually(
                 lambda: httpx.get(f"{victim.url}/readyz", timeout=2).status_code == 200,

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from reviewlab_common import db
+from reviewlab_common import db, install
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.topology import Cluster, Node, Topology, current
 from reviewlab_lab.procs import pid_alive
@@ -25,7 +25,7 @@ CLUSTER_NAMES = sorted(current().clusters)
 
 def status_json(topology: Topology) -> list[dict[str, Any]]:
     """What `reviewlab status --json` prints, parsed."""
-    binary = topology.lab.venv / "bin" / "reviewlab"
+    binary = install.current().bin / "reviewlab"
     out = subprocess.run(
         [str(binary), "status", "--json"], capture_output=True, text=True, timeout=60, check=True
     )

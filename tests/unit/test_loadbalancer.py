@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from reviewlab_common.topology import Topology, current
-from reviewlab_lab import lbstats, loadbalancer
+from reviewlab_lab import files, lbstats, loadbalancer
 from reviewlab_lab.paths import LabPaths
 
 MODES = [
@@ -26,7 +26,7 @@ def topology() -> Topology:
 
 
 def render(topology: Topology, root: Path, mode: loadbalancer.LbMode) -> str:
-    return loadbalancer.render_config(topology, LabPaths(root), loadbalancer.templates(), mode)
+    return loadbalancer.render_config(topology, LabPaths(root), files.templates(), mode)
 
 
 def block(config: str, opening: str) -> str:
@@ -77,7 +77,9 @@ def test_l7_pools_follow_the_roles(topology: Topology, tmp_path: Path) -> None:
         text = block(config, f"upstream {group}")
         for web in topology.of_kind("web"):
             assert (f"server {web.endpoint} " in text) == (role in web.roles), (group, web)
-    assert f"server {topology.one('edge').endpoint};" in block(config, "upstream edge")
+    assert f"server {topology.nodes[topology.services['cdn']].endpoint};" in block(
+        config, "upstream edge"
+    )
     assert "location /media/" in config
     assert "add_header X-Upstream" in config
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from reviewlab_common import topology
+from reviewlab_common import install
 from reviewlab_common.images import PhotoRejected
 from reviewlab_worker.segmentation import STAGES, Cutout, PortraitSegmenter
 
@@ -17,7 +17,7 @@ PORTRAIT = Path(__file__).resolve().parents[1] / "fixtures" / "portrait.jpg"
 
 
 def model_path() -> Path:
-    return topology.current().lab.cache_dir / "models" / "selfie_segmentation.tflite"
+    return install.current().model
 
 
 @pytest.fixture(scope="module")

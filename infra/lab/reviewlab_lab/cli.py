@@ -1,19 +1,20 @@
-"""`reviewlab`: run the native lab (up, down, status, logs, tokens, DNS, load balancer, faults)."""
+"""`reviewlab`: run the lab on either runtime (up, down, status, logs, nodes, DNS, lb, faults)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import subprocess
+import sys
 
 from reviewlab_common import faults, tokens
 from reviewlab_common import secrets as lab_secrets
-from reviewlab_common.topology import Topology, TopologyError, current
+from reviewlab_common.topology import RUNTIMES, Topology, TopologyError
 
-from reviewlab_lab import dnsrecords, errors, lifecycle, status
-from reviewlab_lab.paths import LabPaths
+from reviewlab_lab import dnsrecords, errors, lifecycle, runtimes, status
+
+# Web servers delay every API request; workers delay every job (see reviewlab_common.faults).
+DELAYABLE_KINDS = ("web", "worker")
 
 
 def _token(topology: Topology, args: argparse.Namespace) -> None:
@@ -24,11 +25,10 @@ def _token(topology: Topology, args: argparse.Namespace) -> None:
 
 
 def _logs(topology: Topology, args: argparse.Namespace) -> None:
-    if args.node not in topology.nodes and args.node != "supervisord":
-        raise TopologyError(f"no node named {args.node!r}; nodes: {', '.join(topology.nodes)}")
-    path = LabPaths.of(topology).log(args.node)
-    command = ["tail", "-n", str(args.lines)] + (["-F"] if args.follow else []) + [str(path)]
-    subprocess.run(command, check=False)
+    runtime = runtimes.of(topology)
+    if args.node != "supervisord" or runtime.name != "native":
+        runtime.node(args.node)
+    subprocess.run(runtime.log_command(args.node, args.lines, args.follow), check=False)
 
 
 def _status(topology: Topology, args: argparse.Namespace) -> None:
@@ -36,24 +36,29 @@ def _status(topology: Topology, args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(status.as_json(statuses), indent=2))
     else:
-        print(status.table(statuses))
+        print(status.table(statuses, runtimes.of(topology).name))
 
 
 def _dns_sync(topology: Topology, args: argparse.Namespace) -> None:
+    if args.cluster and args.cluster not in topology.clusters:
+        raise TopologyError(
+            f"no cluster {args.cluster!r}; clusters: {', '.join(topology.clusters)}"
+        )
     clusters = [topology.clusters[args.cluster]] if args.cluster else None
     for name, addresses in sorted(dnsrecords.sync(topology, clusters).items()):
         print(f"{name}.{topology.lab.domain}: {' '.join(addresses) or '(none)'}")
 
 
-# Web servers delay every API request; workers delay every job (see reviewlab_common.faults).
-DELAYABLE_KINDS = ("web", "worker")
+def _fault_target(topology: Topology, name: str) -> str:
+    node = topology.nodes.get(name)
+    if node is None or node.kind not in DELAYABLE_KINDS:
+        names = ", ".join(n.name for n in topology.nodes.values() if n.kind in DELAYABLE_KINDS)
+        raise TopologyError(f"{name!r} is not a web server or worker; choose one of: {names}")
+    return name
 
 
 def _fault(topology: Topology, args: argparse.Namespace) -> None:
-    node = topology.nodes.get(args.node)
-    if node is None or node.kind not in DELAYABLE_KINDS:
-        names = ", ".join(n.name for n in topology.nodes.values() if n.kind in DELAYABLE_KINDS)
-        raise TopologyError(f"{args.node!r} is not a web server or worker; choose one of: {names}")
+    _fault_target(topology, args.node)
     if args.delay_ms < 0:
         raise TopologyError(f"the delay must be 0 or more milliseconds, not {args.delay_ms}")
     faults.set_delay(topology, args.node, args.delay_ms)
@@ -64,43 +69,38 @@ def _fault(topology: Topology, args: argparse.Namespace) -> None:
     )
 
 
-NODE_ACTIONS = ("start", "stop", "restart", "kill", "pause", "resume")
-
-
 def _node(topology: Topology, args: argparse.Namespace) -> None:
     """Control one node: what a learner (or a chaos step) does to watch the lab react."""
-    from reviewlab_lab.procs import Supervisor, postmaster_pid
-
-    if args.node not in topology.nodes:
-        raise TopologyError(f"no node named {args.node!r}; nodes: {', '.join(topology.nodes)}")
-    supervisor = Supervisor(topology, LabPaths.of(topology))
-    match args.action:
-        case "start":
-            supervisor.start_node(args.node)
-        case "stop":
-            supervisor.stop_node(args.node)
-        case "restart":
-            supervisor.restart_node(args.node)
-        case "kill":  # supervisord restarts it: a crash, not a removal
-            postmaster = None
-            if topology.nodes[args.node].kind == "postgres":
-                # A node loss: Postgres outlives a killed Patroni, so it is killed too.
-                postmaster = postmaster_pid(LabPaths.of(topology).pgdata(args.node))
-            supervisor.signal_node(args.node, "KILL")
-            if postmaster:
-                os.kill(postmaster, signal.SIGKILL)
-        case "pause":
-            supervisor.signal_node(args.node, "STOP")
-        case "resume":
-            supervisor.signal_node(args.node, "CONT")
+    runtimes.of(topology).act(args.action, args.node)
     print(f"{args.node}: {args.action} done; watch it with `reviewlab status`")
+
+
+def _compose(topology: Topology, args: argparse.Namespace) -> None:
+    from reviewlab_lab import composefile
+    from reviewlab_lab.runtimes.compose import COMPOSE_FILE
+
+    if args.compose_command == "generate":
+        if args.check:
+            stale = composefile.stale_reason()
+            if stale:
+                raise TopologyError(stale)
+            print(f"{COMPOSE_FILE.name} matches the topology")
+            return
+        changed = composefile.generate()
+        state = "written" if changed else "unchanged"
+        print(f"{COMPOSE_FILE} {state} ({len(topology.nodes)} nodes)")
 
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="reviewlab", description=__doc__)
+    root.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        help="native or compose (default: REVIEWLAB_RUNTIME, else the one running, else native)",
+    )
     sub = root.add_subparsers(dest="command", required=True)
     sub.add_parser("init", help="generate the lab's secrets (once) and own its data directory")
-    sub.add_parser("up", help="render configs, start every node, wait until all are ready")
+    sub.add_parser("up", help="start every node, provision, wait until all are ready")
     sub.add_parser("down", help="stop every node; keep the data")
     sub.add_parser("reset", help="stop every node and wipe the data")
     p = sub.add_parser("status", help="one entry per node")
@@ -110,7 +110,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--lines", type=int, default=50)
     p.add_argument("-f", "--follow", action="store_true")
     p = sub.add_parser("node", help="start, stop, restart, kill (SIGKILL), pause or resume a node")
-    p.add_argument("action", choices=NODE_ACTIONS)
+    p.add_argument("action", choices=runtimes.NODE_ACTIONS)
     p.add_argument("node")
     p = sub.add_parser("token", help="print a bearer token for a demo user")
     p.add_argument("user")
@@ -126,19 +126,65 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("node")
     p.add_argument("delay_ms", type=int, help="0 removes it")
+    p = sub.add_parser("compose", help="the Compose file, generated from the topology")
+    compose_sub = p.add_subparsers(dest="compose_command", required=True)
+    p = compose_sub.add_parser("generate", help="write docker-compose.yml from the topology")
+    p.add_argument("--check", action="store_true", help="only say whether it is up to date")
+    p = sub.add_parser("provision", help="DNS records, shard map, bucket, schemas, demo data")
+    p = sub.add_parser("run", help="inside a container: render a node's config and run it")
+    p.add_argument("node")
     from reviewlab_lab import lbcli
 
     lbcli.add_parser(sub)
     return root
 
 
+def _delegate_to(topology: Topology, args: argparse.Namespace) -> str | None:
+    """On the machine, with a Compose lab: the container where this command must run."""
+    if not runtimes.on_host(topology):
+        return None
+    match args.command:
+        case "lb":
+            return topology.one("lb").name
+        case "fault":
+            return _fault_target(topology, args.node)
+        case "dns":
+            return topology.one("dns").name
+    return None
+
+
+def _without_runtime_option(argv: list[str]) -> list[str]:
+    """ARGV minus `--runtime X` / `--runtime=X`: inside a container the runtime is known."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--runtime":
+            skip = True
+        elif not arg.startswith("--runtime="):
+            kept.append(arg)
+    return kept
+
+
 def main(argv: list[str] | None = None) -> None:
     with errors.one_line():
-        _dispatch(parser().parse_args(argv))
+        raw = sys.argv[1:] if argv is None else argv
+        args = parser().parse_args(raw)
+        topology = runtimes.activate(args.runtime)
+        container_node = _delegate_to(topology, args)
+        if container_node is not None:
+            from reviewlab_lab.runtimes.compose import ComposeRuntime
+
+            runtime = runtimes.of(topology)
+            assert isinstance(runtime, ComposeRuntime)
+            command = _without_runtime_option(raw)
+            done = subprocess.run(runtime.exec_command(container_node, ["reviewlab", *command]))
+            sys.exit(done.returncode)
+        _dispatch(topology, args)
 
 
-def _dispatch(args: argparse.Namespace) -> None:
-    topology = current()
+def _dispatch(topology: Topology, args: argparse.Namespace) -> None:
     match args.command:
         case "init":
             lifecycle.init(topology)
@@ -160,6 +206,12 @@ def _dispatch(args: argparse.Namespace) -> None:
             _dns_sync(topology, args)
         case "fault":
             _fault(topology, args)
+        case "compose":
+            _compose(topology, args)
+        case "provision":
+            lifecycle.provision_all(topology)
+        case "run":
+            lifecycle.run_node(topology, args.node)
         case "lb":
             from reviewlab_lab import lbcli
 

@@ -18,9 +18,13 @@ def static_records(topology: Topology) -> dict[str, list[str]]:
 
 
 def public_records(topology: Topology) -> dict[str, str]:
-    """Public view: only the service names outside clients may see (www, cdn)."""
+    """Public view: only the service names outside clients may see (www, cdn).
+
+    Outside clients reach the lab where the machine publishes it: the nodes' host addresses.
+    """
     return {
-        service: topology.nodes[target].address for service, target in topology.services.items()
+        service: topology.nodes[target].host_address
+        for service, target in topology.services.items()
     }
 
 

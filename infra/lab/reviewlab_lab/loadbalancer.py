@@ -13,7 +13,8 @@ from pathlib import Path
 import jinja2
 from reviewlab_common.topology import Node, Topology
 
-from reviewlab_lab.paths import REPO, LabPaths
+from reviewlab_lab.files import templates, write_if_changed
+from reviewlab_lab.paths import LabPaths
 from reviewlab_lab.procs import as_run_user
 
 LAYERS = ("l4", "l7")
@@ -57,15 +58,6 @@ class Limits:
 LIMITS = Limits()
 
 
-def templates() -> jinja2.Environment:
-    """The templates of the vIP's config (loadbalancer/*.j2)."""
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(REPO / "loadbalancer"),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-    )
-
-
 class SwitchFailed(RuntimeError):
     """nginx refused the new config; the previous mode is still serving."""
 
@@ -74,10 +66,15 @@ def mode_file(paths: LabPaths) -> str:
     return str(paths.conf / "lb-mode.json")
 
 
+def parse_mode(text: str | None) -> LbMode:
+    """The mode saved in the mode file's TEXT; the default mode when there is none."""
+    return LbMode(**json.loads(text)) if text else LbMode()
+
+
 def current_mode(paths: LabPaths) -> LbMode:
     try:
         with open(mode_file(paths)) as handle:
-            return LbMode(**json.load(handle))
+            return parse_mode(handle.read())
     except FileNotFoundError:
         return LbMode()
 
@@ -119,6 +116,13 @@ def error_pages(limits: Limits) -> list[tuple[str, int, str, str]]:
             "rate_limited",
             f"more than {limits.rate_per_second} requests per second came from your address, "
             "so this one was not processed. Wait a second, then retry.",
+        ),
+        (
+            "not_implemented",
+            501,
+            "method_not_implemented",
+            "the shop implements this request method on no resource. "
+            "Read with GET or HEAD, write with POST or DELETE; /docs lists every operation.",
         ),
         ("bad_gateway", 502, "upstream_failed", f"no web server answered this request. {retry}"),
         ("unavailable", 503, "upstream_unavailable", f"no web server is available. {retry}"),
@@ -201,8 +205,6 @@ def reload(topology: Topology, paths: LabPaths, timeout: float = 10.0) -> None:
 
 def apply(topology: Topology, paths: LabPaths, mode: LbMode) -> bool:
     """Render MODE, check it with nginx, then reload gracefully; report whether it changed."""
-    from reviewlab_lab.render import write_if_changed  # render imports this module
-
     conf = paths.conf / CONFIG_NAME
     previous = conf.read_text() if conf.exists() else None
     old_mode = current_mode(paths)

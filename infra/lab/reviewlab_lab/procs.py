@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from reviewlab_common import install
 from reviewlab_common.topology import Topology
 from supervisor.xmlrpc import SupervisorTransport
 
@@ -37,11 +38,11 @@ def as_run_user(topology: Topology, argv: list[str]) -> list[str]:
     """Prefix a command so that it runs as the lab's unprivileged user when we are root."""
     if os.geteuid() != 0:
         return argv
-    return ["runuser", "-u", topology.lab.run_user, "--", *argv]
+    return ["runuser", "-u", install.current().run_user, "--", *argv]
 
 
 def run_user_ids(topology: Topology) -> tuple[int, int]:
-    entry = pwd.getpwnam(topology.lab.run_user)
+    entry = pwd.getpwnam(install.current().run_user)
     return entry.pw_uid, entry.pw_gid
 
 
@@ -73,7 +74,7 @@ class Supervisor:
 
     def start(self) -> None:
         """Start supervisord (it daemonizes) as the lab user and wait for its socket."""
-        binary = str(self.topology.lab.venv / "bin" / "supervisord")
+        binary = str(install.current().bin / "supervisord")
         subprocess.run(
             as_run_user(self.topology, [binary, "-c", str(self.paths.supervisor_conf)]), check=True
         )

@@ -8,9 +8,10 @@ from typing import Any
 
 from reviewlab_common.topology import Node, Topology
 
-from reviewlab_lab import dnsrecords, loadbalancer, ready
+from reviewlab_lab import dnsrecords, loadbalancer, ready, runtimes
 from reviewlab_lab.paths import LabPaths
-from reviewlab_lab.procs import Supervisor, postmaster_pid
+from reviewlab_lab.runtimes.base import Runtime
+from reviewlab_lab.runtimes.native import NativeRuntime
 
 ROLE_OF_KIND = {
     "dns": "authoritative",
@@ -45,7 +46,7 @@ def _patroni_members(topology: Topology) -> dict[str, dict[str, Any]]:
 
 
 def _role(
-    node: Node, members: dict[str, dict[str, Any]], paths: LabPaths
+    node: Node, members: dict[str, dict[str, Any]], runtime: Runtime, paths: LabPaths
 ) -> tuple[str, int | None]:
     if node.kind == "postgres":
         member = members.get(node.name)
@@ -58,7 +59,9 @@ def _role(
         lag = member.get("lag")
         return role, (int(lag) if isinstance(lag, int) else None) if role != "primary" else None
     if node.kind == "lb":
-        mode = loadbalancer.current_mode(paths)
+        mode = loadbalancer.parse_mode(
+            runtime.read_node_file(node.name, loadbalancer.mode_file(paths))
+        )
         return f"vip {mode.layer} {mode.algorithm}", None
     if node.kind == "web":
         return "+".join(node.roles), None
@@ -67,7 +70,8 @@ def _role(
 
 def collect(topology: Topology) -> list[NodeStatus]:
     paths = LabPaths.of(topology)
-    processes = Supervisor(topology, paths).processes()
+    runtime = runtimes.of(topology)
+    processes = runtime.processes()
     members = _patroni_members(topology)
     nodes = list(topology.nodes.values())
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -75,7 +79,7 @@ def collect(topology: Topology) -> list[NodeStatus]:
     result = []
     for node, probe in zip(nodes, probes, strict=True):
         info = processes.get(node.name)
-        role, lag = _role(node, members, paths)
+        role, lag = _role(node, members, runtime, paths)
         result.append(
             NodeStatus(
                 name=node.name,
@@ -83,12 +87,12 @@ def collect(topology: Topology) -> list[NodeStatus]:
                 role=role,
                 address=node.address,
                 port=node.port,
-                state=info.state.lower() if info else "stopped",
+                state=info.state if info else "stopped",
                 ready=probe.ready,
                 lag_bytes=lag,
-                pid=(info.pid or None) if info else None,
-                postmaster_pid=postmaster_pid(paths.pgdata(node.name))
-                if node.kind == "postgres"
+                pid=info.pid if info else None,
+                postmaster_pid=runtime.postmaster_pid(node.name)
+                if node.kind == "postgres" and isinstance(runtime, NativeRuntime)
                 else None,
                 detail=probe.detail,
             )
@@ -100,12 +104,12 @@ def as_json(statuses: list[NodeStatus]) -> list[dict[str, Any]]:
     return [asdict(s) for s in statuses]
 
 
-def table(statuses: list[NodeStatus]) -> str:
+def table(statuses: list[NodeStatus], runtime: str) -> str:
     header = (
         f"{'NODE':<12} {'KIND':<9} {'ROLE':<22} {'ADDRESS':<18} {'STATE':<9} {'READY':<6} "
         f"{'LAG':>8} {'PID':>8}"
     )
-    lines = [header]
+    lines = [f"runtime: {runtime}", header]
     for s in statuses:
         lag = "" if s.lag_bytes is None else str(s.lag_bytes)
         lines.append(

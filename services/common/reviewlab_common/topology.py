@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,12 @@ SINGLE_KINDS = ("dns", "redis", "minio", "lb")
 REQUIRED_KINDS = (*SINGLE_KINDS, "etcd", "edge", "web")
 PORT_FIELDS = ("port", "rest_port", "peer_port", "console_port", "ceiling_port")
 DEFAULT_PATH = Path(__file__).resolve().parents[3] / "infra" / "topology.toml"
+# The runtimes that can run the lab: every node a process on its own loopback address, or a
+# container on the lab's bridge network. Node addresses are written once, for the native
+# runtime; a node keeps its host part in every runtime's network (127.0.0.21 -> 172.30.0.21).
+RUNTIMES = ("native", "compose")
+RUNTIME_ENV = "REVIEWLAB_RUNTIME"
+DATA_DIR_ENV = "REVIEWLAB_DATA_DIR"
 
 
 class TopologyError(ValueError):
@@ -29,8 +35,12 @@ class TopologyError(ValueError):
 class Node:
     name: str
     kind: str
+    # Where the node is reached in the running runtime's network.
     address: str
     port: int
+    # Where the machine's own programs reach an entry point (the vIP, the edge, the DNS): the
+    # native address, which the Compose runtime publishes its containers' ports on.
+    host_address: str
     cluster: str | None = None
     rest_port: int | None = None
     peer_port: int | None = None
@@ -46,6 +56,10 @@ class Node:
     def url(self) -> str:
         return f"http://{self.address}:{self.port}"
 
+    @property
+    def host_url(self) -> str:
+        return f"http://{self.host_address}:{self.port}"
+
 
 @dataclass(frozen=True)
 class Cluster:
@@ -56,16 +70,30 @@ class Cluster:
 
 
 @dataclass(frozen=True)
+class Runtime:
+    """One way of running the lab's nodes, and the network its nodes live in."""
+
+    name: str
+    network: ipaddress.IPv4Network
+    # The bridge's own address (Compose): a source there is the host, never a lab node.
+    gateway: str | None = None
+    # The Compose project name; containers are named <project>-<node>.
+    project: str | None = None
+    # Where the bridge hands out addresses to containers that are not nodes (one-shot jobs).
+    dynamic_range: str | None = None
+
+
+@dataclass(frozen=True)
 class Lab:
     domain: str
-    internal_network: str
     data_dir: Path
-    cache_dir: Path
-    venv: Path
-    run_user: str
     buckets: int
-    minio_version: str
-    postgres_bin: Path
+    runtime: Runtime
+
+    @property
+    def internal_network(self) -> str:
+        """Sources in this network see the DNS's internal view."""
+        return str(self.runtime.network)
 
 
 @dataclass(frozen=True)
@@ -120,6 +148,31 @@ def _optional_int(table: dict[str, Any], key: str, where: str) -> int | None:
     return _require(table, key, int, where) if key in table else None
 
 
+def _parse_runtimes(data: dict[str, Any]) -> dict[str, Runtime]:
+    runtimes: dict[str, Runtime] = {}
+    for name in RUNTIMES:
+        where = f"[runtimes.{name}]"
+        table = _require(_require(data, "runtimes", dict, "topology"), name, dict, "[runtimes]")
+        try:
+            network = ipaddress.IPv4Network(_require(table, "network", str, where))
+        except ValueError as exc:
+            raise TopologyError(f"{where}: field 'network' is not an IPv4 network: {exc}") from exc
+        gateway = table.get("gateway")
+        if gateway is not None and ipaddress.ip_address(gateway) not in network:
+            raise TopologyError(f"{where}: field 'gateway' {gateway} is not in {network}")
+        dynamic = table.get("dynamic_range")
+        if dynamic is not None and not ipaddress.IPv4Network(dynamic).subnet_of(network):
+            raise TopologyError(f"{where}: field 'dynamic_range' {dynamic} is not in {network}")
+        runtimes[name] = Runtime(name, network, gateway, table.get("project"), dynamic)
+    return runtimes
+
+
+def _in_runtime(native: Runtime, runtime: Runtime, address: str) -> str:
+    """ADDRESS (written for the native network) in RUNTIME's network: same host part."""
+    offset = int(ipaddress.IPv4Address(address)) - int(native.network.network_address)
+    return str(runtime.network.network_address + offset)
+
+
 def _parse_node(name: str, table: dict[str, Any], defaults: dict[str, Any]) -> Node:
     where = f"node {name!r}"
     kind = _require(table, "kind", str, where)
@@ -132,11 +185,9 @@ def _parse_node(name: str, table: dict[str, Any], defaults: dict[str, Any]) -> N
     table = {**{k: v for k, v in kind_defaults.items() if k in PORT_FIELDS}, **table}
     address = _require(table, "address", str, where)
     try:
-        ip = ipaddress.ip_address(address)
+        ipaddress.IPv4Address(address)
     except ValueError as exc:
         raise TopologyError(f"{where}: field 'address' {address!r} is not an IP address") from exc
-    if not ip.is_loopback:
-        raise TopologyError(f"{where}: field 'address' {address} must be in 127.0.0.0/8")
     roles = tuple(table.get("roles", ["api", "upload"] if kind == "web" else []))
     for role in roles:
         if role not in WEB_ROLES:
@@ -148,6 +199,7 @@ def _parse_node(name: str, table: dict[str, Any], defaults: dict[str, Any]) -> N
         kind=kind,
         address=address,
         port=_require(table, "port", int, where),
+        host_address=address,
         cluster=table.get("cluster"),
         rest_port=_optional_int(table, "rest_port", where),
         peer_port=_optional_int(table, "peer_port", where),
@@ -163,19 +215,18 @@ def _parse_node(name: str, table: dict[str, Any], defaults: dict[str, Any]) -> N
     return node
 
 
-def parse(data: dict[str, Any]) -> Topology:
-    """Validate a topology document and build the typed view of it."""
+def parse(data: dict[str, Any], runtime: str = "native") -> Topology:
+    """Validate a topology document and build the typed view of it as RUNTIME runs it."""
+    if runtime not in RUNTIMES:
+        raise TopologyError(f"unknown runtime {runtime!r}; runtimes: {', '.join(RUNTIMES)}")
     lab_table = _require(data, "lab", dict, "topology")
+    runtimes = _parse_runtimes(data)
+    native = runtimes["native"]
     lab = Lab(
         domain=_require(lab_table, "domain", str, "[lab]"),
-        internal_network=_require(lab_table, "internal_network", str, "[lab]"),
         data_dir=Path(_require(lab_table, "data_dir", str, "[lab]")),
-        cache_dir=Path(_require(lab_table, "cache_dir", str, "[lab]")),
-        venv=Path(_require(lab_table, "venv", str, "[lab]")),
-        run_user=_require(lab_table, "run_user", str, "[lab]"),
         buckets=_require(lab_table, "buckets", int, "[lab]"),
-        minio_version=_require(lab_table, "minio_version", str, "[lab]"),
-        postgres_bin=Path(_require(lab_table, "postgres_bin", str, "[lab]")),
+        runtime=runtimes[runtime],
     )
     defaults = data.get("defaults", {})
     for kind, table in defaults.items():
@@ -190,13 +241,29 @@ def parse(data: dict[str, Any]) -> Topology:
     seen: dict[str, str] = {}
     for name, table in _require(data, "nodes", dict, "topology").items():
         node = _parse_node(name, table, defaults)
+        if ipaddress.IPv4Address(node.address) not in native.network:
+            raise TopologyError(
+                f"node {name!r}: field 'address' {node.address} is not in the lab's network "
+                f"{native.network} ([runtimes.native])"
+            )
+        for other in runtimes.values():
+            there = _in_runtime(native, other, node.address)
+            reserved = other.dynamic_range and ipaddress.IPv4Address(
+                there
+            ) in ipaddress.IPv4Network(other.dynamic_range)
+            if there == other.gateway or reserved:
+                raise TopologyError(
+                    f"node {name!r}: field 'address' {node.address} would be {there}, which the "
+                    f"{other.name} network keeps for its gateway or other containers; "
+                    "pick another address"
+                )
         if node.address in seen:
             raise TopologyError(
                 f"node {name!r}: field 'address' {node.address} is already used by node "
                 f"{seen[node.address]!r}; every node needs its own address"
             )
         seen[node.address] = name
-        nodes[name] = node
+        nodes[name] = replace(node, address=_in_runtime(native, lab.runtime, node.address))
     clusters: dict[str, Cluster] = {}
     for name, table in _require(data, "clusters", dict, "topology").items():
         where = f"cluster {name!r}"
@@ -239,15 +306,25 @@ def parse(data: dict[str, Any]) -> Topology:
     return topology
 
 
-def load(path: Path | None = None) -> Topology:
-    """Read and validate the topology file (REVIEWLAB_TOPOLOGY overrides the default path)."""
+def load(path: Path | None = None, runtime: str | None = None) -> Topology:
+    """Read and validate the topology file as RUNTIME runs it.
+
+    REVIEWLAB_TOPOLOGY overrides the path, REVIEWLAB_RUNTIME the runtime (native by default),
+    REVIEWLAB_DATA_DIR the data directory (the host keeps a Compose lab's state apart).
+    """
     path = path or Path(os.environ.get("REVIEWLAB_TOPOLOGY", DEFAULT_PATH))
-    with path.open("rb") as handle:
-        try:
+    try:
+        with path.open("rb") as handle:
             data = tomllib.load(handle)
-        except tomllib.TOMLDecodeError as exc:
-            raise TopologyError(f"{path}: not valid TOML: {exc}") from exc
-    return parse(data)
+    except tomllib.TOMLDecodeError as exc:
+        raise TopologyError(f"{path}: not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise TopologyError(f"{path}: cannot read the topology: {exc.strerror}") from exc
+    topology = parse(data, runtime or os.environ.get(RUNTIME_ENV) or "native")
+    data_dir = os.environ.get(DATA_DIR_ENV)
+    if data_dir:
+        topology = replace(topology, lab=replace(topology.lab, data_dir=Path(data_dir)))
+    return topology
 
 
 @cache

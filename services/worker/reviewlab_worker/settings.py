@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reviewlab_common import install
 from reviewlab_common.settings import NodeSettings
 
 
@@ -19,4 +20,4 @@ class WorkerSettings(NodeSettings):
     max_side: int = 1024
 
     def model_path(self) -> Path:
-        return self.topology().lab.cache_dir / "models" / "selfie_segmentation.tflite"
+        return install.current().model

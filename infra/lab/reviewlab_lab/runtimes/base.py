@@ -1,0 +1,117 @@
+"""The one interface both runtimes offer: the CLI, chaos and the tests talk only to it."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from reviewlab_common.topology import Node, Topology
+
+from reviewlab_lab.errors import LabFailed
+
+Say = Callable[[str], None]
+NODE_ACTIONS = ("start", "stop", "restart", "kill", "pause", "resume")
+
+
+class RuntimeUnavailable(LabFailed):
+    """The runtime cannot run here (no Docker daemon, the other runtime holds the ports...)."""
+
+
+@dataclass(frozen=True)
+class NodeProcess:
+    """What the runtime knows of a node's process (native) or container (Compose)."""
+
+    name: str
+    # running, starting, paused, stopped, exited, restarting, fatal, ...
+    state: str
+    pid: int | None
+
+
+class Runtime(abc.ABC):
+    """Runs the lab's nodes: start, stop, crash and freeze them, list them, read their logs."""
+
+    name: str
+
+    def __init__(self, topology: Topology) -> None:
+        self.topology = topology
+
+    def node(self, name: str) -> Node:
+        from reviewlab_common.topology import TopologyError
+
+        if name not in self.topology.nodes:
+            raise TopologyError(f"no node named {name!r}; nodes: {', '.join(self.topology.nodes)}")
+        return self.topology.nodes[name]
+
+    # The whole lab ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def running(self) -> bool:
+        """Is a lab of this runtime up (even partly) on this machine?"""
+
+    @abc.abstractmethod
+    def launch(self, say: Say) -> None:
+        """Start every node, or apply a changed topology to a running lab."""
+
+    @abc.abstractmethod
+    def provisions_itself(self) -> bool:
+        """True when the runtime provisions the lab itself (Compose has a one-shot service)."""
+
+    def wait_provisioned(self, say: Say, timeout: float) -> None:  # noqa: B027
+        """Wait for the runtime's own provisioning (only when it provisions itself)."""
+
+    @abc.abstractmethod
+    def shutdown(self, say: Say) -> None:
+        """Stop every node; keep the data."""
+
+    @abc.abstractmethod
+    def wipe(self, say: Say) -> None:
+        """Delete every node's data (the lab is down)."""
+
+    # One node --------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def processes(self) -> dict[str, NodeProcess]:
+        """Every node this runtime knows, by name."""
+
+    @abc.abstractmethod
+    def start(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    def stop(self, name: str) -> None:
+        """A clean stop; the node stays down until started."""
+
+    @abc.abstractmethod
+    def restart(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    def kill(self, name: str) -> None:
+        """SIGKILL: a crash (for Postgres, Patroni and its postmaster); the runtime restarts it."""
+
+    @abc.abstractmethod
+    def pause(self, name: str) -> None:
+        """Freeze the node (SIGSTOP / cgroup freezer): it holds its sockets but answers nothing."""
+
+    @abc.abstractmethod
+    def resume(self, name: str) -> None: ...
+
+    def act(self, action: str, name: str) -> None:
+        """Run one of NODE_ACTIONS on node NAME."""
+        self.node(name)
+        if action not in NODE_ACTIONS:
+            raise ValueError(f"unknown node action {action!r}; actions: {', '.join(NODE_ACTIONS)}")
+        getattr(self, action)(name)
+
+    @abc.abstractmethod
+    def log_command(self, name: str, lines: int, follow: bool) -> list[str]:
+        """The command that prints a node's log."""
+
+    def read_node_file(self, name: str, path: str) -> str | None:
+        """A file of node NAME's own (None if it has none yet)."""
+        try:
+            with open(path) as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return None
+
+    def state(self, name: str) -> str:
+        process = self.processes().get(name)
+        return process.state if process else "stopped"

@@ -1,0 +1,247 @@
+"""The Compose runtime: every node a container on the lab's bridge network.
+
+The host drives it with the docker CLI: Compose brings the project up and down, and node
+control acts on one container. Commands that change a node's own files (the vIP's mode, a
+fault switch) run inside that node's container, where the same `reviewlab` code lives.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from functools import cached_property
+from typing import Any
+
+from reviewlab_common import secrets as lab_secrets
+from reviewlab_common.topology import Topology, load
+
+from reviewlab_lab.errors import LabFailed
+from reviewlab_lab.paths import REPO
+from reviewlab_lab.runtimes.base import NodeProcess, Runtime, RuntimeUnavailable, Say
+
+COMPOSE_FILE = REPO / "docker-compose.yml"
+# Where every container keeps the lab's secrets (a volume the init service fills).
+CONTAINER_SECRETS = "/var/lib/reviewlab/secrets/lab.json"
+PROVISION = "provision"
+DOCKER_HINT = (
+    "start the Docker daemon (`make docker` installs and starts it; by hand: "
+    "`dockerd >/var/log/dockerd.log 2>&1 &`)"
+)
+
+
+def docker_available() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    probe = subprocess.run(
+        ["docker", "info", "--format", "{{.ServerVersion}}"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    return probe.returncode == 0
+
+
+class ComposeRuntime(Runtime):
+    name = "compose"
+
+    def __init__(self, topology: Topology) -> None:
+        super().__init__(topology)
+        project = topology.lab.runtime.project
+        if project is None:
+            raise RuntimeUnavailable("[runtimes.compose] needs a 'project' name")
+        self.project = project
+
+    # docker and Compose ----------------------------------------------------------------------
+    def container(self, name: str) -> str:
+        """The container that runs node (or one-shot service) NAME."""
+        return f"{self.project}-{name}"
+
+    @cached_property
+    def compose(self) -> list[str]:
+        """`docker compose` (v2) where the plugin exists, else Debian's docker-compose (v1)."""
+        v2 = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+        if v2.returncode == 0:
+            base = ["docker", "compose"]
+        elif shutil.which("docker-compose"):
+            base = ["docker-compose"]
+        else:
+            raise RuntimeUnavailable(
+                "neither `docker compose` nor `docker-compose` is installed; run `make docker`"
+            )
+        return [*base, "-p", self.project, "-f", str(COMPOSE_FILE)]
+
+    def _docker(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
+        if check and result.returncode != 0:
+            detail = (result.stderr or result.stdout).strip().splitlines()
+            raise LabFailed(f"`docker {' '.join(args)}` failed: {detail[-1] if detail else ''}")
+        return result
+
+    def _inspect(self) -> list[dict[str, Any]]:
+        ids = self._docker(
+            "ps", "-aq", "--filter", f"label=com.docker.compose.project={self.project}"
+        ).stdout.split()
+        if not ids:
+            return []
+        return list(json.loads(self._docker("inspect", *ids).stdout))
+
+    # The whole lab ---------------------------------------------------------------------------
+    def running(self) -> bool:
+        if not docker_available():
+            return False
+        ids = self._docker(
+            "ps", "-q", "--filter", f"label=com.docker.compose.project={self.project}", check=False
+        ).stdout.split()
+        return bool(ids)
+
+    def provisions_itself(self) -> bool:
+        return True
+
+    def preflight(self) -> None:
+        """Refuse to start where it cannot work, with the fix in one line."""
+        from reviewlab_lab.composefile import stale_reason
+        from reviewlab_lab.runtimes.native import NativeRuntime
+
+        if not docker_available():
+            raise RuntimeUnavailable(f"no Docker daemon answers: {DOCKER_HINT}")
+        if NativeRuntime(load(runtime="native")).running():
+            raise RuntimeUnavailable(
+                "the native lab is running and holds the lab's addresses (the vIP "
+                f"{self.topology.nodes[self.topology.services['www']].host_address}): "
+                "stop it with `make down RUNTIME=native` first"
+            )
+        stale = stale_reason()
+        if stale:
+            raise RuntimeUnavailable(stale)
+        missing = [
+            image
+            for image in sorted(self.images())
+            if self._docker("image", "inspect", image, check=False).returncode != 0
+        ]
+        if missing:
+            raise RuntimeUnavailable(
+                f"image {missing[0]} is not built ({len(missing)} missing): run `make images`"
+            )
+
+    def images(self) -> set[str]:
+        from reviewlab_lab.composefile import image_of
+
+        return {image_of(node) for node in self.topology.nodes.values()}
+
+    def launch(self, say: Say) -> None:
+        self.preflight()
+        say(f"starting {len(self.topology.nodes)} containers with {' '.join(self.compose[:2])}")
+        result = subprocess.run([*self.compose, "up", "-d"], check=False)
+        if result.returncode != 0:
+            raise LabFailed(
+                "Compose could not start the lab (its messages are above); "
+                "`reviewlab logs NODE` shows a node's log"
+            )
+        # `up` returns once the init service has made the secrets: the host keeps a copy.
+        self.fetch_secrets()
+
+    def wait_provisioned(self, say: Say, timeout: float) -> None:
+        """Wait for the one-shot provisioning service, then copy the secrets to the host."""
+        container = self.container(PROVISION)
+        limit = time.monotonic() + timeout
+        while True:
+            state = self._docker(
+                "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", container, check=False
+            ).stdout.split()
+            if state and state[0] == "exited":
+                break
+            if time.monotonic() > limit:
+                raise LabFailed(
+                    f"provisioning did not finish in {timeout:.0f} s; see `docker logs {container}`"
+                )
+            time.sleep(1)
+        logs = self._docker("logs", container, check=False)
+        for line in (logs.stdout + logs.stderr).splitlines():
+            if line.strip().startswith("done"):
+                say(f"  {line.strip()}")
+        if state[1] != "0":
+            tail = (logs.stdout + logs.stderr).strip().splitlines()[-1:]
+            raise LabFailed(
+                f"provisioning failed: {tail[0] if tail else 'no output'}; "
+                f"see `docker logs {container}`, then run `make up RUNTIME=compose` again"
+            )
+
+    def fetch_secrets(self) -> None:
+        """The host's programs (CLI, tests) read the lab's secrets from a private copy."""
+        target = lab_secrets.secrets_path(self.topology)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.chmod(0o700)
+        self._docker("cp", f"{self.container('init')}:{CONTAINER_SECRETS}", str(target))
+        target.chmod(0o600)
+
+    def shutdown(self, say: Say) -> None:
+        if not docker_available():
+            return
+        say("stopping every container (Compose down; named volumes keep the data)")
+        subprocess.run([*self.compose, "down", "--remove-orphans"], check=False)
+
+    def wipe(self, say: Say) -> None:
+        if not docker_available():
+            return
+        subprocess.run([*self.compose, "down", "--volumes", "--remove-orphans"], check=False)
+        say(f"removed the Compose lab's containers and volumes (project {self.project})")
+
+    # One node --------------------------------------------------------------------------------
+    def processes(self) -> dict[str, NodeProcess]:
+        result = {}
+        for entry in self._inspect():
+            labels = entry["Config"]["Labels"]
+            name = labels.get("com.docker.compose.service")
+            if name not in self.topology.nodes:
+                continue
+            state = entry["State"]
+            status = "paused" if state["Paused"] else state["Status"]
+            result[name] = NodeProcess(name, status, state["Pid"] or None)
+        return result
+
+    def start(self, name: str) -> None:
+        self._docker("start", self.container(name))
+
+    def stop(self, name: str) -> None:
+        self._docker("stop", self.container(name))
+
+    def restart(self, name: str) -> None:
+        self._docker("restart", self.container(name))
+
+    def kill(self, name: str) -> None:
+        # SIGKILL of the container's process, from the host: a crash the restart policy
+        # answers (`docker kill` would count as a deliberate stop). For Postgres this kills
+        # Patroni and, with the container, its postmaster: a node loss.
+        pid = self.processes().get(name)
+        if pid is None or pid.pid is None:
+            raise LabFailed(f"{name} is not running; `reviewlab node start {name}` starts it")
+        os.kill(pid.pid, signal.SIGKILL)
+
+    def pause(self, name: str) -> None:
+        self._docker("pause", self.container(name))
+
+    def resume(self, name: str) -> None:
+        self._docker("unpause", self.container(name))
+
+    def log_command(self, name: str, lines: int, follow: bool) -> list[str]:
+        return [
+            "docker",
+            "logs",
+            "--tail",
+            str(lines),
+            *(["-f"] if follow else []),
+            self.container(name),
+        ]
+
+    def read_node_file(self, name: str, path: str) -> str | None:
+        found = self._docker("exec", self.container(name), "cat", path, check=False)
+        return found.stdout if found.returncode == 0 else None
+
+    def exec_command(self, name: str, argv: list[str]) -> list[str]:
+        """Run ARGV inside node NAME's container (as the lab's user)."""
+        return ["docker", "exec", self.container(name), *argv]

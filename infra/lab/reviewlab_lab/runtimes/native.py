@@ -1,0 +1,192 @@
+"""The native runtime: every node a process on its own 127.0.0.x address, under supervisord."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+
+from reviewlab_common import install
+from reviewlab_common import secrets as lab_secrets
+from reviewlab_common.topology import Topology
+
+from reviewlab_lab.files import write_if_changed
+from reviewlab_lab.paths import LabPaths
+from reviewlab_lab.procs import Supervisor, postmaster_pid, run_user_ids, stop_orphan_postmasters
+from reviewlab_lab.render import Program, Renderer
+from reviewlab_lab.runtimes.base import NodeProcess, Runtime, Say
+
+STOP_PRIORITY = {
+    "dns": 10,
+    "etcd": 20,
+    "postgres": 30,
+    "redis": 40,
+    "minio": 40,
+    "edge": 50,
+    "web": 60,
+    "worker": 70,
+    "lb": 80,
+}
+# Nodes that re-read their config on SIGHUP instead of a restart.
+RELOAD_ON_HUP = ("lb", "edge")
+
+
+def own_data_dir(topology: Topology, paths: LabPaths) -> None:
+    """The data directory belongs to the unprivileged user that runs the nodes."""
+    for folder in (
+        paths.root,
+        paths.conf,
+        paths.run,
+        paths.logs,
+        paths.faults,
+        paths.root / "data",
+    ):
+        folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        uid, gid = run_user_ids(topology)
+        subprocess.run(["chown", "-R", f"{uid}:{gid}", str(paths.root)], check=True)
+    paths.faults.chmod(0o755)
+
+
+def supervisor_config(paths: LabPaths, programs: list[Program]) -> str:
+    """The supervisord config that runs every node of the lab."""
+    lines = [
+        "; Review Lab's process supervisor: rendered by `reviewlab up` from infra/topology.toml.",
+        "[unix_http_server]",
+        f"file={paths.supervisor_socket}",
+        "chmod=0770",
+        "[supervisord]",
+        f"logfile={paths.logs / 'supervisord.log'}",
+        f"pidfile={paths.run / 'supervisord.pid'}",
+        f"childlogdir={paths.logs}",
+        "nodaemon=false",
+        "minfds=4096",
+        "[rpcinterface:supervisor]",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+        "[supervisorctl]",
+        f"serverurl=unix://{paths.supervisor_socket}",
+    ]
+    for program in programs:
+        node = program.node
+        env = ",".join(f'{k}="{v}"' for k, v in sorted(program.environment.items()))
+        lines += [
+            f"[program:{node.name}]",
+            f"command={program.command}",
+            f"directory={paths.data(node.name)}",
+            f"priority={STOP_PRIORITY[node.kind]}",
+            "autostart=true",
+            "autorestart=true",
+            "startsecs=1",
+            "startretries=1000",
+            f"stopsignal={program.stop_signal}",
+            f"stopwaitsecs={program.stop_seconds}",
+            f"stopasgroup={str(program.stop_as_group).lower()}",
+            "killasgroup=true",
+            "redirect_stderr=true",
+            f"stdout_logfile={paths.log(node.name)}",
+            "stdout_logfile_maxbytes=20MB",
+            "stdout_logfile_backups=2",
+        ]
+        if env:
+            lines.append(f"environment={env}")
+    return "\n".join(lines) + "\n"
+
+
+class NativeRuntime(Runtime):
+    name = "native"
+
+    def __init__(self, topology: Topology) -> None:
+        super().__init__(topology)
+        self.paths = LabPaths.of(topology)
+        self.supervisor = Supervisor(topology, self.paths)
+
+    def running(self) -> bool:
+        return self.supervisor.running()
+
+    def provisions_itself(self) -> bool:
+        return False
+
+    def launch(self, say: Say) -> None:
+        lab_secrets.ensure(self.topology)
+        own_data_dir(self.topology, self.paths)
+        renderer = Renderer(self.topology, self.paths)
+        programs = []
+        for node in self.topology.nodes.values():
+            renderer.prepare(node)
+            renderer.render(node)
+            programs.append(renderer.program(node))
+        conf_changed = write_if_changed(
+            self.paths.supervisor_conf, supervisor_config(self.paths, programs)
+        )
+        own_data_dir(self.topology, self.paths)
+        if not self.supervisor.running():
+            say(f"starting {len(programs)} nodes under supervisord ({self.paths.supervisor_conf})")
+            self.supervisor.start()
+            return
+        touched = self.supervisor.update() if conf_changed else []
+        for name in sorted(renderer.changed - set(touched)):
+            hup = self.topology.nodes[name].kind in RELOAD_ON_HUP
+            say(f"  config of {name} changed: " + ("reloading" if hup else "restarting"))
+            if hup:
+                self.supervisor.signal_node(name, "HUP")
+            else:
+                self.supervisor.restart_node(name)
+        for name in touched:
+            say(f"  applied new supervisor settings for {name}")
+        for name, info in self.supervisor.processes().items():
+            if info.state not in ("RUNNING", "STARTING"):
+                say(f"  {name} was {info.state}: starting it")
+                self.supervisor.start_node(name)
+
+    def shutdown(self, say: Say) -> None:
+        if self.supervisor.running():
+            say("stopping every node (reverse start order)")
+            self.supervisor.shutdown()
+        for pid in stop_orphan_postmasters(self.topology, self.paths):
+            say(f"  stopped a Postgres postmaster that outlived Patroni (pid {pid})")
+
+    def wipe(self, say: Say) -> None:
+        for folder in (self.paths.root / "data", self.paths.conf, self.paths.run, self.paths.logs):
+            shutil.rmtree(folder, ignore_errors=True)
+        say(f"wiped the lab's data under {self.paths.root} (secrets kept)")
+
+    def processes(self) -> dict[str, NodeProcess]:
+        return {
+            name: NodeProcess(name, info.state.lower(), info.pid or None)
+            for name, info in self.supervisor.processes().items()
+        }
+
+    def postmaster_pid(self, name: str) -> int | None:
+        """Postgres runs as Patroni's child: its own pid, from its lock file."""
+        return postmaster_pid(self.paths.pgdata(name))
+
+    def start(self, name: str) -> None:
+        self.supervisor.start_node(name)
+
+    def stop(self, name: str) -> None:
+        self.supervisor.stop_node(name)
+
+    def restart(self, name: str) -> None:
+        self.supervisor.restart_node(name)
+
+    def kill(self, name: str) -> None:
+        # A node loss: Postgres outlives a killed Patroni, so its postmaster is killed too.
+        postmaster = self.postmaster_pid(name) if self.node(name).kind == "postgres" else None
+        self.supervisor.signal_node(name, "KILL")
+        if postmaster:
+            os.kill(postmaster, signal.SIGKILL)
+
+    def pause(self, name: str) -> None:
+        self.supervisor.signal_node(name, "STOP")
+
+    def resume(self, name: str) -> None:
+        self.supervisor.signal_node(name, "CONT")
+
+    def log_command(self, name: str, lines: int, follow: bool) -> list[str]:
+        path = self.paths.log(name)
+        return ["tail", "-n", str(lines), *(["-F"] if follow else []), str(path)]
+
+    @staticmethod
+    def installed() -> bool:
+        return install.current().bin.joinpath("reviewlab").exists()

@@ -1,0 +1,46 @@
+"""Where the lab's software lives (venv, binaries, model cache), read from infra/install.toml."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+INSTALL_PATH = Path(__file__).resolve().parents[3] / "infra" / "install.toml"
+MODEL_NAME = "selfie_segmentation.tflite"
+
+
+@dataclass(frozen=True)
+class Install:
+    venv: Path
+    run_user: str
+    cache_dir: Path
+    minio_version: str
+    postgres_bin: Path
+
+    @property
+    def bin(self) -> Path:
+        """The venv's scripts: reviewlab, patroni, uvicorn, supervisord."""
+        return self.venv / "bin"
+
+    @property
+    def minio(self) -> Path:
+        return self.cache_dir / f"minio-{self.minio_version}" / "minio"
+
+    @property
+    def model(self) -> Path:
+        return self.cache_dir / "models" / MODEL_NAME
+
+
+@cache
+def current() -> Install:
+    with INSTALL_PATH.open("rb") as handle:
+        table = tomllib.load(handle)
+    return Install(
+        venv=Path(table["venv"]),
+        run_user=str(table["run_user"]),
+        cache_dir=Path(table["cache_dir"]),
+        minio_version=str(table["minio_version"]),
+        postgres_bin=Path(table["postgres_bin"]),
+    )

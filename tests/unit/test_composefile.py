@@ -1,0 +1,87 @@
+"""docker-compose.yml is generated from the topology; the committed file must be current."""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import tomllib
+from typing import Any
+
+import pytest
+import yaml
+from reviewlab_common.topology import DEFAULT_PATH, parse
+from reviewlab_lab import composefile, dnsrecords, files, loadbalancer
+from reviewlab_lab.paths import LabPaths
+from reviewlab_lab.runtimes.compose import COMPOSE_FILE
+
+
+@pytest.fixture()
+def document() -> dict[str, Any]:
+    with DEFAULT_PATH.open("rb") as handle:
+        return tomllib.load(handle)
+
+
+def test_the_committed_compose_file_matches_the_topology() -> None:
+    assert COMPOSE_FILE.read_text() == composefile.render(), (
+        "docker-compose.yml is stale: run `reviewlab compose generate` and commit it"
+    )
+    assert composefile.stale_reason() is None
+
+
+def test_every_node_is_a_service_with_its_lab_address(document: dict[str, Any]) -> None:
+    topology = parse(document, runtime="compose")
+    compose = composefile.document(topology)
+    network = ipaddress.ip_network("172.30.0.0/24")
+    for node in topology.nodes.values():
+        service = compose["services"][node.name]
+        address = service["networks"]["lab"]["ipv4_address"]
+        assert ipaddress.ip_address(address) in network
+        # The same host part as the native address: 127.0.0.21 -> 172.30.0.21.
+        assert address.split(".")[-1] == node.host_address.split(".")[-1]
+        assert service["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL")
+        assert service["restart"] == "unless-stopped"
+        assert service["command"] == ["reviewlab", "run", node.name]
+    assert len(
+        {
+            s["networks"]["lab"]["ipv4_address"]
+            for s in (compose["services"][n] for n in topology.nodes)
+        }
+    ) == len(topology.nodes)
+
+
+def test_entry_points_are_published_on_their_native_addresses(document: dict[str, Any]) -> None:
+    compose = composefile.document(parse(document, runtime="compose"))
+    assert "127.0.0.10:8080:8080" in compose["services"]["lb"]["ports"]
+    assert "127.0.0.71:8080:8080" in compose["services"]["edge-1"]["ports"]
+    assert "127.0.0.1:5353:5353/udp" in compose["services"]["dns"]["ports"]
+    assert "ports" not in compose["services"]["catalog-1"]
+
+
+def test_no_secret_is_written_into_the_compose_file() -> None:
+    text = COMPOSE_FILE.read_text().lower()
+    for word in ("password", "secret:", "minio_root"):
+        assert word not in text
+
+
+def test_a_new_web_server_reaches_compose_dns_and_the_load_balancer(
+    document: dict[str, Any], tmp_path: Any
+) -> None:
+    grown = copy.deepcopy(document)
+    grown["nodes"]["web-4"] = {"kind": "web", "address": "127.0.0.14"}
+    topology = parse(grown, runtime="compose")
+    compose = composefile.document(topology)
+    assert compose["services"]["web-4"]["networks"]["lab"]["ipv4_address"] == "172.30.0.14"
+    assert dnsrecords.static_records(topology)["web-4"] == ["172.30.0.14"]
+    config = loadbalancer.render_config(
+        topology, LabPaths(tmp_path), files.templates(), loadbalancer.LbMode()
+    )
+    assert "172.30.0.14:8000" in config
+    assert "web-4" in yaml.safe_dump(compose)
+
+
+def test_a_node_on_the_bridge_gateway_is_refused(document: dict[str, Any]) -> None:
+    from reviewlab_common.topology import TopologyError
+
+    document["nodes"]["web-3"]["address"] = "127.0.0.254"
+    with pytest.raises(TopologyError, match=r"node 'web-3'.*172.30.0.254"):
+        parse(document)
