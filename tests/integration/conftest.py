@@ -10,8 +10,8 @@ import httpx
 import pytest
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common import tokens
-from reviewlab_common.topology import Topology, current
-from reviewlab_lab import ready
+from reviewlab_common.topology import Topology
+from reviewlab_lab import ready, runtimes
 
 from tests.conftest import deadline
 
@@ -20,7 +20,16 @@ T = TypeVar("T")
 
 @pytest.fixture(scope="session")
 def topology() -> Topology:
-    return current()
+    """The topology as the running runtime runs it (REVIEWLAB_RUNTIME, else detected)."""
+    return runtimes.activate()
+
+
+@pytest.fixture(scope="session")
+def nodes(topology: Topology) -> Any:
+    """The node controller: start, stop, kill, pause nodes on either runtime."""
+    from tests.integration.nodes import Nodes  # nodes imports this module
+
+    return Nodes(topology)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -7,23 +7,17 @@ shared while the tests run.
 from __future__ import annotations
 
 import hashlib
-import time
-import xmlrpc.client
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import pytest
-from reviewlab_common import faults, queue, storage
+from reviewlab_common import queue, storage
 from reviewlab_common.topology import Node, Topology
-from reviewlab_lab import ready
-from reviewlab_lab.paths import LabPaths
-from reviewlab_lab.procs import Supervisor
 
-from tests.conftest import deadline
 from tests.integration.conftest import eventually
+from tests.integration.nodes import Nodes
 from tests.integration.shop import (
     CONSISTENCY,
     KIM,
@@ -42,37 +36,6 @@ from tests.integration.shop import (
 
 # worker-1 sleeps this long mid-job (after reading the job, before writing the cutout).
 MID_JOB_DELAY_MS = 8000
-
-
-@pytest.fixture()
-def supervisor(topology: Topology) -> Supervisor:
-    return Supervisor(topology, LabPaths.of(topology))
-
-
-def wait_node_ready(topology: Topology, name: str, within: float = 60) -> None:
-    node = topology.nodes[name]
-    eventually(lambda: ready.probe(topology, node).ready, within=within, what=f"{name} ready")
-
-
-def state_of(supervisor: Supervisor, name: str) -> str:
-    return supervisor.processes()[name].state
-
-
-def keep_stopped(supervisor: Supervisor, name: str) -> None:
-    """Stop NAME and make sure autorestart did not bring it back in between."""
-    limit = time.monotonic() + deadline(20)
-    while time.monotonic() < limit:
-        state = state_of(supervisor, name)
-        if state == "STOPPED":
-            return
-        if state in ("STARTING", "RUNNING", "BACKOFF"):
-            try:
-                supervisor.stop_node(name)
-            except xmlrpc.client.Fault as exc:  # it exited between the check and the stop
-                if "NOT_RUNNING" not in exc.faultString:
-                    raise
-        time.sleep(0.05)
-    raise AssertionError(f"{name} did not stay stopped: {state_of(supervisor, name)}")
 
 
 def replicas_of(topology: Topology, shard: str) -> list[Node]:
@@ -103,7 +66,7 @@ def replay_paused(topology: Topology, replicas: list[Node]) -> Iterator[None]:
 
 def pending_job(topology: Topology, consumer: str, review_id: int) -> str | None:
     """The stream id of REVIEW_ID's photo job if CONSUMER holds it unacknowledged."""
-    client = queue.connect(topology)
+    client = queue.connect(topology, "admin")
     pending = client.xpending_range(
         queue.JOBS_STREAM, queue.WORKERS_GROUP, min="-", max="+", count=1000, consumername=consumer
     )
@@ -120,9 +83,9 @@ def test_a_review_posted_while_redis_is_down_gets_its_cutout_after_redis_returns
     client: httpx.Client,
     token_for: Callable[[int], str],
     authored: Authored,
-    supervisor: Supervisor,
+    nodes: Nodes,
 ) -> None:
-    supervisor.stop_node("redis")
+    nodes.stop("redis")
     try:
         posted = post_review(
             client,
@@ -132,31 +95,29 @@ def test_a_review_posted_while_redis_is_down_gets_its_cutout_after_redis_returns
             photo=unique_photo(),
         )
     finally:
-        supervisor.start_node("redis")
-        wait_node_ready(topology, "redis", within=30)
+        nodes.start("redis")
     review = authored.add(posted, KIM)
     # The job is in the shard's outbox, committed with the review: Redis was not needed.
     assert review["photo"]["status"] == "processing"
     done = wait_photo_ready(client, review["id"], posted.headers[CONSISTENCY], within=60)
     assert done["photo"]["cutout_url"]
     for worker in topology.of_kind("worker"):
-        wait_node_ready(topology, worker.name, within=30)
+        nodes.wait_ready(worker.name, within=30)
 
 
 def test_a_post_while_minio_is_down_is_a_clear_503_that_writes_nothing(
     topology: Topology,
     client: httpx.Client,
     token_for: Callable[[int], str],
-    supervisor: Supervisor,
+    nodes: Nodes,
 ) -> None:
     photo = unique_photo()
     body = marker("MinIO is down")
-    supervisor.stop_node("minio")
+    nodes.stop("minio")
     try:
         reply = post_review(client, token_for(KIM), product_id=13, body=body, photo=photo)
     finally:
-        supervisor.start_node("minio")
-        wait_node_ready(topology, "minio", within=60)
+        nodes.start("minio")
     error = assert_error(reply, 503)
     assert error["code"] == "storage_unavailable"
     assert "Nothing was written" in error["message"]
@@ -165,7 +126,7 @@ def test_a_post_while_minio_is_down_is_a_clear_503_that_writes_nothing(
     key = f"originals/{hashlib.sha256(photo).hexdigest()}.jpg"
     assert not storage.exists(storage.client(topology), key)
     for web in topology.of_kind("web"):
-        wait_node_ready(topology, web.name, within=30)
+        nodes.wait_ready(web.name, within=30)
 
 
 def test_a_job_of_a_worker_killed_mid_job_is_finished_by_the_other(
@@ -173,13 +134,13 @@ def test_a_job_of_a_worker_killed_mid_job_is_finished_by_the_other(
     client: httpx.Client,
     token_for: Callable[[int], str],
     authored: Authored,
-    supervisor: Supervisor,
+    nodes: Nodes,
 ) -> None:
     victim, survivor = "worker-1", "worker-2"
-    faults.set_delay(topology, victim, MID_JOB_DELAY_MS)
+    nodes.set_delay(victim, MID_JOB_DELAY_MS)
     try:
         # Only the victim reads new jobs for a few seconds, so it is the one that takes ours.
-        supervisor.stop_node(survivor)
+        nodes.stop(survivor)
         try:
             posted = post_review(
                 client,
@@ -196,11 +157,10 @@ def test_a_job_of_a_worker_killed_mid_job_is_finished_by_the_other(
                 what=f"{victim} holds the job of review {review['id']}",
             )
         finally:
-            supervisor.start_node(survivor)
-        supervisor.signal_node(victim, "KILL")
-        keep_stopped(supervisor, victim)
-        faults.set_delay(topology, victim, 0)
-        wait_node_ready(topology, survivor)
+            nodes.start(survivor, wait_ready=False)
+        nodes.kill(victim)
+        nodes.stop(victim)
+        nodes.wait_ready(survivor)
 
         consistency = posted.headers[CONSISTENCY]
         killed = get_review(client, review["id"], consistency).json()
@@ -208,15 +168,13 @@ def test_a_job_of_a_worker_killed_mid_job_is_finished_by_the_other(
         # The survivor claims the silent consumer's job once it has been idle 15 s.
         done = wait_photo_ready(client, review["id"], consistency, within=60)
         assert done["photo"]["cutout_url"]
-        assert state_of(supervisor, victim) == "STOPPED", "the killed worker came back early"
+        assert nodes.state(victim) == "stopped", "the killed worker came back early"
         assert pending_job(topology, victim, review["id"]) is None
         assert pending_job(topology, survivor, review["id"]) is None
     finally:
-        faults.set_delay(topology, victim, 0)
-        supervisor.start_node(survivor)
-        supervisor.start_node(victim)
-        wait_node_ready(topology, victim)
-        wait_node_ready(topology, survivor)
+        nodes.start(survivor)
+        nodes.start(victim)
+        nodes.set_delay(victim, 0)
 
 
 @dataclass
@@ -317,14 +275,14 @@ def test_a_job_that_keeps_failing_ends_in_the_dead_letter_stream(
     client: httpx.Client,
     token_for: Callable[[int], str],
     authored: Authored,
-    supervisor: Supervisor,
+    nodes: Nodes,
 ) -> None:
     """The original vanishes before any worker runs: retries with backoff, then dead letter."""
     workers = [n.name for n in topology.of_kind("worker")]
-    redis_client = queue.connect(topology)
+    redis_client = queue.connect(topology, "admin")
     dead_before = redis_client.xlen(queue.DEAD_LETTER_STREAM)
     for name in workers:
-        keep_stopped(supervisor, name)
+        nodes.stop(name)
     try:
         posted = post_review(
             client, token_for(SAM), product_id=9, body=marker("dead letter"), photo=unique_photo()
@@ -334,7 +292,7 @@ def test_a_job_that_keeps_failing_ends_in_the_dead_letter_stream(
         storage.client(topology).delete_object(Bucket=storage.MEDIA_BUCKET, Key=original)
     finally:
         for name in workers:
-            supervisor.start_node(name)
+            nodes.start(name, wait_ready=False)
     consistency = posted.headers[CONSISTENCY]
 
     def failed() -> dict[str, Any] | None:
@@ -349,6 +307,6 @@ def test_a_job_that_keeps_failing_ends_in_the_dead_letter_stream(
     assert redis_client.xlen(queue.DEAD_LETTER_STREAM) > dead_before
     assert any(fields.get("review_id") == str(review["id"]) for _, fields in dead), dead
     for name in workers:
-        wait_node_ready(topology, name)
+        nodes.wait_ready(name)
     scraped = [httpx.get(f"{topology.nodes[n].url}/metrics", timeout=5).text for n in workers]
     assert any('worker_jobs_total{outcome="dead_letter"}' in text for text in scraped)

@@ -14,10 +14,9 @@ from botocore.exceptions import ClientError
 from reviewlab_common import queue, storage
 from reviewlab_common.topology import Topology
 from reviewlab_lab import ready
-from reviewlab_lab.paths import LabPaths
-from reviewlab_lab.procs import Supervisor
 
 from tests.integration.conftest import eventually
+from tests.integration.nodes import Nodes
 
 # Any source outside the edges: the bucket policy grants anonymous GET to the edges only.
 OUTSIDE_SOURCE = "127.0.0.1"
@@ -114,31 +113,35 @@ def redis_ready(topology: Topology) -> bool:
 
 
 def test_redis_is_configured_to_fsync_every_write(topology: Topology) -> None:
-    config = queue.connect(topology).config_get("append*")
+    config = queue.connect(topology, "admin").config_get("append*")
     assert config["appendonly"] == "yes"
     assert config["appendfsync"] == "always"
     # No RDB snapshots: after a restart, the append-only file is the only copy of the data.
-    assert queue.connect(topology).config_get("save")["save"] == ""
+    assert queue.connect(topology, "admin").config_get("save")["save"] == ""
 
 
-def test_redis_keeps_a_key_across_its_restart(topology: Topology) -> None:
+def test_redis_keeps_a_key_across_its_restart(topology: Topology, nodes: Nodes) -> None:
     key = f"scratch-durability-{uuid.uuid4().hex}"
     value = uuid.uuid4().hex
-    supervisor = Supervisor(topology, LabPaths.of(topology))
-    before = supervisor.processes()["redis"].pid
-    assert before > 0
-    assert queue.connect(topology).set(key, value) is True
+    before = nodes.pid("redis")
+    assert before
+    run_before = queue.connect(topology, "admin").info("server")["run_id"]
+    assert queue.connect(topology, "admin").set(key, value) is True
     try:
-        supervisor.restart_node("redis")
-        after = supervisor.processes()["redis"].pid
-        assert after != before, "supervisord did not start a new Redis process"
+        nodes.runtime.restart("redis")
+        after = nodes.pid("redis")
+        assert after != before, "the runtime did not start a new Redis process"
         eventually(lambda: redis_ready(topology), within=30, what="Redis ready after restart")
-        client = queue.connect(topology)
+        client = queue.connect(topology, "admin")
         # A new process: the key can only have come back from the append-only file.
-        assert client.info("server")["process_id"] == after
+        assert client.info("server")["run_id"] != run_before
         assert client.get(key) == value
     finally:
-        if supervisor.processes()["redis"].state != "RUNNING":
-            supervisor.start_node("redis")
-        eventually(lambda: queue.connect(topology).delete(key) in (0, 1), within=30, what="cleanup")
-    assert queue.connect(topology).exists(key) == 0
+        if nodes.state("redis") != "running":
+            nodes.start("redis")
+        eventually(
+            lambda: queue.connect(topology, "admin").delete(key) in (0, 1),
+            within=30,
+            what="cleanup",
+        )
+    assert queue.connect(topology, "admin").exists(key) == 0

@@ -112,8 +112,13 @@ class Supervisor:
         }
 
     def stop_node(self, name: str) -> None:
+        """Stop NAME; a node that is not running is already stopped."""
         with self._proxy() as proxy:
-            proxy.supervisor.stopProcess(name)
+            try:
+                proxy.supervisor.stopProcess(name)
+            except xmlrpc.client.Fault as exc:
+                if "NOT_RUNNING" not in exc.faultString:
+                    raise
 
     def start_node(self, name: str) -> None:
         with self._proxy() as proxy:

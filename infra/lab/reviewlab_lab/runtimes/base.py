@@ -23,7 +23,7 @@ class NodeProcess:
     """What the runtime knows of a node's process (native) or container (Compose)."""
 
     name: str
-    # running, starting, paused, stopped, exited, restarting, fatal, ...
+    # running, starting, paused, stopped, restarting, backoff, fatal, ...
     state: str
     pid: int | None
 
@@ -103,6 +103,12 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     def log_command(self, name: str, lines: int, follow: bool) -> list[str]:
         """The command that prints a node's log."""
+
+    def set_delay(self, name: str, delay_ms: int) -> None:
+        """Node NAME's lab-only latency switch, a file the node itself reads."""
+        from reviewlab_common import faults
+
+        faults.set_delay(self.topology, name, delay_ms)
 
     def read_node_file(self, name: str, path: str) -> str | None:
         """A file of node NAME's own (None if it has none yet)."""

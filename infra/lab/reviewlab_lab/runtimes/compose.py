@@ -201,6 +201,8 @@ class ComposeRuntime(Runtime):
                 continue
             state = entry["State"]
             status = "paused" if state["Paused"] else state["Status"]
+            # Docker's words for a container that does not run: the lab says "stopped".
+            status = "stopped" if status in ("exited", "created", "dead") else status
             result[name] = NodeProcess(name, status, state["Pid"] or None)
         return result
 
@@ -237,6 +239,10 @@ class ComposeRuntime(Runtime):
             *(["-f"] if follow else []),
             self.container(name),
         ]
+
+    def set_delay(self, name: str, delay_ms: int) -> None:
+        argv = ["reviewlab", "fault", "delay", name, str(delay_ms)]
+        self._docker(*self.exec_command(name, argv)[1:])
 
     def read_node_file(self, name: str, path: str) -> str | None:
         found = self._docker("exec", self.container(name), "cat", path, check=False)

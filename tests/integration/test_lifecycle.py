@@ -1,6 +1,7 @@
 """`make down` stops every process of the lab; `make up` brings the same data back.
 
-Runs last (file name order): it takes the whole lab down and up again.
+It takes the whole lab down and up again, and leaves it up and ready, wherever it runs in
+the suite.
 """
 
 from __future__ import annotations
@@ -13,22 +14,33 @@ import httpx
 import redis
 from reviewlab_common import queue
 from reviewlab_common.topology import Topology
-from reviewlab_lab.paths import REPO, LabPaths
-from reviewlab_lab.procs import Supervisor, pid_alive, postmaster_pid
+from reviewlab_lab.paths import REPO
+from reviewlab_lab.procs import pid_alive
+from reviewlab_lab.runtimes.native import NativeRuntime
 
 from tests.conftest import deadline
+from tests.integration.nodes import Nodes
 
 
-def lab_pids(topology: Topology) -> dict[str, int]:
-    paths = LabPaths.of(topology)
-    pids = {name: info.pid for name, info in Supervisor(topology, paths).processes().items()}
-    for node in topology.of_kind("postgres"):
-        pid = postmaster_pid(paths.pgdata(node.name))
-        if pid:
-            pids[f"{node.name} postmaster"] = pid
-    supervisord = paths.run / "supervisord.pid"
-    pids["supervisord"] = int(supervisord.read_text())
+def lab_pids(nodes: Nodes) -> dict[str, int]:
+    """Every process of the lab: each node's (a container's main process under Compose),
+    plus, natively, each postmaster and supervisord itself."""
+    pids = {name: p.pid for name, p in nodes.runtime.processes().items() if p.pid}
+    runtime = nodes.runtime
+    if isinstance(runtime, NativeRuntime):
+        for node in nodes.topology.of_kind("postgres"):
+            pid = runtime.postmaster_pid(node.name)
+            if pid:
+                pids[f"{node.name} postmaster"] = pid
+        pids["supervisord"] = int((runtime.paths.run / "supervisord.pid").read_text())
     return pids
+
+
+def expected_count(nodes: Nodes) -> int:
+    extra = 0
+    if isinstance(nodes.runtime, NativeRuntime):
+        extra = len(nodes.topology.of_kind("postgres")) + 1  # postmasters, supervisord
+    return len(nodes.topology.nodes) + extra
 
 
 def make(target: str) -> subprocess.CompletedProcess[str]:
@@ -42,7 +54,7 @@ def make(target: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_down_stops_every_process_and_up_brings_the_same_data_back(
-    topology: Topology, vip: str, token_for: Callable[[int], str]
+    topology: Topology, nodes: Nodes, vip: str, token_for: Callable[[int], str]
 ) -> None:
     posted = httpx.post(
         f"{vip}/api/reviews",
@@ -53,10 +65,9 @@ def test_down_stops_every_process_and_up_brings_the_same_data_back(
     assert posted.status_code == 201, posted.text
     review = posted.json()
     marker = f"lifecycle-{uuid.uuid4()}"
-    queue.connect(topology).set(marker, "kept")
-    before = lab_pids(topology)
-    # 18 supervised nodes, 7 postmasters, supervisord itself.
-    assert len(before) == len(topology.nodes) + len(topology.of_kind("postgres")) + 1
+    queue.connect(topology, "admin").set(marker, "kept")
+    before = lab_pids(nodes)
+    assert len(before) == expected_count(nodes), before
     assert all(pid > 0 for pid in before.values()), before
 
     down = make("down")
@@ -64,18 +75,18 @@ def test_down_stops_every_process_and_up_brings_the_same_data_back(
     alive = {name: pid for name, pid in before.items() if pid_alive(pid)}
     assert alive == {}, f"still running after make down: {alive}"
     try:
-        queue.connect(topology, timeout=0.5).ping()
+        queue.connect(topology, "admin", timeout=0.5).ping()
         raise AssertionError("Redis still answers after make down")
     except redis.RedisError:
         pass
 
     up = make("up")
     assert up.returncode == 0, up.stdout + up.stderr
-    after = lab_pids(topology)
+    after = lab_pids(nodes)
     assert set(after) == set(before)
     assert not set(after.values()) & set(before.values()), "a process survived the restart"
-    assert queue.connect(topology).get(marker) == "kept"
-    queue.connect(topology).delete(marker)
+    assert queue.connect(topology, "admin").get(marker) == "kept"
+    queue.connect(topology, "admin").delete(marker)
     again = httpx.get(f"{vip}/api/reviews/{review['id']}", timeout=10)
     assert again.status_code == 200, again.text
     assert again.json()["body"] == review["body"]
