@@ -14,7 +14,7 @@ from reviewlab_common.db import APP_USER, cluster_conninfo, database_of
 from reviewlab_common.etcd import Etcd
 from reviewlab_common.topology import Cluster, Topology
 
-from reviewlab_lab import dnsrecords
+from reviewlab_lab import dnsrecords, etcdaccess
 from reviewlab_lab.paths import REPO
 
 SCHEMA_DIR = REPO / "services" / "web" / "reviewlab_web" / "schema"
@@ -85,7 +85,7 @@ def seed_media(topology: Topology) -> None:
 
 def shard_map(topology: Topology) -> bool:
     """Write the initial bucket -> shard map to etcd unless one exists; True if written."""
-    return Etcd(topology).put_if_absent(
+    return Etcd(topology, user="root").put_if_absent(
         shards.SHARD_MAP_KEY, shards.encode(shards.even_map(topology))
     )
 
@@ -93,6 +93,7 @@ def shard_map(topology: Topology) -> bool:
 def steps(topology: Topology) -> list[tuple[str, Callable[[], object]]]:
     result: list[tuple[str, Callable[[], object]]] = [
         ("DNS records (signed dynamic update)", lambda: dnsrecords.sync(topology)),
+        ("etcd users, roles and auth", lambda: etcdaccess.provision(topology)),
         ("shard map in etcd", lambda: shard_map(topology)),
         ("private media bucket", lambda: storage.provision(topology)),
     ]

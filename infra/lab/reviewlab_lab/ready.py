@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import httpx
 import redis
 from reviewlab_common import dns as lab_dns
+from reviewlab_common import queue
 from reviewlab_common.topology import Node, Topology
 
 # Slow machines scale every deadline by one factor (REVIEWLAB_SLOW=2 doubles them).
@@ -65,7 +66,7 @@ def probe(topology: Topology, node: Node) -> Probe:
             return _http(f"http://{node.address}:{node.rest_port}/readiness")
         case "redis":
             try:
-                client = redis.Redis(host=node.address, port=node.port, socket_timeout=1.0)
+                client = queue.connect(topology, "admin", timeout=1.0)
                 ok = bool(client.ping())
                 loading = client.info("persistence").get("loading", 0)
                 return Probe(ok and not loading, "PONG" if ok else "no PONG")

@@ -2,22 +2,53 @@
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+from typing import Any, Literal
 
 import redis
 
+from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.topology import Topology
 
 JOBS_STREAM = "photo-jobs"
 DEAD_LETTER_STREAM = "photo-jobs-dead"
 WORKERS_GROUP = "workers"
 
+RedisUser = Literal["admin", "web", "worker"]
 
-def connect(topology: Topology, *, timeout: float = 2.0) -> redis.Redis:
+# Redis ACL rules per user, after `resetkeys resetchannels -@all` (redis.conf.j2). The default
+# user is off: a client without one of these users' passwords can run no command at all.
+ACL: dict[RedisUser, str] = {
+    # The lab's own tooling: provisioning, readiness probes, tests.
+    "admin": "~* &* +@all",
+    # The web tier only checks that Redis answers: reviews reach the stream through the
+    # outbox, which the workers' relay publishes.
+    "web": "+ping",
+    # The workers: the relay appends jobs; the runner reads them in its group, acknowledges,
+    # reclaims a silent consumer's jobs and moves the failed ones to the dead-letter stream.
+    "worker": (
+        f"~{JOBS_STREAM} ~{DEAD_LETTER_STREAM} +ping +xadd +xreadgroup +xack +xautoclaim "
+        "+xclaim +xpending +xgroup|create +xlen +xinfo|stream"
+    ),
+}
+
+
+def acl_users(secrets: lab_secrets.LabSecrets) -> list[tuple[str, str, str]]:
+    """(user, SHA-256 of its password, rules): the `user` lines of redis.conf."""
+    return [
+        (user, hashlib.sha256(secrets.redis_password(user).encode()).hexdigest(), rules)
+        for user, rules in ACL.items()
+    ]
+
+
+def connect(topology: Topology, user: RedisUser, *, timeout: float = 2.0) -> redis.Redis:
+    """A client that authenticates as USER with its password from the lab's secrets."""
     node = topology.one("redis")
     return redis.Redis(
         host=node.address,
         port=node.port,
+        username=user,
+        password=lab_secrets.load(topology).redis_password(user),
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         decode_responses=True,

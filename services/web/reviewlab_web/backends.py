@@ -35,7 +35,7 @@ class Backends:
             catalog=app_router(topology, topology.catalog, app=node.name),
             shards={c.name: app_router(topology, c, app=node.name) for c in topology.shards},
             shard_map=ShardMap(topology),
-            redis=queue.connect(topology),
+            redis=queue.connect(topology, "web"),
             s3=storage.client(topology),
         )
 

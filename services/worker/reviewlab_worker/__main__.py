@@ -28,7 +28,7 @@ def main() -> None:
     shards = {c.name: app_router(topology, c, app=node.name, max_size=4) for c in topology.shards}
     for shard in shards.values():
         shard.open()
-    client = queue.connect(topology, timeout=3.0)
+    client = queue.connect(topology, "worker", timeout=3.0)
     s3 = storage.client(topology)
     model = settings.model_path()
     if not model.exists():
@@ -50,7 +50,12 @@ def main() -> None:
     signal.signal(signal.SIGINT, on_signal)
     threading.Thread(
         target=relay.run,
-        args=(list(shards.values()), queue.connect(topology), settings.relay_interval_s, stop),
+        args=(
+            list(shards.values()),
+            queue.connect(topology, "worker"),
+            settings.relay_interval_s,
+            stop,
+        ),
         name="outbox-relay",
         daemon=True,
     ).start()
