@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import ORJSONResponse
+from fastapi_offline import FastAPIOffline
 from prometheus_client import Counter, Histogram
 from reviewlab_common.faults import DelaySwitch
 
@@ -35,7 +36,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(
+    # Swagger UI and ReDoc are served from the package's own copy under /docs/assets, not from
+    # a public CDN: the docs page renders on a machine with no internet access.
+    app = FastAPIOffline(
+        static_url="/docs/assets",
         title="Review Lab shop API",
         description="Product reviews with photos: sharded, replicated, served through a vIP.",
         version="0.1.0",
