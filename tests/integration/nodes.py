@@ -79,6 +79,10 @@ class Nodes:
         pid = self.pid(name)
         return pid is not None and pid != old_pid and self.state(name) == "running"
 
+    def in_node(self, name: str, argv: list[str]) -> str:
+        """Run ARGV where node NAME runs (its container, under Compose); return its output."""
+        return self.runtime.run_in_node(name, argv)
+
     def set_delay(self, name: str, delay_ms: int) -> None:
         """The lab-only latency switch of a web server or worker (0 removes it)."""
         self.runtime.set_delay(name, delay_ms)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -16,14 +17,43 @@ import dns.update
 import pytest
 from reviewlab_common import dns as lab_dns
 from reviewlab_common import secrets as lab_secrets
-from reviewlab_common.topology import Cluster, Topology
+from reviewlab_common.topology import Cluster, Topology, load
 
 from tests.integration.conftest import eventually
+from tests.integration.nodes import Nodes
 from tests.integration.shop import patroni_members
 
+# Natively, the source address decides the view: one inside the lab's network, one outside.
 INTERNAL_SOURCE = "127.0.0.2"
 PUBLIC_SOURCE = "127.0.1.5"
 PUBLIC_SERVICES = {"www", "cdn"}
+# Under Compose, a client inside the lab network is a node's container.
+INSIDE_NODE = "web-1"
+
+
+class Views:
+    """Ask the DNS as a client inside the lab's network, and as one outside it."""
+
+    def __init__(self, topology: Topology, nodes: Nodes) -> None:
+        self.topology = topology
+        self.nodes = nodes
+
+    def internal(self, *names: str) -> dict[str, list[str]]:
+        if self.topology.lab.runtime.name == "native":
+            return {n: lab_dns.lookup(self.topology, n, source=INTERNAL_SOURCE) for n in names}
+        found = self.nodes.in_node(INSIDE_NODE, ["reviewlab", "dns", "lookup", *names])
+        return {name: list(addresses) for name, addresses in json.loads(found).items()}
+
+    def public(self, *names: str) -> dict[str, list[str]]:
+        """From the machine, to the DNS where the machine reaches it (published, under Compose)."""
+        return {
+            n: lab_dns.lookup(self.topology, n, source=PUBLIC_SOURCE, published=True) for n in names
+        }
+
+
+@pytest.fixture(scope="module")
+def views(topology: Topology, nodes: Nodes) -> Views:
+    return Views(topology, nodes)
 
 
 def internal_names(topology: Topology) -> list[str]:
@@ -35,22 +65,50 @@ def internal_names(topology: Topology) -> list[str]:
 
 
 def test_the_sources_fall_on_either_side_of_the_internal_network(topology: Topology) -> None:
-    network = ipaddress.ip_network(topology.lab.internal_network)
+    native = load(runtime="native")
+    network = ipaddress.ip_network(native.lab.internal_network)
     assert ipaddress.ip_address(INTERNAL_SOURCE) in network
     assert ipaddress.ip_address(PUBLIC_SOURCE) not in network
+    if topology.lab.runtime.gateway:  # the machine, seen from the Compose network
+        assert f"!{topology.lab.runtime.gateway}" in named_conf_acl(topology)
 
 
-def test_internal_names_resolve_only_from_internal_sources(topology: Topology) -> None:
+def named_conf_acl(topology: Topology) -> str:
+    """The rendered acl of the internal view, as the DNS node would read it."""
+    from reviewlab_lab.files import templates
+
+    return (
+        templates()
+        .get_template("dns/named.conf.j2")
+        .render(
+            node=topology.one("dns"),
+            dns_dir="/tmp",
+            domain=topology.lab.domain,
+            internal_network=topology.lab.internal_network,
+            outside_sources=[topology.lab.runtime.gateway] if topology.lab.runtime.gateway else [],
+            tsig_name="k",
+            tsig_algorithm="hmac-sha256",
+            tsig_secret="c2VjcmV0",
+        )
+    )
+
+
+def test_internal_names_resolve_only_from_internal_sources(
+    views: Views, topology: Topology
+) -> None:
     names = internal_names(topology)
     assert len(names) == len(topology.nodes) + 2 * len(topology.clusters)
+    inside = views.internal(*names)
+    outside = views.public(*names)
     for name in names:
-        assert lab_dns.lookup(topology, name, source=INTERNAL_SOURCE), f"{name} is missing"
-        assert lab_dns.lookup(topology, name, source=PUBLIC_SOURCE) == [], f"{name} leaks"
+        assert inside[name], f"{name} is missing"
+        assert outside[name] == [], f"{name} leaks"
 
 
-def test_each_node_name_points_at_its_address(topology: Topology) -> None:
+def test_each_node_name_points_at_its_address(views: Views, topology: Topology) -> None:
+    inside = views.internal(*topology.nodes)
     for node in topology.nodes.values():
-        assert lab_dns.lookup(topology, node.name, source=INTERNAL_SOURCE) == [node.address]
+        assert inside[node.name] == [node.address]
 
 
 def patroni_roles(cluster: Cluster) -> tuple[list[str], list[str]]:
@@ -87,12 +145,14 @@ def test_role_names_point_at_the_current_primary_and_replicas(topology: Topology
         assert set(primary) | set(replicas) == {m.address for m in cluster.members}
 
 
-@pytest.mark.parametrize("source", [INTERNAL_SOURCE, PUBLIC_SOURCE])
-def test_www_and_cdn_resolve_from_everywhere(topology: Topology, source: str) -> None:
+def test_www_and_cdn_resolve_from_everywhere(views: Views, topology: Topology) -> None:
+    """Inside, to the node's lab address; outside, to where the machine publishes it."""
     assert set(topology.services) == PUBLIC_SERVICES
+    inside = views.internal(*topology.services)
+    outside = views.public(*topology.services)
     for service, target in topology.services.items():
-        found = lab_dns.lookup(topology, service, source=source)
-        assert found == [topology.nodes[target].address], (service, source)
+        assert inside[service] == [topology.nodes[target].address], service
+        assert outside[service] == [topology.nodes[target].host_address], service
 
 
 @pytest.fixture()
@@ -114,7 +174,7 @@ def test_a_signed_update_changes_a_record(topology: Topology, scratch_name: str)
         "127.0.0.98",
     ]
     # A record added to the internal view stays invisible to the public one.
-    assert lab_dns.lookup(topology, scratch_name, source=PUBLIC_SOURCE) == []
+    assert lab_dns.lookup(topology, scratch_name, source=PUBLIC_SOURCE, published=True) == []
 
 
 def test_an_unsigned_update_is_refused(topology: Topology, scratch_name: str) -> None:

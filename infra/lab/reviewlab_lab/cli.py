@@ -39,6 +39,16 @@ def _status(topology: Topology, args: argparse.Namespace) -> None:
         print(status.table(statuses, runtimes.of(topology).name))
 
 
+def _dns(topology: Topology, args: argparse.Namespace) -> None:
+    if args.dns_command == "lookup":
+        from reviewlab_common import dns as lab_dns
+
+        found = {name: lab_dns.lookup(topology, name) for name in args.names}
+        print(json.dumps(found))
+        return
+    _dns_sync(topology, args)
+
+
 def _dns_sync(topology: Topology, args: argparse.Namespace) -> None:
     if args.cluster and args.cluster not in topology.clusters:
         raise TopologyError(
@@ -119,6 +129,8 @@ def parser() -> argparse.ArgumentParser:
     dns_sub = p.add_subparsers(dest="dns_command", required=True)
     p = dns_sub.add_parser("sync", help="push node and role records by signed dynamic update")
     p.add_argument("--cluster", help="only this Patroni cluster's primary/replicas records")
+    p = dns_sub.add_parser("lookup", help="what the DNS answers this machine (or node) for NAMEs")
+    p.add_argument("names", nargs="+", metavar="NAME", help="e.g. www or primary.catalog")
     p = sub.add_parser("fault", help="lab-only faults")
     fault_sub = p.add_subparsers(dest="fault_command", required=True)
     p = fault_sub.add_parser(
@@ -148,7 +160,7 @@ def _delegate_to(topology: Topology, args: argparse.Namespace) -> str | None:
             return topology.one("lb").name
         case "fault":
             return _fault_target(topology, args.node)
-        case "dns":
+        case "dns" if args.dns_command == "sync":
             return topology.one("dns").name
     return None
 
@@ -203,7 +215,7 @@ def _dispatch(topology: Topology, args: argparse.Namespace) -> None:
         case "node":
             _node(topology, args)
         case "dns":
-            _dns_sync(topology, args)
+            _dns(topology, args)
         case "fault":
             _fault(topology, args)
         case "compose":

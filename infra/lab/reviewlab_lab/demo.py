@@ -63,7 +63,7 @@ def poll(check: Callable[[], T | None], seconds: float, what: str) -> T:
 
 
 def resolve(topology: Topology, name: str) -> str:
-    found = lab_dns.lookup(topology, name, source=PUBLIC_SOURCE)
+    found = lab_dns.lookup(topology, name, source=PUBLIC_SOURCE, published=True)
     if not found:
         raise DemoFailed(f"{name}.{topology.lab.domain} did not resolve from {PUBLIC_SOURCE}")
     return found[0]
@@ -74,7 +74,7 @@ def run(topology: Topology) -> None:
     www_port = topology.nodes[topology.services["www"]].port
     with step(1, f"Kim's phone asks the private DNS for www.{domain} (from {PUBLIC_SOURCE})"):
         www = resolve(topology, "www")
-        hidden = lab_dns.lookup(topology, "primary.catalog", source=PUBLIC_SOURCE)
+        hidden = lab_dns.lookup(topology, "primary.catalog", source=PUBLIC_SOURCE, published=True)
         print(f"    www.{domain} -> {www} (the load balancer's vIP)")
         print(f"    primary.catalog.{domain} -> {hidden or 'NXDOMAIN: internal names stay hidden'}")
     token = tokens.issue(lab_secrets.load(topology).token_secret, user_id(topology, "kim"))

@@ -35,19 +35,26 @@ def resolver(topology: Topology, timeout: float = 2.0) -> dns.resolver.Resolver:
 
 
 def lookup(
-    topology: Topology, name: str, *, source: str | None = None, timeout: float = 2.0
+    topology: Topology,
+    name: str,
+    *,
+    source: str | None = None,
+    timeout: float = 2.0,
+    published: bool = False,
 ) -> list[str]:
     """A records of NAME (relative to the lab's domain); [] when the name does not exist.
 
     `source` picks the address the query leaves from, which decides the DNS view.
+    `published` asks the DNS where the machine's own programs reach it (its host address).
     """
     node = topology.one("dns")
+    server = node.host_address if published else node.address
     fqdn = dns.name.from_text(name if name.endswith(".") else topology.fqdn(name) + ".")
     query = dns.message.make_query(fqdn, dns.rdatatype.A)
     try:
-        answer = dns.query.udp(query, node.address, port=node.port, timeout=timeout, source=source)
+        answer = dns.query.udp(query, server, port=node.port, timeout=timeout, source=source)
     except (OSError, dns.exception.Timeout) as exc:
-        raise DnsError(f"DNS at {node.endpoint} did not answer for {fqdn}: {exc}") from exc
+        raise DnsError(f"DNS at {server}:{node.port} did not answer for {fqdn}: {exc}") from exc
     if answer.rcode() == dns.rcode.NXDOMAIN:
         return []
     if answer.rcode() != dns.rcode.NOERROR:

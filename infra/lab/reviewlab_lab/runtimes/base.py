@@ -104,6 +104,15 @@ class Runtime(abc.ABC):
     def log_command(self, name: str, lines: int, follow: bool) -> list[str]:
         """The command that prints a node's log."""
 
+    def run_in_node(self, name: str, argv: list[str]) -> str:
+        """Run ARGV where node NAME runs, as a client inside the lab's network; its output."""
+        import subprocess
+
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        if done.returncode != 0:
+            raise LabFailed(f"`{' '.join(argv)}` failed: {done.stderr.strip()}")
+        return done.stdout
+
     def set_delay(self, name: str, delay_ms: int) -> None:
         """Node NAME's lab-only latency switch, a file the node itself reads."""
         from reviewlab_common import faults

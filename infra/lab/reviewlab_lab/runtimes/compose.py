@@ -240,9 +240,11 @@ class ComposeRuntime(Runtime):
             self.container(name),
         ]
 
+    def run_in_node(self, name: str, argv: list[str]) -> str:
+        return self._docker(*self.exec_command(name, argv)[1:]).stdout
+
     def set_delay(self, name: str, delay_ms: int) -> None:
-        argv = ["reviewlab", "fault", "delay", name, str(delay_ms)]
-        self._docker(*self.exec_command(name, argv)[1:])
+        self.run_in_node(name, ["reviewlab", "fault", "delay", name, str(delay_ms)])
 
     def read_node_file(self, name: str, path: str) -> str | None:
         found = self._docker("exec", self.container(name), "cat", path, check=False)
