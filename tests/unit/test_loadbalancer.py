@@ -162,3 +162,30 @@ def test_stats_share_per_backend_and_window(topology: Topology, tmp_path: Path) 
 def test_stats_report_says_when_the_log_is_empty(topology: Topology, tmp_path: Path) -> None:
     text = lbstats.report(topology, tmp_path / "missing.log", "layer l7", since=60)
     assert "nothing" in text and "send some requests" in text
+
+
+def test_unimplemented_methods_are_501_at_l7(topology: Topology, tmp_path: Path) -> None:
+    config = render(topology, tmp_path, loadbalancer.LbMode())
+    passed = block(config, "map $request_method $lb_method_passed")
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+        assert f" {method} 1;" in passed
+    assert "TRACE" not in passed and "CONNECT" not in passed
+    server = block(config, f"server {{\n        listen {topology.one('lb').endpoint};")
+    assert "if ($lb_method_passed = 0)" in server
+    # nginx rejects TRACE and CONNECT itself, with a 405 that lists no Allow header.
+    assert "error_page 405 =501 @not_implemented;" in server
+    error = json.loads(
+        re.findall(r"return 501 '(.*)';", block(config, "location @not_implemented"))[0]
+    )
+    assert error["error"]["code"] == "method_not_implemented"
+
+
+@pytest.mark.parametrize("layer", loadbalancer.LAYERS)
+def test_the_web_servers_see_the_vip_address_as_the_client(
+    topology: Topology, tmp_path: Path, layer: str
+) -> None:
+    """How /metrics and /readyz tell a request through the vIP from one on a node's address."""
+    config = render(topology, tmp_path, loadbalancer.LbMode(layer, "round_robin"))
+    lb = topology.one("lb")
+    server = block(config, f"server {{\n        listen {lb.endpoint};")
+    assert f"proxy_bind {lb.address};" in server

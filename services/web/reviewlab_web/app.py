@@ -13,7 +13,7 @@ from fastapi_offline import FastAPIOffline
 from prometheus_client import Counter, Histogram
 from reviewlab_common.faults import DelaySwitch
 
-from reviewlab_web import errors, health
+from reviewlab_web import errors, health, methods
 from reviewlab_web.backends import Backends
 from reviewlab_web.reviews import views as reviews_views
 from reviewlab_web.settings import WebSettings
@@ -49,6 +49,7 @@ def create_app() -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     app.include_router(reviews_views.router)
+    app.add_middleware(methods.MethodHygiene)
 
     @app.middleware("http")
     async def served_by(

@@ -11,6 +11,8 @@ from reviewlab_common.db import DatabaseUnavailable
 from reviewlab_common.storage import StorageUnavailable
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from reviewlab_web import methods
+
 
 class ApiError(Exception):
     """An error the client should see, with its HTTP status."""
@@ -44,11 +46,19 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(getattr(exc, "headers", None) or {})
+        message = str(exc.detail)
+        if exc.status_code == 405:
+            allowed = methods.allowed(request.app, request.scope)
+            headers["Allow"] = ", ".join(allowed)
+            message = (
+                f"{request.method} is not allowed on {request.url.path}; use {' or '.join(allowed)}"
+            )
         return JSONResponse(
-            body(f"http_{exc.status_code}", str(exc.detail)),
+            body(f"http_{exc.status_code}", message),
             status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
+            headers=headers or None,
         )
 
     @app.exception_handler(DatabaseUnavailable)

@@ -1,14 +1,41 @@
-"""Health and metrics: /healthz (alive), /readyz (reaches its dependencies), /metrics."""
+"""Health and metrics: /healthz (alive), /readyz (reaches its dependencies), /metrics.
+
+/healthz is public. /readyz and /metrics describe one web server and name internal
+dependencies, so they answer on the server's own address only: a request that came through
+the vIP (the load balancer connects from its own address, in both layers) gets 403.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from reviewlab_web.deps import BackendsDep
+from reviewlab_web.errors import ApiError
 
 router = APIRouter(tags=["health"])
+
+NODE_ONLY: dict[int | str, dict[str, Any]] = {
+    403: {"description": "asked through the vIP: read it at the web server's own address"}
+}
+
+
+def on_own_address(request: Request, backends: BackendsDep) -> None:
+    """Refuse a request that reached this server through the load balancer."""
+    vips = {lb.address for lb in backends.topology.of_kind("lb")}
+    if request.client is not None and request.client.host in vips:
+        raise ApiError(
+            403,
+            "node_only",
+            f"{request.url.path} describes one web server and is not served through the vIP; "
+            "read it at that server's own address from the lab's network",
+        )
+
+
+OwnAddress = Annotated[None, Depends(on_own_address)]
 
 
 @router.get("/healthz")
@@ -16,8 +43,11 @@ def healthz(backends: BackendsDep) -> dict[str, str]:
     return {"status": "alive", "node": backends.node.name}
 
 
-@router.get("/readyz")
-def readyz(backends: BackendsDep) -> JSONResponse:
+@router.get(
+    "/readyz",
+    responses={**NODE_ONLY, 503: {"description": "a dependency is unreachable; the body names it"}},
+)
+def readyz(backends: BackendsDep, _: OwnAddress) -> JSONResponse:
     problems = backends.problems()
     if problems:
         return JSONResponse(
@@ -33,6 +63,16 @@ def readyz(backends: BackendsDep) -> JSONResponse:
     return JSONResponse({"status": "ready", "node": backends.node.name})
 
 
-@router.get("/metrics")
-def metrics() -> Response:
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        **NODE_ONLY,
+        200: {
+            "description": "the Prometheus text exposition format, not JSON",
+            "content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
+        },
+    },
+)
+def metrics(_: OwnAddress) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,117 @@
+"""HTTP at the vIP as RFC 9110 asks, and what a public client may see through it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+from reviewlab_common.topology import Topology
+from reviewlab_lab import loadbalancer
+from reviewlab_lab.paths import LabPaths
+
+# A source outside the lab's internal network: a shopper, as the public DNS view sees one.
+PUBLIC_SOURCE = "127.0.1.5"
+
+
+def public_client(vip: str) -> httpx.Client:
+    transport = httpx.HTTPTransport(local_address=PUBLIC_SOURCE)
+    return httpx.Client(base_url=vip, transport=transport, timeout=15)
+
+
+@contextmanager
+def vip_in_layer(topology: Topology, layer: str) -> Iterator[None]:
+    paths = LabPaths.of(topology)
+    loadbalancer.apply(topology, paths, loadbalancer.LbMode(layer, "round_robin"))
+    try:
+        yield
+    finally:
+        loadbalancer.apply(topology, paths, loadbalancer.LbMode())
+
+
+def assert_error(reply: httpx.Response, status: int, code: str) -> dict[str, str]:
+    assert reply.status_code == status, reply.text
+    assert reply.headers["content-type"].startswith("application/json")
+    error: dict[str, str] = reply.json()["error"]
+    assert error["code"] == code, error
+    return error
+
+
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "BREW", "PROPFIND"])
+def test_a_method_nothing_implements_is_501_from_the_vip(vip: str, method: str) -> None:
+    with public_client(vip) as http:
+        reply = http.request(method, "/api/reviews")
+    error = assert_error(reply, 501, "method_not_implemented")
+    assert reply.headers["X-Upstream"] == "lb"  # no web server was bothered
+    assert "GET" in error["message"]
+
+
+@pytest.mark.parametrize("method", ["PUT", "OPTIONS"])
+def test_a_method_the_api_implements_nowhere_is_501_from_the_web_server(
+    vip: str, method: str
+) -> None:
+    with public_client(vip) as http:
+        reply = http.request(method, "/api/reviews")
+    error = assert_error(reply, 501, "method_not_implemented")
+    assert reply.headers["X-Served-By"].startswith("web-")
+    assert "DELETE, GET, HEAD, POST" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("DELETE", "/api/reviews", "GET, HEAD, POST"),
+        ("POST", "/api/products/7", "GET, HEAD"),
+        ("POST", "/api/reviews/1", "DELETE, GET, HEAD"),
+        ("DELETE", "/docs/assets/swagger-ui.css", "GET, HEAD"),
+    ],
+)
+def test_a_method_the_resource_does_not_allow_is_405_with_every_allowed_method(
+    vip: str, method: str, path: str, allow: str
+) -> None:
+    with public_client(vip) as http:
+        reply = http.request(method, path)
+    error = assert_error(reply, 405, "http_405")
+    assert reply.headers["Allow"] == allow
+    assert method in error["message"] and path in error["message"]
+
+
+def test_head_answers_like_get_without_content(vip: str) -> None:
+    with public_client(vip) as http:
+        got = http.get("/api/products/7")
+        head = http.head("/api/products/7")
+    assert got.status_code == head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == got.headers["content-length"]
+    assert head.headers["content-type"] == got.headers["content-type"]
+
+
+def test_metrics_are_prometheus_text_on_the_web_servers_own_address(topology: Topology) -> None:
+    for web in topology.of_kind("web"):
+        reply = httpx.get(f"{web.url}/metrics", timeout=5)
+        assert reply.status_code == 200, reply.text
+        assert reply.headers["content-type"].startswith("text/plain")
+        assert "# TYPE web_requests_total counter" in reply.text
+
+
+def test_the_openapi_document_says_metrics_are_text_not_json(vip: str) -> None:
+    document = httpx.get(f"{vip}/openapi.json", timeout=5).json()
+    content = document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert list(content) == ["text/plain"]
+    for path in ("/metrics", "/readyz"):
+        assert "403" in document["paths"][path]["get"]["responses"]
+
+
+@pytest.mark.parametrize("layer", ["l7", "l4"])
+def test_the_public_sees_the_api_and_docs_but_no_node_internals(
+    topology: Topology, vip: str, layer: str
+) -> None:
+    with vip_in_layer(topology, layer), public_client(vip) as http:
+        for path in ("/metrics", "/readyz"):
+            error = assert_error(http.get(path), 403, "node_only")
+            assert "own address" in error["message"]
+        assert http.get("/healthz").json()["status"] == "alive"
+        assert http.get("/api/products/7").status_code == 200
+        assert http.get("/docs").status_code == 200
+        assert http.get("/openapi.json").status_code == 200
