@@ -28,6 +28,14 @@ class DatabaseUnavailable(RuntimeError):
     """No member of the cluster could serve the request in time."""
 
 
+class CommitOutcomeUnknown(DatabaseUnavailable):
+    """The primary was lost while committing: the write may or may not have been kept."""
+
+
+# A position no replica ever reaches: a token carrying it sends that shard's reads to the primary.
+PRIMARY_ONLY_LSN = "FFFFFFFF/FFFFFFFF"
+
+
 @dataclass(frozen=True)
 class ReadSource:
     """Where a read was served: e.g. reviews-1/replica (reviews-1b)."""
@@ -223,19 +231,62 @@ class ClusterRouter:
             raise DatabaseUnavailable(f"{self.cluster.name} primary unavailable: {exc}") from exc
 
     def write(self, work: Callable[[psycopg.Connection[Any]], T]) -> tuple[T, str]:
-        """Run WORK in one transaction on the primary; return its result and the commit LSN."""
-        last: Exception | None = None
-        for _ in range(2):  # one retry: a failover may have moved the primary
+        """Run WORK in one transaction on the primary; return its result and a commit LSN.
+
+        A retry repeats only work that certainly did not commit. A failure while connecting
+        or inside WORK rolls the transaction back, so WORK runs once more (a failover may
+        have moved the primary). A connection lost during COMMIT leaves the outcome unknown:
+        that raises CommitOutcomeUnknown and nothing runs again.
+
+        The LSN is for read-your-writes, so it must be at or past the commit record.
+        pg_current_wal_lsn() read after COMMIT is; one read inside the transaction would be
+        before the commit record and could send a reader to a replica without the write.
+        Once committed, nothing can undo the write, so a failure to read the LSN never
+        reruns WORK or reports a failure: the LSN is read on a new primary connection (any
+        primary holding the commit is past it), and failing that, PRIMARY_ONLY_LSN.
+        """
+        last: DatabaseUnavailable | None = None
+        for _ in range(2):
+            committing = committed = False
             try:
                 with self.primary() as conn:
                     with conn.transaction():
                         result = work(conn)
-                    row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
-                    assert row is not None
-                    return result, str(row[0])
+                        committing = True
+                    committed = True
+                    lsn = self._current_lsn(conn)
             except DatabaseUnavailable as exc:
-                last = exc
+                if committed:
+                    lsn = None
+                elif committing:
+                    raise CommitOutcomeUnknown(
+                        f"{self.cluster.name} primary was lost while committing; "
+                        f"the write may have been kept: {exc}"
+                    ) from exc
+                else:
+                    last = exc
+                    continue
+            return result, lsn or self._primary_lsn()
         raise DatabaseUnavailable(str(last))
+
+    @staticmethod
+    def _current_lsn(conn: psycopg.Connection[Any]) -> str | None:
+        try:
+            row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+        except psycopg.Error as exc:
+            log.info("reading the LSN after a commit: %s", exc)
+            return None
+        return str(row[0]) if row else None
+
+    def _primary_lsn(self) -> str:
+        """The primary's current LSN on a new connection, else a token only the primary meets."""
+        try:
+            with self.primary() as conn:
+                lsn = self._current_lsn(conn)
+        except DatabaseUnavailable as exc:
+            log.warning("no LSN after a commit on %s: %s", self.cluster.name, exc)
+            lsn = None
+        return lsn or PRIMARY_ONLY_LSN
 
     def read(
         self, work: Callable[[psycopg.Connection[Any]], T], *, min_lsn: str | None = None
