@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import httpx
 from PIL import Image
 from reviewlab_common import dns as lab_dns
-from reviewlab_common import shards, storage
+from reviewlab_common import queue, shards, storage
 from reviewlab_common.topology import Topology
 
+from tests.integration.conftest import eventually
+from tests.integration.nodes import Nodes
 from tests.integration.shop import (
     CONSISTENCY,
     KIM,
+    NOOR,
     Authored,
     edge_url,
+    get_review,
     marker,
     post_review,
     rows_with_body,
+    shard_primary,
     unique_photo,
     wait_photo_ready,
 )
@@ -128,3 +135,163 @@ def test_the_edge_answers_for_a_missing_media_key_without_leaking_the_bucket(
     assert reply.status_code in (403, 404)
     refused = httpx.put(f"{edge.url}/media/cutouts/{'0' * 32}.webp", content=b"x", timeout=10)
     assert refused.status_code in (403, 405)
+
+
+# Poison jobs. Both tests hold the workers stopped while the review is posted, so the job
+# waits in the shard's outbox until the test has damaged its original.
+MID_JOB_DELAY_MS = 8000
+MAX_ATTEMPTS = 3  # the workers' default (WorkerSettings.max_attempts)
+
+
+@contextmanager
+def workers_held(topology: Topology, nodes: Nodes) -> Iterator[list[str]]:
+    """Every worker stopped; started again (and ready) when the block ends, whatever happens."""
+    names = [n.name for n in topology.of_kind("worker")]
+    for name in names:
+        nodes.stop(name)
+    try:
+        yield names
+    finally:
+        for name in names:
+            nodes.set_delay(name, 0)
+            nodes.start(name, wait_ready=False)
+        for name in names:
+            nodes.wait_ready(name)
+
+
+def job_of(topology: Topology, review_id: int) -> dict[str, Any] | None:
+    """The pending entry (consumer, times_delivered) of the review's photo job, if any."""
+    admin = queue.connect(topology, "admin")
+    pending = admin.xpending_range(
+        queue.JOBS_STREAM, queue.WORKERS_GROUP, min="-", max="+", count=1000
+    )
+    for entry in pending:
+        message_id = entry["message_id"]
+        for _, fields in admin.xrange(queue.JOBS_STREAM, min=message_id, max=message_id):
+            if fields.get("review_id") == str(review_id):
+                return dict(entry)
+    return None
+
+
+def dead_letters_of(topology: Topology, review_id: int) -> list[dict[str, str]]:
+    admin = queue.connect(topology, "admin")
+    entries = admin.xrevrange(queue.DEAD_LETTER_STREAM, count=200)
+    return [fields for _, fields in entries if fields.get("review_id") == str(review_id)]
+
+
+def photo_when_failed(client: httpx.Client, review_id: int, consistency: str) -> dict[str, Any]:
+    def failed() -> dict[str, Any] | None:
+        photo: dict[str, Any] = get_review(client, review_id, consistency).json()["photo"]
+        assert photo["status"] != "ready", "the damaged original was cut out"
+        return photo if photo["status"] == "failed" else None
+
+    return eventually(failed, within=60, every=0.2, what=f"photo of review {review_id} failed")
+
+
+def test_an_original_damaged_after_the_post_fails_its_photo_not_the_worker(
+    topology: Topology,
+    client: httpx.Client,
+    token_for: Callable[[int], str],
+    authored: Authored,
+    nodes: Nodes,
+) -> None:
+    with workers_held(topology, nodes) as workers:
+        posted = post_review(
+            client, token_for(NOOR), product_id=15, body=marker("poison"), photo=unique_photo()
+        )
+        review = authored.add(posted, NOOR)
+        key = review["photo"]["original_url"].split("/media/", 1)[1]
+        # Each worker sleeps mid-job, after it took the job and before it reads the original.
+        for name in workers:
+            nodes.set_delay(name, MID_JOB_DELAY_MS)
+            nodes.start(name, wait_ready=False)
+        pids = {name: nodes.pid(name) for name in workers}
+        taken = eventually(
+            lambda: job_of(topology, review["id"]),
+            within=30,
+            every=0.05,
+            what=f"a worker holds the job of review {review['id']}",
+        )
+        damaged = b"\xff\xd8\xff\xe0" + b"no longer a photo " * 64
+        storage.put_object(storage.client(topology), key, damaged, content_type="image/jpeg")
+        assert taken["times_delivered"] == 1
+        held = get_review(client, review["id"], posted.headers[CONSISTENCY]).json()["photo"]
+        assert held["status"] == "processing", "the worker finished before the damage"
+
+        photo = photo_when_failed(client, review["id"], posted.headers[CONSISTENCY])
+        assert photo["cutout_url"] is None
+        error = photo["error"]
+        assert "not a readable image" in error and "(after 1 attempt)" in error, error
+        assert "post the photo again" in error, error
+        (dead,) = dead_letters_of(topology, review["id"])
+        assert dead["consumer"] == taken["consumer"]
+        assert dead["deliveries"] == "1"
+        assert "PhotoRejected" in dead["error"], dead
+        assert job_of(topology, review["id"]) is None, "a dead letter is acknowledged"
+        # No worker exited: the same processes run, and they still take jobs.
+        assert {name: nodes.pid(name) for name in workers} == pids
+        assert all(nodes.state(name) == "running" for name in workers)
+        for name in workers:
+            nodes.set_delay(name, 0)
+        healthy = post_review(
+            client,
+            token_for(NOOR),
+            product_id=15,
+            body=marker("after poison"),
+            photo=unique_photo(),
+        )
+        after = authored.add(healthy, NOOR)
+        assert wait_photo_ready(client, after["id"], healthy.headers[CONSISTENCY])["photo"]
+        assert {name: nodes.pid(name) for name in workers} == pids
+
+
+def test_a_failing_jobs_attempt_count_survives_a_worker_restart(
+    topology: Topology,
+    client: httpx.Client,
+    token_for: Callable[[int], str],
+    authored: Authored,
+    nodes: Nodes,
+) -> None:
+    worker = "worker-1"
+    with workers_held(topology, nodes):
+        posted = post_review(
+            client, token_for(NOOR), product_id=16, body=marker("restart"), photo=unique_photo()
+        )
+        review = authored.add(posted, NOOR)
+        key = review["photo"]["original_url"].split("/media/", 1)[1]
+        # Every delivery fails: the original is gone. Only worker-1 runs.
+        storage.client(topology).delete_object(Bucket=storage.MEDIA_BUCKET, Key=key)
+        nodes.start(worker, wait_ready=False)
+        seen: list[int] = []
+
+        def deliveries() -> int | None:
+            """The job's delivery count now, as Redis keeps it; None once it left the list."""
+            entry = job_of(topology, review["id"])
+            if entry is None:
+                return None
+            seen.append(int(entry["times_delivered"]))
+            return seen[-1]
+
+        eventually(
+            lambda: (deliveries() or 0) >= 2, within=30, every=0.05, what="two failed deliveries"
+        )
+        before = nodes.pid(worker)
+        nodes.stop(worker)
+        nodes.start(worker)
+        assert nodes.restarted_since(worker, before)
+
+        # The new process goes on from the stream's count: one more delivery, then the end.
+        eventually(
+            lambda: deliveries() is None, within=60, every=0.05, what="the job leaves the list"
+        )
+        assert max(seen) <= MAX_ATTEMPTS, seen
+        (dead,) = dead_letters_of(topology, review["id"])
+        assert dead["deliveries"] == str(MAX_ATTEMPTS)
+        photo = get_review(client, review["id"], posted.headers[CONSISTENCY]).json()["photo"]
+        assert photo["status"] == "failed"
+        assert f"(after {MAX_ATTEMPTS} attempts)" in photo["error"], photo
+        with shard_primary(topology, review["shard"]) as conn:
+            row = conn.execute(
+                "SELECT photo_attempts FROM reviews WHERE id = %s", (review["id"],)
+            ).fetchone()
+        assert row == (MAX_ATTEMPTS,)

@@ -1,13 +1,19 @@
-"""Photo jobs: read from the stream's consumer group, cut out, store, mark the review's photo."""
+"""Photo jobs: read from the stream's consumer group, cut out, store, mark the review's photo.
+
+Attempts are counted by Redis, not by the worker: the consumer group's delivery count of a
+job (XPENDING's times_delivered) grows with every XREADGROUP and XCLAIM, survives a worker's
+restart and is the same for every worker. A failed job stays pending; it is claimed again
+once it has been idle for its backoff. A job that failed on its last allowed delivery, or
+that cannot succeed, goes to the dead-letter stream and its photo is marked failed.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import heapq
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 import psycopg
@@ -16,6 +22,7 @@ from prometheus_client import Counter, Histogram
 from reviewlab_common import queue, storage
 from reviewlab_common.db import ClusterRouter, DatabaseUnavailable
 from reviewlab_common.faults import DelaySwitch
+from reviewlab_common.images import PhotoRejected
 from reviewlab_common.storage import StorageUnavailable
 
 from reviewlab_worker.segmentation import PortraitSegmenter
@@ -29,12 +36,27 @@ STAGE_SECONDS = Histogram(
 )
 JOBS = Counter("worker_jobs_total", "Jobs finished", ["outcome"])
 MODEL_TAG = "selfie-v1"
+# Pending jobs looked at per round, oldest first.
+PENDING_SCAN = 100
+# The longest wait before a delivery, however often the job was delivered before.
+BACKOFF_CAP_S = 60.0
 # XREADGROUP's reply: [(stream, [(message id, fields), ...]), ...]
 StreamReply = list[tuple[str, list[tuple[str, dict[str, str]]]]]
+# XCLAIM's reply: [(message id, fields), ...]; an entry deleted from the stream has none.
+ClaimReply = list[tuple[str, dict[str, str] | None]]
 
 
 class PermanentFailure(Exception):
-    """Retrying cannot help (e.g. the original cannot be decoded)."""
+    """Retrying cannot help (the original does not decode, the job names no review)."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One delivery of a job, and how often Redis has delivered it (this one included)."""
+
+    message_id: str
+    job: dict[str, str]
+    deliveries: int
 
 
 def cutout_key(original_key: str) -> str:
@@ -43,13 +65,21 @@ def cutout_key(original_key: str) -> str:
     return f"cutouts/{digest}.webp"
 
 
-@dataclass(order=True)
-class Held:
-    """A failed job waiting out its backoff; it stays pending in Redis until finished."""
-
-    due: float
-    message_id: str = field(compare=False)
-    job: dict[str, str] = field(compare=False)
+def failure_reason(exc: Exception, attempts: int) -> str:
+    """The photo's error as its reader sees it: what happened, what was kept, what to do."""
+    if isinstance(exc, PermanentFailure):
+        what = str(exc)
+    elif isinstance(exc, StorageUnavailable):
+        what = "the stored photo could not be fetched"
+    elif isinstance(exc, DatabaseUnavailable):
+        what = "the review's database did not answer"
+    else:
+        what = "the photo worker failed on it"
+    tries = f"after {attempts} attempt{'' if attempts == 1 else 's'}"
+    return (
+        f"The cutout could not be made: {what} ({tries}). The review is kept; "
+        "delete it and post the photo again to try once more."
+    )
 
 
 class JobRunner:
@@ -77,11 +107,14 @@ class JobRunner:
         self.reclaim_idle_ms = reclaim_idle_ms
         self.max_side = max_side
         self.delay = delay
-        self.held: list[Held] = []
-        self.attempts: dict[str, int] = {}
-        self.busy = False
 
     # One job ---------------------------------------------------------------------------------
+    def _review_of(self, job: dict[str, str]) -> tuple[ClusterRouter, int]:
+        try:
+            return self.shards[job["shard"]], int(job["review_id"])
+        except (KeyError, ValueError) as exc:
+            raise PermanentFailure(f"the job names no review this lab holds ({exc!r})") from exc
+
     def _photo_state(self, shard: ClusterRouter, review_id: int) -> str | None:
         def read(conn: psycopg.Connection[Any]) -> str | None:
             row = conn.execute(
@@ -92,10 +125,10 @@ class JobRunner:
         state, _ = shard.write(read)  # the primary: a replica may not have the row yet
         return state
 
-    def process(self, job: dict[str, str]) -> str:
+    def process(self, delivery: Delivery) -> str:
         """Do one job; returns the outcome. Idempotent: a finished job is acknowledged again."""
-        shard = self.shards[job["shard"]]
-        review_id = int(job["review_id"])
+        job = delivery.job
+        shard, review_id = self._review_of(job)
         state = self._photo_state(shard, review_id)
         if state is None:
             return "review_gone"  # deleted before its photo was processed
@@ -107,8 +140,8 @@ class JobRunner:
         original = storage.get_object(self.s3, job["original_key"])
         try:
             cut = self.segmenter.cutout(original, max_side=self.max_side)
-        except (OSError, ValueError) as exc:
-            raise PermanentFailure(f"the photo could not be decoded: {exc}") from exc
+        except (PhotoRejected, OSError, ValueError) as exc:
+            raise PermanentFailure("the stored photo is not a readable image") from exc
         for stage, seconds in cut.timings.items():
             STAGE_SECONDS.labels(stage).observe(seconds)
         key = cutout_key(job["original_key"])
@@ -117,124 +150,161 @@ class JobRunner:
         def mark(conn: psycopg.Connection[Any]) -> None:
             conn.execute(
                 "UPDATE reviews SET photo_status = 'ready', photo_cutout_key = %s, "
-                "photo_error = NULL, photo_attempts = photo_attempts + 1 WHERE id = %s",
-                (key, review_id),
+                "photo_error = NULL, photo_attempts = %s WHERE id = %s",
+                (key, delivery.deliveries, review_id),
             )
 
         shard.write(mark)
         return "ready"
 
-    def _fail(self, job: dict[str, str], reason: str) -> None:
-        shard = self.shards[job["shard"]]
-
-        def mark(conn: psycopg.Connection[Any]) -> None:
-            conn.execute(
-                "UPDATE reviews SET photo_status = 'failed', photo_error = %s, "
-                "photo_attempts = %s WHERE id = %s AND photo_status <> 'ready'",
-                (reason, self.max_attempts, int(job["review_id"])),
-            )
-
-        shard.write(mark)
-        self.client.xadd(
-            queue.DEAD_LETTER_STREAM,
-            dict(job, reason=reason, consumer=self.consumer),  # type: ignore[arg-type]
+    def handle(self, delivery: Delivery) -> None:
+        """Run one delivery; whatever fails is this job's failure, never the worker's."""
+        if delivery.deliveries > self.max_attempts:
+            # Every allowed delivery ended without an outcome (the worker was killed or
+            # crashed while on it, or its failure could not be recorded): stop here.
+            exhausted = PermanentFailure("its processing never finished")
+            self._dead_letter(delivery, exhausted, attempts=self.max_attempts)
+            return
+        try:
+            outcome = self.process(delivery)
+        except Exception as exc:
+            self._failed(delivery, exc)
+            return
+        self.client.xack(queue.JOBS_STREAM, queue.WORKERS_GROUP, delivery.message_id)
+        JOBS.labels(outcome).inc()
+        log.info(
+            "job %s review %s: %s", delivery.message_id, delivery.job.get("review_id"), outcome
         )
 
-    def handle(self, message_id: str, job: dict[str, str]) -> None:
-        self.busy = True
+    def _failed(self, delivery: Delivery, exc: Exception) -> None:
+        expected = (PermanentFailure, StorageUnavailable, DatabaseUnavailable)
+        if not isinstance(exc, expected):
+            log.exception("job %s: unexpected failure", delivery.message_id)
+        if isinstance(exc, PermanentFailure) or delivery.deliveries >= self.max_attempts:
+            self._dead_letter(delivery, exc, attempts=delivery.deliveries)
+            return
+        # It stays pending: the next round claims it again once it has been idle this long.
+        JOBS.labels("retry").inc()
+        log.warning(
+            "job %s delivery %d failed (%s); retry in %.0f s",
+            delivery.message_id,
+            delivery.deliveries,
+            exc,
+            self.backoff_s(delivery.deliveries),
+        )
+
+    def _dead_letter(self, delivery: Delivery, exc: Exception, *, attempts: int) -> None:
+        """Mark the photo failed, then move the job to the dead-letter stream."""
+        reason = failure_reason(exc, attempts)
         try:
-            outcome = self.process(job)
-            self.client.xack(queue.JOBS_STREAM, queue.WORKERS_GROUP, message_id)
-            self.attempts.pop(message_id, None)
-            JOBS.labels(outcome).inc()
-            log.info("job %s review %s: %s", message_id, job.get("review_id"), outcome)
-        except (PermanentFailure, StorageUnavailable, DatabaseUnavailable, KeyError) as exc:
-            attempt = self.attempts.get(message_id, 0) + 1
-            self.attempts[message_id] = attempt
-            permanent = isinstance(exc, PermanentFailure | KeyError)
-            if permanent or attempt >= self.max_attempts:
-                reason = f"{exc} (after {attempt} attempt{'s' if attempt > 1 else ''})"
-                try:
-                    self._fail(job, reason)
-                except DatabaseUnavailable as db_exc:  # keep it pending: retried later
-                    log.warning("job %s: cannot record failure yet: %s", message_id, db_exc)
-                    return
-                self.client.xack(queue.JOBS_STREAM, queue.WORKERS_GROUP, message_id)
-                self.attempts.pop(message_id, None)
-                JOBS.labels("dead_letter").inc()
-                log.warning("job %s to the dead-letter stream: %s", message_id, reason)
-            else:
-                backoff = self.backoff_base_s * 4 ** (attempt - 1)
-                heapq.heappush(self.held, Held(time.monotonic() + backoff, message_id, job))
-                JOBS.labels("retry").inc()
-                log.warning(
-                    "job %s attempt %d failed (%s); retry in %.0f s",
-                    message_id,
-                    attempt,
-                    exc,
-                    backoff,
+            shard, review_id = self._review_of(delivery.job)
+        except PermanentFailure:
+            pass  # a malformed job names no review to mark
+        else:
+
+            def mark(conn: psycopg.Connection[Any]) -> None:
+                conn.execute(
+                    "UPDATE reviews SET photo_status = 'failed', photo_error = %s, "
+                    "photo_attempts = %s WHERE id = %s AND photo_status = 'processing'",
+                    (reason, attempts, review_id),
                 )
-        finally:
-            self.busy = False
+
+            try:
+                shard.write(mark)
+            except DatabaseUnavailable as db_exc:
+                # Still pending: its next delivery is past the limit and lands here again.
+                log.warning(
+                    "job %s: cannot record its failure yet: %s", delivery.message_id, db_exc
+                )
+                return
+        cause = exc.__cause__
+        error = f"{type(exc).__name__}: {exc}"
+        if cause:
+            error += f" ({type(cause).__name__}: {cause})"
+        dead = {
+            **delivery.job,
+            "message_id": delivery.message_id,
+            "deliveries": str(delivery.deliveries),
+            "consumer": self.consumer,
+            "reason": reason,
+            "error": error[:1000],
+        }
+        # Appended before the acknowledgement: a crash in between repeats the entry, never
+        # loses the job.
+        self.client.xadd(queue.DEAD_LETTER_STREAM, dead)  # type: ignore[arg-type]
+        self.client.xack(queue.JOBS_STREAM, queue.WORKERS_GROUP, delivery.message_id)
+        JOBS.labels("dead_letter").inc()
+        log.warning("job %s to the dead-letter stream: %s", delivery.message_id, dead["error"])
 
     # The loop --------------------------------------------------------------------------------
-    def _due_held(self) -> Held | None:
-        if self.held and self.held[0].due <= time.monotonic():
-            return heapq.heappop(self.held)
-        return None
+    def backoff_s(self, deliveries: int) -> float:
+        """How long a job that failed its DELIVERIES-th delivery waits: 1 s, 4 s, 16 s, ..."""
+        return float(min(self.backoff_base_s * 4 ** max(deliveries - 1, 0), BACKOFF_CAP_S))
 
-    def _next(self) -> tuple[str, dict[str, str]] | None:
-        held = self._due_held()
-        if held:
-            return held.message_id, held.job
-        # Jobs of a consumer that died (idle too long) are claimed here.
-        _, claimed, *_ = self.client.xautoclaim(
-            queue.JOBS_STREAM,
-            queue.WORKERS_GROUP,
-            self.consumer,
-            min_idle_time=self.reclaim_idle_ms,
-            start_id="0-0",
-            count=1,
+    def _claim_after_ms(self, consumer: str, deliveries: int) -> int:
+        backoff_ms = int(self.backoff_s(deliveries) * 1000)
+        if consumer == self.consumer:
+            return backoff_ms  # this worker's own failed job (or one from before a restart)
+        return max(backoff_ms, self.reclaim_idle_ms)  # only if that consumer went silent
+
+    def _due_pending(self) -> tuple[Delivery | None, int]:
+        """A pending job whose wait is over, claimed; else how many ms until the next one."""
+        pending = self.client.xpending_range(
+            queue.JOBS_STREAM, queue.WORKERS_GROUP, min="-", max="+", count=PENDING_SCAN
         )
-        held_ids = {h.message_id for h in self.held}
-        for message_id, fields in claimed:
-            if fields and message_id not in held_ids:
-                log.info("claimed job %s from a silent consumer", message_id)
-                return message_id, fields
-        block_ms = (
-            1000 if not self.held else max(50, int((self.held[0].due - time.monotonic()) * 1000))
-        )
+        wait_ms = 1000
+        for entry in pending:
+            after_ms = self._claim_after_ms(str(entry["consumer"]), int(entry["times_delivered"]))
+            idle_ms = int(entry["time_since_delivered"])
+            if idle_ms < after_ms:
+                wait_ms = min(wait_ms, after_ms - idle_ms)
+                continue
+            # min_idle_time makes the claim atomic: of two workers, only the first gets it.
+            claimed = self.client.xclaim(
+                queue.JOBS_STREAM,
+                queue.WORKERS_GROUP,
+                self.consumer,
+                min_idle_time=after_ms,
+                message_ids=[entry["message_id"]],
+            )
+            for message_id, fields in cast(ClaimReply, claimed):
+                if not fields:  # deleted from the stream: nothing left to do
+                    self.client.xack(queue.JOBS_STREAM, queue.WORKERS_GROUP, message_id)
+                    continue
+                if entry["consumer"] != self.consumer:
+                    log.info("claimed job %s from silent %s", message_id, entry["consumer"])
+                deliveries = int(entry["times_delivered"]) + 1  # XCLAIM counted one more
+                return Delivery(str(message_id), dict(fields), deliveries), 0
+        return None, wait_ms
+
+    def next_delivery(self) -> Delivery | None:
+        """A pending job that is due, else a new one (waiting up to 1 s for it), else None."""
+        due, wait_ms = self._due_pending()
+        if due:
+            return due
         reply = self.client.xreadgroup(
             queue.WORKERS_GROUP,
             self.consumer,
             {queue.JOBS_STREAM: ">"},
             count=1,
-            block=min(block_ms, 1000),
+            block=max(50, wait_ms),
         )
         for _, messages in cast(StreamReply, reply) or []:
             for message_id, fields in messages:
-                return message_id, fields
+                return Delivery(message_id, fields, 1)
         return None
-
-    def own_pending(self) -> list[tuple[str, dict[str, str]]]:
-        """Jobs this consumer had read before a restart and not acknowledged."""
-        reply = self.client.xreadgroup(
-            queue.WORKERS_GROUP, self.consumer, {queue.JOBS_STREAM: "0"}, count=100
-        )
-        return [
-            (mid, f) for _, messages in cast(StreamReply, reply) or [] for mid, f in messages if f
-        ]
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
                 queue.ensure_group(self.client)
-                for message_id, job in self.own_pending():
-                    self.handle(message_id, job)
                 while not stop.is_set():
-                    found = self._next()
-                    if found:
-                        self.handle(*found)
+                    delivery = self.next_delivery()
+                    if delivery:
+                        self.handle(delivery)
             except redis.RedisError as exc:
                 log.warning("queue unavailable: %s; retrying", exc)
+                stop.wait(1.0)
+            except Exception:  # a fault in the loop itself must not end the worker either
+                log.exception("the job loop failed; starting it again")
                 stop.wait(1.0)

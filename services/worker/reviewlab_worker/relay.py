@@ -58,5 +58,7 @@ def run(
             except (DatabaseUnavailable, redis.RedisError) as exc:
                 # The rows stay in the outbox; the next round publishes them.
                 log.warning("relay %s: %s; will retry", shard.cluster.name, exc)
+            except Exception:  # nor may anything else end the relay, or stop the other shards
+                log.exception("relay %s failed; will retry", shard.cluster.name)
         if not busy:
             stop.wait(interval_s)
