@@ -6,7 +6,8 @@ from reviewlab_common.settings import NodeSettings
 
 
 class WebSettings(NodeSettings):
-    # How long a POST waits for MinIO or a shard before answering 503.
-    dependency_timeout_s: float = 3.0
-    # A reader's consistency token is a cookie; it names a shard and a commit LSN.
-    consistency_cookie: str = "reviewlab-lsn"
+    """The node this server runs as and the lab's topology; nothing of its own yet.
+
+    Timeouts toward the catalog, the shards and MinIO are set where their clients are made
+    (reviewlab_common.db and .storage); the consistency cookie is named in consistency.py.
+    """
