@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from reviewlab_common.db import DatabaseUnavailable
+from reviewlab_common.db import CommitOutcomeUnknown, DatabaseUnavailable
 from reviewlab_common.storage import StorageUnavailable
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -63,8 +63,16 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DatabaseUnavailable)
     async def database_down(_: Request, exc: DatabaseUnavailable) -> JSONResponse:
+        if isinstance(exc, CommitOutcomeUnknown):
+            # The connection died during COMMIT: the write may or may not be kept.
+            outcome = (
+                "The write may have been kept: read it back before you post again, "
+                "or retry with the same Idempotency-Key"
+            )
+        else:
+            outcome = "Nothing was written; retry shortly"
         return JSONResponse(
-            body("database_unavailable", f"{exc}. Nothing was written; retry shortly."),
+            body("database_unavailable", f"{exc}. {outcome}."),
             status_code=503,
             headers={"Retry-After": "2"},
         )
