@@ -1,8 +1,9 @@
 """Request methods as RFC 9110 asks (section 9.1 and 15.5.6).
 
-- A method that no resource implements: 501 Not Implemented.
-- A method that some resource implements, but not the target: 405 with an `Allow` header that
-  lists every method of the target (Starlette's own 405 names only the first matching route).
+- A method the server does not know (not one of RFC 9110's, nor PATCH): 501 Not Implemented.
+- A known method the target resource does not implement (TRACE, PUT, a DELETE on a product...):
+  405 with an `Allow` header that lists every method of the target (Starlette's own 405 names
+  only the first matching route).
 - HEAD wherever GET is: the GET route answers, without the content.
 """
 
@@ -18,6 +19,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 # Every server supports these (section 9.1); /docs, its assets and /openapi.json answer them.
 ALWAYS = frozenset({"GET", "HEAD"})
 OPERATIONS = ("get", "head", "post", "put", "patch", "delete", "options", "trace")
+# The methods RFC 9110 defines (section 9), PATCH (RFC 5789) and QUERY (the HTTP working
+# group's safe method with a body): known, so a 405 with Allow at worst, never a 501.
+KNOWN = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"}
+)
 
 
 @functools.cache
@@ -45,12 +51,17 @@ def allowed(app: FastAPI, scope: Scope) -> list[str]:
 
 def _not_implemented(method: str, app: FastAPI) -> bytes:
     methods = ", ".join(sorted(implemented(app)))
-    message = f"this API implements {method} on no resource; it answers {methods} (see /docs)"
+    message = f"this API does not know the method {method}; it answers {methods} (see /docs)"
     return orjson.dumps({"error": {"code": "method_not_implemented", "message": message}})
 
 
+def _not_allowed(method: str, path: str, allow: list[str]) -> bytes:
+    message = f"{method} is not allowed on {path}; use {' or '.join(allow)}"
+    return orjson.dumps({"error": {"code": "http_405", "message": message}})
+
+
 class MethodHygiene:
-    """ASGI middleware: 501 for a method no route implements, HEAD served by the GET route."""
+    """ASGI middleware: 405 or 501 for a method no route implements, HEAD served by GET."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -62,12 +73,15 @@ class MethodHygiene:
             return
         api: FastAPI = scope["app"]
         if method not in implemented(api):
-            body = _not_implemented(method, api)
-            headers = [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ]
-            await send({"type": "http.response.start", "status": 501, "headers": headers})
+            headers = [(b"content-type", b"application/json")]
+            if method in KNOWN:
+                allow = allowed(api, scope)
+                status, body = 405, _not_allowed(method, scope.get("path", "/"), allow)
+                headers.append((b"allow", ", ".join(allow).encode()))
+            else:
+                status, body = 501, _not_implemented(method, api)
+            headers.append((b"content-length", str(len(body)).encode()))
+            await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
         if method != "HEAD":

@@ -44,6 +44,7 @@ def _read_photo(photo: UploadFile | None) -> tuple[images.ValidatedPhoto | None,
     response_model=schemas.Review,
     responses={
         **ERRORS,
+        400: {"description": "the multipart form could not be parsed"},
         409: {"description": "Idempotency-Key reused with another request"},
         413: {"description": "photo too large"},
         415: {"description": "not JPEG/PNG/WebP"},
