@@ -8,7 +8,7 @@ ifdef RUNTIME
 export REVIEWLAB_RUNTIME := $(RUNTIME)
 endif
 
-.PHONY: help setup images up down reset status demo test check lint unit integration lb-demo bench-lb bench-worker bench-flow
+.PHONY: help setup docker images up down reset status demo test check lint unit integration lb-demo bench-lb bench-worker bench-flow
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -16,8 +16,10 @@ help: ## list the commands
 setup: ## install everything the lab needs (idempotent; run as root)
 	@bash infra/setup.sh
 
-images: ## Docker (installed and started if needed), then every image of the Compose lab
+docker: ## install Docker Engine and Compose, start dockerd (idempotent; run as root)
 	@bash infra/docker/install.sh
+
+images: docker ## every image of the Compose lab (Docker installed and started first if needed)
 	@bash infra/docker/images.sh
 
 up: ## start every node and wait until all are ready

@@ -23,7 +23,8 @@ from pathlib import Path
 import httpx
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common import tokens
-from reviewlab_common.topology import Topology, current
+from reviewlab_common.topology import Topology
+from reviewlab_lab import runtimes
 
 PORTRAIT = Path(__file__).resolve().parents[1] / "fixtures" / "portrait.jpg"
 CONSISTENCY = "X-Consistency-Token"
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the reviews afterwards")
     args = parser.parse_args(argv)
 
-    topology: Topology = current()
+    topology: Topology = runtimes.activate()
     vip = topology.nodes[topology.services["www"]].url
     problem = vip_answers(vip)
     if problem:

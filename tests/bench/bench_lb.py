@@ -16,8 +16,8 @@ import sys
 import time
 from dataclasses import dataclass
 
-from reviewlab_common.topology import Topology, current
-from reviewlab_lab import loadbalancer
+from reviewlab_common.topology import Topology
+from reviewlab_lab import loadbalancer, runtimes
 from reviewlab_lab.paths import LabPaths
 
 WRK = "/usr/bin/wrk"
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
             f"keep the load bounded: --duration 1..{MAX_DURATION_S}, "
             f"--connections 1..{MAX_CONNECTIONS}"
         )
-    topology = current()
+    topology = runtimes.activate()
     try:
         run(topology, args.duration, args.connections, args.path)
     finally:

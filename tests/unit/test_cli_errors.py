@@ -19,7 +19,12 @@ def lab_down(tmp_path: Path) -> dict[str, str]:
     text = re.sub(r'(?m)^data_dir = ".*"$', f'data_dir = "{tmp_path}"', text)
     topology = tmp_path / "topology.toml"
     topology.write_text(text)
-    return {**os.environ, "REVIEWLAB_TOPOLOGY": str(topology), "REVIEWLAB_DEBUG": ""}
+    return {
+        **os.environ,
+        "REVIEWLAB_TOPOLOGY": str(topology),
+        "REVIEWLAB_RUNTIME": "native",
+        "REVIEWLAB_DEBUG": "",
+    }
 
 
 def reviewlab(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+from reviewlab_common import install as lab_install
 from reviewlab_common import topology as lab_topology
 from reviewlab_common.topology import Node, Topology
 
@@ -48,8 +49,26 @@ CONTAINER_SECRETS_DIR = "/var/lib/reviewlab/secrets"
 STOP_GRACE = {"postgres": "60s"}
 
 
+DOCKERFILE = "infra/docker/Dockerfile"
+
+
 def image_of(node: Node) -> str:
     return f"reviewlab/{IMAGE_OF_KIND[node.kind]}:{IMAGE_TAG}"
+
+
+def build(target: str) -> dict[str, Any]:
+    """How `docker compose build` makes an image: one Dockerfile, one target per image.
+
+    Where no registry answers, `make images` builds the same targets from a local base
+    (REVIEWLAB_BASE); a Compose build picks that base up from the environment too.
+    """
+    args = {"BASE": "${REVIEWLAB_BASE:-debian:bookworm-slim}"}
+    if target == "minio":
+        args |= {
+            "GO_IMAGE": "${REVIEWLAB_GO_IMAGE:-golang:1.24-bookworm}",
+            "MINIO_VERSION": lab_install.current().minio_version,
+        }
+    return {"context": ".", "dockerfile": DOCKERFILE, "target": target, "args": args}
 
 
 def healthcheck(topology: Topology, node: Node) -> list[str]:
@@ -117,6 +136,7 @@ def _environment(node_name: str) -> dict[str, str]:
 def _node_service(topology: Topology, node: Node) -> dict[str, Any]:
     service: dict[str, Any] = {
         "image": image_of(node),
+        "build": build(IMAGE_OF_KIND[node.kind]),
         "container_name": f"{topology.lab.runtime.project}-{node.name}",
         "hostname": node.name,
         "init": True,
@@ -148,6 +168,7 @@ def _node_service(topology: Topology, node: Node) -> dict[str, Any]:
 def _one_shot(topology: Topology, name: str, command: list[str], **extra: Any) -> dict[str, Any]:
     return {
         "image": f"reviewlab/app:{IMAGE_TAG}",
+        "build": build("app"),
         "container_name": f"{topology.lab.runtime.project}-{name}",
         "command": command,
         "environment": _environment(name),

@@ -21,8 +21,9 @@ from PIL import Image
 from reviewlab_common import dns as lab_dns
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common import tokens
-from reviewlab_common.topology import Topology, current
+from reviewlab_common.topology import Topology
 
+from reviewlab_lab import errors, runtimes
 from reviewlab_lab.paths import REPO
 from reviewlab_lab.users import user_id
 
@@ -136,11 +137,12 @@ def run(topology: Topology) -> None:
 
 
 def main() -> None:
-    try:
-        run(current())
-    except (DemoFailed, httpx.HTTPError, lab_dns.DnsError) as exc:
-        print(f"\ndemo failed: {exc}", file=sys.stderr)
-        sys.exit(1)
+    with errors.one_line():
+        try:
+            run(runtimes.activate())
+        except (DemoFailed, httpx.HTTPError, lab_dns.DnsError) as exc:
+            print(f"\ndemo failed: {exc}", file=sys.stderr)
+            sys.exit(1)
 
 
 if __name__ == "__main__":

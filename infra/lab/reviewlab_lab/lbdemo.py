@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import httpx
 from reviewlab_common import faults
-from reviewlab_common.topology import Topology, current
+from reviewlab_common.topology import Topology
 
-from reviewlab_lab import loadbalancer
+from reviewlab_lab import loadbalancer, runtimes
 from reviewlab_lab.paths import LabPaths
 
 ALGORITHMS = ("round_robin", "random", "random_two", "least_conn")
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not (1 <= args.requests <= MAX_REQUESTS and 1 <= args.concurrency <= MAX_CONCURRENCY):
         sys.exit(f"keep the load bounded: --requests <= {MAX_REQUESTS}, --concurrency <= 32")
-    topology = current()
+    topology = runtimes.activate()
     paths = LabPaths.of(topology)
     try:
         run(topology, args.requests, args.concurrency, args.delay_ms)

@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import jinja2
@@ -46,7 +46,8 @@ class Limits:
     max_body_mb: int = 11  # photos are at most 10 MB; the form's other fields need a little more
     rate_per_second: int = 50
     burst: int = 100
-    unlimited_sources: tuple[str, ...] = ("127.0.0.1",)
+    # Exempt from the rate limit; empty means the machine itself (see render_config).
+    unlimited_sources: tuple[str, ...] = ()
     connect_timeout_s: int = 1
     read_timeout_s: int = 10
     idle_timeout_s: int = 60
@@ -146,6 +147,9 @@ def render_config(
     mode = mode or current_mode(paths)
     if mode.layer not in LAYERS or mode.algorithm not in ALGORITHMS:
         raise ValueError(f"unknown load balancer mode: {mode}")
+    if not limits.unlimited_sources:
+        # The machine's own load generators (wrk, locust) are exempt, as a shop exempts its own.
+        limits = replace(limits, unlimited_sources=(topology.lab.runtime.machine_address,))
     return jinja.get_template("lb.conf.j2").render(
         node=node,
         mode=mode,

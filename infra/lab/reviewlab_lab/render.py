@@ -52,8 +52,13 @@ class Renderer:
         self.changed: set[str] = set()
 
     def prepare(self, node: Node) -> None:
-        """The node's data and run folders."""
-        for folder in (self.paths.data(node.name), self.paths.node_run(node.name)):
+        """The folders the node writes: its data and run folders, the configs, the logs."""
+        for folder in (
+            self.paths.data(node.name),
+            self.paths.node_run(node.name),
+            self.paths.conf,
+            self.paths.logs,
+        ):
             folder.mkdir(parents=True, exist_ok=True)
 
     def _write(self, owner: str, target: Path, text: str, mode: int = 0o644) -> None:
@@ -173,6 +178,8 @@ class Renderer:
             node_run=self.paths.node_run(node.name),
             secrets=self.secrets,
             callback=callback,
+            # Clients reach Postgres only from the lab's own network (the machine included).
+            lab_network=self.topology.lab.internal_network,
         )
 
     # Programs --------------------------------------------------------------------------------

@@ -82,6 +82,12 @@ class Runtime:
     # Where the bridge hands out addresses to containers that are not nodes (one-shot jobs).
     dynamic_range: str | None = None
 
+    @property
+    def machine_address(self) -> str:
+        """Where the machine's own programs (CLI, tests, load generators) appear to the nodes:
+        the bridge's gateway under Compose, the network's first address natively."""
+        return self.gateway or str(self.network.network_address + 1)
+
 
 @dataclass(frozen=True)
 class Lab:
