@@ -48,12 +48,13 @@ def lab_ready(topology: Topology) -> None:
 
 @pytest.fixture(scope="session")
 def vip(topology: Topology) -> str:
-    return topology.nodes[topology.services["www"]].url
+    """The vIP where the machine reaches it (published on its native address under Compose)."""
+    return topology.nodes[topology.services["www"]].host_url
 
 
 @pytest.fixture(scope="session")
 def cdn(topology: Topology) -> str:
-    return topology.nodes[topology.services["cdn"]].url
+    return topology.nodes[topology.services["cdn"]].host_url
 
 
 @pytest.fixture()

@@ -7,11 +7,17 @@ every fault test runs unchanged on the native and the Compose runtime. Waits are
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
+import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 
+import httpx
 from reviewlab_common.topology import Topology
 from reviewlab_lab import ready, runtimes
 from reviewlab_lab.errors import LabFailed
@@ -21,6 +27,28 @@ from tests.integration.conftest import eventually
 
 # States in which the runtime is (re)starting the node by itself.
 COMING_UP = ("starting", "running", "backoff", "restarting")
+# Run inside a node's container: GET a URL COUNT times over WORKERS threads, print the replies.
+IN_NODE_GET = """
+import base64, json, sys
+from concurrent.futures import ThreadPoolExecutor
+import httpx
+url, count, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def get(http):
+    reply = http.get(url)
+    return [reply.status_code, dict(reply.headers), base64.b64encode(reply.content).decode()]
+with httpx.Client(timeout=15) as http, ThreadPoolExecutor(max_workers=workers) as pool:
+    print(json.dumps(list(pool.map(lambda _: get(http), range(count)))))
+"""
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: dict[str, str]
+    content: bytes
+
+    def json(self) -> object:
+        return json.loads(self.content)
 
 
 class Nodes:
@@ -82,6 +110,36 @@ class Nodes:
     def in_node(self, name: str, argv: list[str]) -> str:
         """Run ARGV where node NAME runs (its container, under Compose); return its output."""
         return self.runtime.run_in_node(name, argv)
+
+    def get_from(self, name: str, url: str, *, count: int = 1, workers: int = 1) -> list[Reply]:
+        """GET URL COUNT times as a client at node NAME's address (from inside its container,
+        under Compose): what a policy that trusts that address lets through."""
+        if self.runtime_name == "native":
+            source = self.topology.nodes[name].address
+            transport = httpx.HTTPTransport(local_address=source)
+            with (
+                httpx.Client(transport=transport, timeout=15) as http,
+                ThreadPoolExecutor(max_workers=workers) as pool,
+            ):
+                replies = list(pool.map(lambda _: http.get(url), range(count)))
+            return [Reply(r.status_code, dict(r.headers), r.content) for r in replies]
+        argv = ["python", "-c", IN_NODE_GET, url, str(count), str(workers)]
+        raw = json.loads(self.in_node(name, argv))
+        return [Reply(status, headers, base64.b64decode(body)) for status, headers, body in raw]
+
+    def set_lb(self, layer: str, algorithm: str) -> None:
+        """Switch the vIP live, as a learner does: `reviewlab lb set`."""
+        from reviewlab_common import install
+
+        argv = [str(install.current().bin / "reviewlab"), "lb", "set"]
+        done = subprocess.run(
+            [*argv, "--layer", layer, "--algorithm", algorithm],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
 
     def set_delay(self, name: str, delay_ms: int) -> None:
         """The lab-only latency switch of a web server or worker (0 removes it)."""

@@ -88,7 +88,7 @@ def wait_photo_ready(
 def edge_url(topology: Topology, url: str) -> str:
     """A media URL from the API, sent to the CDN edge's address instead of its DNS name."""
     edge = topology.nodes[topology.services["cdn"]]
-    return f"{edge.url}{httpx.URL(url).raw_path.decode()}"
+    return f"{edge.host_url}{httpx.URL(url).raw_path.decode()}"
 
 
 def assert_error(reply: httpx.Response, status: int | tuple[int, ...]) -> dict[str, Any]:

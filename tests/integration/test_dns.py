@@ -44,6 +44,9 @@ class Views:
         found = self.nodes.in_node(INSIDE_NODE, ["reviewlab", "dns", "lookup", *names])
         return {name: list(addresses) for name, addresses in json.loads(found).items()}
 
+    def inside(self, name: str) -> list[str]:
+        return self.internal(name)[name]
+
     def public(self, *names: str) -> dict[str, list[str]]:
         """From the machine, to the DNS where the machine reaches it (published, under Compose)."""
         return {
@@ -120,26 +123,27 @@ def patroni_roles(cluster: Cluster) -> tuple[list[str], list[str]]:
     return primary, replicas
 
 
-def dns_follows_patroni(topology: Topology, cluster: Cluster) -> bool:
+def dns_follows_patroni(views: Views, cluster: Cluster) -> bool:
     primary, replicas = patroni_roles(cluster)
     if len(primary) != 1:
         return False
-    return (
-        lab_dns.lookup(topology, f"primary.{cluster.name}", source=INTERNAL_SOURCE) == primary
-        and lab_dns.lookup(topology, f"replicas.{cluster.name}", source=INTERNAL_SOURCE) == replicas
-    )
+    names = f"primary.{cluster.name}", f"replicas.{cluster.name}"
+    found = views.internal(*names)
+    return found[names[0]] == primary and found[names[1]] == replicas
 
 
-def test_role_names_point_at_the_current_primary_and_replicas(topology: Topology) -> None:
+def test_role_names_point_at_the_current_primary_and_replicas(
+    views: Views, topology: Topology
+) -> None:
     for cluster in topology.clusters.values():
         # The role-change callback updates DNS asynchronously: allow a failover in flight.
         eventually(
-            partial(dns_follows_patroni, topology, cluster),
+            partial(dns_follows_patroni, views, cluster),
             within=30,
             what=f"primary.{cluster.name} and replicas.{cluster.name} follow Patroni",
         )
-        primary = lab_dns.lookup(topology, f"primary.{cluster.name}", source=INTERNAL_SOURCE)
-        replicas = lab_dns.lookup(topology, f"replicas.{cluster.name}", source=INTERNAL_SOURCE)
+        primary = views.inside(f"primary.{cluster.name}")
+        replicas = views.inside(f"replicas.{cluster.name}")
         assert len(primary) == 1
         assert len(replicas) == len(cluster.members) - 1
         assert set(primary) | set(replicas) == {m.address for m in cluster.members}
@@ -156,20 +160,22 @@ def test_www_and_cdn_resolve_from_everywhere(views: Views, topology: Topology) -
 
 
 @pytest.fixture()
-def scratch_name(topology: Topology) -> Iterator[str]:
+def scratch_name(views: Views, topology: Topology) -> Iterator[str]:
     """A name no one else uses, deleted afterwards whatever the test did."""
     name = f"scratch-{uuid.uuid4().hex[:10]}"
-    assert lab_dns.lookup(topology, name, source=INTERNAL_SOURCE) == []
+    assert views.inside(name) == []
     yield name
     lab_dns.replace_records(topology, {name: []})
-    assert lab_dns.lookup(topology, name, source=INTERNAL_SOURCE) == []
+    assert views.inside(name) == []
 
 
-def test_a_signed_update_changes_a_record(topology: Topology, scratch_name: str) -> None:
+def test_a_signed_update_changes_a_record(
+    views: Views, topology: Topology, scratch_name: str
+) -> None:
     lab_dns.replace_records(topology, {scratch_name: ["127.0.0.99"]})
-    assert lab_dns.lookup(topology, scratch_name, source=INTERNAL_SOURCE) == ["127.0.0.99"]
+    assert views.inside(scratch_name) == ["127.0.0.99"]
     lab_dns.replace_records(topology, {scratch_name: ["127.0.0.98", "127.0.0.97"]})
-    assert lab_dns.lookup(topology, scratch_name, source=INTERNAL_SOURCE) == [
+    assert views.inside(scratch_name) == [
         "127.0.0.97",
         "127.0.0.98",
     ]
@@ -177,17 +183,17 @@ def test_a_signed_update_changes_a_record(topology: Topology, scratch_name: str)
     assert lab_dns.lookup(topology, scratch_name, source=PUBLIC_SOURCE, published=True) == []
 
 
-def test_an_unsigned_update_is_refused(topology: Topology, scratch_name: str) -> None:
+def test_an_unsigned_update_is_refused(views: Views, topology: Topology, scratch_name: str) -> None:
     lab_dns.replace_records(topology, {scratch_name: ["127.0.0.98"]})
     with pytest.raises(lab_dns.DnsError, match="REFUSED"):
         lab_dns.replace_records(topology, {scratch_name: ["127.0.0.97"]}, signed=False)
     with pytest.raises(lab_dns.DnsError, match="REFUSED"):
         lab_dns.replace_records(topology, {scratch_name: []}, signed=False)
-    assert lab_dns.lookup(topology, scratch_name, source=INTERNAL_SOURCE) == ["127.0.0.98"]
+    assert views.inside(scratch_name) == ["127.0.0.98"]
 
 
 def test_an_update_signed_with_the_wrong_key_is_refused(
-    topology: Topology, scratch_name: str
+    views: Views, topology: Topology, scratch_name: str
 ) -> None:
     node = topology.one("dns")
     keyname = dns.name.from_text(lab_secrets.TSIG_KEY_NAME)
@@ -203,4 +209,4 @@ def test_an_update_signed_with_the_wrong_key_is_refused(
     # bind answers NOTAUTH/BADSIG, which dnspython raises as the peer rejecting our signature.
     with pytest.raises(dns.tsig.PeerBadSignature):
         dns.query.tcp(update, node.address, port=node.port, timeout=3)
-    assert lab_dns.lookup(topology, scratch_name, source=INTERNAL_SOURCE) == []
+    assert views.inside(scratch_name) == []

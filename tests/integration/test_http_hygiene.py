@@ -9,7 +9,8 @@ import httpx
 import pytest
 from reviewlab_common.topology import Topology
 from reviewlab_lab import loadbalancer
-from reviewlab_lab.paths import LabPaths
+
+from tests.integration.nodes import Nodes
 
 # A source outside the lab's internal network: a shopper, as the public DNS view sees one.
 PUBLIC_SOURCE = "127.0.1.5"
@@ -21,13 +22,13 @@ def public_client(vip: str) -> httpx.Client:
 
 
 @contextmanager
-def vip_in_layer(topology: Topology, layer: str) -> Iterator[None]:
-    paths = LabPaths.of(topology)
-    loadbalancer.apply(topology, paths, loadbalancer.LbMode(layer, "round_robin"))
+def vip_in_layer(nodes: Nodes, layer: str) -> Iterator[None]:
+    nodes.set_lb(layer, "round_robin")
     try:
         yield
     finally:
-        loadbalancer.apply(topology, paths, loadbalancer.LbMode())
+        default = loadbalancer.LbMode()
+        nodes.set_lb(default.layer, default.algorithm)
 
 
 def assert_error(reply: httpx.Response, status: int, code: str) -> dict[str, str]:
@@ -119,9 +120,9 @@ def test_the_openapi_document_says_metrics_are_text_not_json(vip: str) -> None:
 
 @pytest.mark.parametrize("layer", ["l7", "l4"])
 def test_the_public_sees_the_api_and_docs_but_no_node_internals(
-    topology: Topology, vip: str, layer: str
+    nodes: Nodes, vip: str, layer: str
 ) -> None:
-    with vip_in_layer(topology, layer), public_client(vip) as http:
+    with vip_in_layer(nodes, layer), public_client(vip) as http:
         for path in ("/metrics", "/readyz"):
             error = assert_error(http.get(path), 403, "node_only")
             assert "own address" in error["message"]

@@ -11,7 +11,6 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,27 +19,23 @@ import pytest
 from reviewlab_common import install
 from reviewlab_common.topology import Topology
 from reviewlab_lab import loadbalancer
-from reviewlab_lab.paths import LabPaths
 
 from tests.integration.conftest import eventually
+from tests.integration.nodes import Nodes
 from tests.integration.shop import shard_primary
 
 PORTRAIT = Path(__file__).resolve().parents[1] / "fixtures" / "portrait.jpg"
 LOADTEST_USER = 5
-# A source address other than the lab machine's own (which the rate limit exempts).
-LIMITED_SOURCE = "127.0.0.77"
+# A client other than the lab machine (which the rate limit exempts): a node's address.
+LIMITED_CLIENT = "worker-2"
 Switch = Callable[[str, str], None]
 
 
 @pytest.fixture()
-def lb_mode(topology: Topology) -> Iterator[Switch]:
-    paths = LabPaths.of(topology)
-
-    def switch(layer: str, algorithm: str) -> None:
-        loadbalancer.apply(topology, paths, loadbalancer.LbMode(layer, algorithm))
-
-    yield switch
-    loadbalancer.apply(topology, paths, loadbalancer.LbMode())
+def lb_mode(nodes: Nodes) -> Iterator[Switch]:
+    yield nodes.set_lb
+    default = loadbalancer.LbMode()
+    nodes.set_lb(default.layer, default.algorithm)
 
 
 def webs_with(topology: Topology, role: str) -> set[str]:
@@ -313,18 +308,22 @@ def test_too_large_body_gets_413_json(
     assert_json_error(reply, 413, "request_too_large")
 
 
-def test_request_rate_per_address_gets_429_json(vip: str) -> None:
-    transport = httpx.HTTPTransport(local_address=LIMITED_SOURCE)
+def test_request_rate_per_address_gets_429_json(topology: Topology, nodes: Nodes) -> None:
+    """From another address than the machine's (which the limit exempts): a lab node's."""
     limits = loadbalancer.LIMITS
-    with httpx.Client(base_url=vip, timeout=15, transport=transport) as http:
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            replies = list(pool.map(lambda _: http.get("/healthz"), range(4 * limits.burst)))
-        statuses = Counter(r.status_code for r in replies)
-        assert set(statuses) <= {200, 429}, statuses
-        assert statuses[200] >= limits.burst, statuses
-        assert statuses[429] > 0, statuses
-        limited = next(r for r in replies if r.status_code == 429)
-        assert_json_error(limited, 429, "rate_limited")
-        assert limited.headers["Retry-After"] == "1"
-        # The lab machine's own address is not limited; this one recovers within a second.
-        eventually(lambda: http.get("/healthz").status_code == 200, within=5, what="rate refill")
+    url = f"{topology.nodes[topology.services['www']].url}/healthz"
+    replies = nodes.get_from(LIMITED_CLIENT, url, count=4 * limits.burst, workers=8)
+    statuses = Counter(r.status for r in replies)
+    assert set(statuses) <= {200, 429}, statuses
+    assert statuses[200] >= limits.burst, statuses
+    assert statuses[429] > 0, statuses
+    limited = next(r for r in replies if r.status == 429)
+    error = limited.json()
+    assert isinstance(error, dict) and error["error"]["code"] == "rate_limited", error
+    assert limited.headers["retry-after"] == "1"
+    # This address recovers within a second.
+    eventually(
+        lambda: nodes.get_from(LIMITED_CLIENT, url)[0].status == 200,
+        within=5,
+        what="rate refill",
+    )

@@ -18,9 +18,6 @@ from reviewlab_lab import ready
 from tests.integration.conftest import eventually
 from tests.integration.nodes import Nodes
 
-# Any source outside the edges: the bucket policy grants anonymous GET to the edges only.
-OUTSIDE_SOURCE = "127.0.0.1"
-
 
 @pytest.fixture()
 def s3(topology: Topology) -> Any:
@@ -84,23 +81,24 @@ def test_wrong_credentials_are_refused(topology: Topology, s3: Any) -> None:
 
 
 def test_private_objects_refuse_anonymous_reads_but_the_edge_serves_them(
-    topology: Topology, s3: Any, scratch_key: str, cdn: str
+    topology: Topology, nodes: Nodes, s3: Any, scratch_key: str, cdn: str
 ) -> None:
     body = f"edge only {uuid.uuid4().hex}".encode()
     storage.put_object(s3, scratch_key, body, content_type="text/plain")
     origin = f"{topology.one('minio').url}/{storage.MEDIA_BUCKET}"
 
-    anonymous = anonymous_get(f"{origin}/{scratch_key}", source=OUTSIDE_SOURCE)
+    # The machine itself is outside the policy: only the edge's address may read.
+    outside = topology.lab.runtime.machine_address
+    anonymous = anonymous_get(f"{origin}/{scratch_key}", source=outside)
     assert anonymous.status_code == 403
     assert body not in anonymous.content
-    listing = anonymous_get(f"{origin}?list-type=2", source=OUTSIDE_SOURCE)
+    listing = anonymous_get(f"{origin}?list-type=2", source=outside)
     assert listing.status_code == 403
     assert scratch_key not in listing.text
 
     # The same unsigned GET from the edge's own address is allowed: the policy is the reason.
-    edge = topology.nodes[topology.services["cdn"]]
-    from_edge = anonymous_get(f"{origin}/{scratch_key}", source=edge.address)
-    assert from_edge.status_code == 200
+    (from_edge,) = nodes.get_from(topology.services["cdn"], f"{origin}/{scratch_key}")
+    assert from_edge.status == 200
     assert from_edge.content == body
 
     through_edge = httpx.get(f"{cdn}/media/{scratch_key}", timeout=5)

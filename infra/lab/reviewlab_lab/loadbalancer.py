@@ -86,6 +86,11 @@ def save_mode(paths: LabPaths, mode: LbMode) -> None:
         json.dump(asdict(mode), handle)
 
 
+def error_log(paths: LabPaths) -> Path:
+    """nginx's own notices (reloads, workers started and stopped, config errors)."""
+    return paths.logs / "lb.error.log"
+
+
 def access_log(paths: LabPaths) -> Path:
     """The vIP's own log: one line per request (l7) or per connection (l4)."""
     return paths.logs / "lb.access.log"
@@ -157,6 +162,7 @@ def render_config(
         node_run=paths.node_run(node.name),
         data_dir=paths.data(node.name),
         access_log=access_log(paths),
+        error_log=error_log(paths),
         stream_module=STREAM_MODULE,
         algorithm_directive=ALGORITHMS[mode.algorithm],
         webs=topology.of_kind("web"),
@@ -179,7 +185,7 @@ def check_config(topology: Topology, paths: LabPaths, conf: Path) -> str | None:
 def reload(topology: Topology, paths: LabPaths, timeout: float = 10.0) -> None:
     """SIGHUP nginx; wait until the new worker runs and the old one stopped accepting."""
     lb = topology.one("lb")
-    log = paths.log(lb.name)
+    log = error_log(paths)
     offset = log.stat().st_size if log.exists() else 0
     pid_file = paths.node_run(lb.name) / "nginx.pid"
     try:

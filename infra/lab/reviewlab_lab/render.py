@@ -58,6 +58,7 @@ class Renderer:
             self.paths.node_run(node.name),
             self.paths.conf,
             self.paths.logs,
+            self.paths.faults,
         ):
             folder.mkdir(parents=True, exist_ok=True)
 

@@ -315,8 +315,7 @@ def parse(data: dict[str, Any], runtime: str = "native") -> Topology:
 def load(path: Path | None = None, runtime: str | None = None) -> Topology:
     """Read and validate the topology file as RUNTIME runs it.
 
-    REVIEWLAB_TOPOLOGY overrides the path, REVIEWLAB_RUNTIME the runtime (native by default),
-    REVIEWLAB_DATA_DIR the data directory (the host keeps a Compose lab's state apart).
+    REVIEWLAB_TOPOLOGY overrides the path, REVIEWLAB_RUNTIME the runtime (native by default).
     """
     path = path or Path(os.environ.get("REVIEWLAB_TOPOLOGY", DEFAULT_PATH))
     try:
@@ -326,14 +325,18 @@ def load(path: Path | None = None, runtime: str | None = None) -> Topology:
         raise TopologyError(f"{path}: not valid TOML: {exc}") from exc
     except OSError as exc:
         raise TopologyError(f"{path}: cannot read the topology: {exc.strerror}") from exc
-    topology = parse(data, runtime or os.environ.get(RUNTIME_ENV) or "native")
-    data_dir = os.environ.get(DATA_DIR_ENV)
-    if data_dir:
-        topology = replace(topology, lab=replace(topology.lab, data_dir=Path(data_dir)))
-    return topology
+    return parse(data, runtime or os.environ.get(RUNTIME_ENV) or "native")
 
 
 @cache
 def current() -> Topology:
-    """The topology this process runs in, read once."""
-    return load()
+    """The topology this process runs in, read once.
+
+    REVIEWLAB_DATA_DIR overrides the data directory: the machine keeps its copy of a Compose
+    lab's state (the secrets) apart from the native lab's.
+    """
+    topology = load()
+    data_dir = os.environ.get(DATA_DIR_ENV)
+    if data_dir:
+        topology = replace(topology, lab=replace(topology.lab, data_dir=Path(data_dir)))
+    return topology

@@ -12,8 +12,10 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from reviewlab_common import secrets as lab_secrets
@@ -244,7 +246,15 @@ class ComposeRuntime(Runtime):
         return self._docker(*self.exec_command(name, argv)[1:]).stdout
 
     def set_delay(self, name: str, delay_ms: int) -> None:
-        self.run_in_node(name, ["reviewlab", "fault", "delay", name, str(delay_ms)])
+        """Write the switch into the node's container, running or stopped (`docker cp`)."""
+        from reviewlab_common import faults
+
+        inside = faults.fault_file(load(runtime="compose"), name)
+        with tempfile.TemporaryDirectory() as folder:
+            switch = Path(folder) / inside.name
+            switch.write_text(json.dumps({"delay_ms": max(delay_ms, 0)}))
+            switch.chmod(0o644)
+            self._docker("cp", str(switch), f"{self.container(name)}:{inside}")
 
     def read_node_file(self, name: str, path: str) -> str | None:
         found = self._docker("exec", self.container(name), "cat", path, check=False)
