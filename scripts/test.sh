@@ -4,8 +4,13 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 VENV=$(/usr/bin/python3 -c "import tomllib; print(tomllib.load(open('infra/install.toml','rb'))['venv'])")
+# The running runtime's own suite joins the shared ones (REVIEWLAB_RUNTIME, else detected).
+RUNTIME=$("$VENV/bin/python" -c "from reviewlab_lab import runtimes; print(runtimes.activate().lab.runtime.name)")
+SUITES=(tests/unit tests/integration)
+[ "$RUNTIME" = compose ] && SUITES+=(tests/compose)
+echo "runtime: $RUNTIME"
 status=0
-for suite in tests/unit tests/integration; do
+for suite in "${SUITES[@]}"; do
   echo "== $suite"
   "$VENV/bin/pytest" "$suite" -q -p no:cacheprovider "$@"
   rc=$?

@@ -90,3 +90,15 @@ def test_a_reader_that_goes_away_is_not_an_error_trace(lab_down: dict[str, str])
     assert process.wait(timeout=60) != 0
     assert "Traceback" not in stderr
     assert "BrokenPipeError" not in stderr
+
+
+def test_compose_without_a_docker_daemon_says_how_to_start_one(
+    lab_down: dict[str, str], tmp_path: Path
+) -> None:
+    """No `docker` on the PATH at all: the runtime cannot run, and says what to do."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    env = {**lab_down, "PATH": str(bin_dir), "REVIEWLAB_RUNTIME": "compose"}
+    result = reviewlab(env, "up")
+    assert_one_line_error(result, "no Docker daemon answers")
+    assert "make docker" in result.stderr

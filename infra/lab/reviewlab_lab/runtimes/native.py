@@ -15,7 +15,7 @@ from reviewlab_lab.files import write_if_changed
 from reviewlab_lab.paths import LabPaths
 from reviewlab_lab.procs import Supervisor, postmaster_pid, run_user_ids, stop_orphan_postmasters
 from reviewlab_lab.render import Program, Renderer
-from reviewlab_lab.runtimes.base import NodeProcess, Runtime, Say
+from reviewlab_lab.runtimes.base import NodeProcess, Runtime, RuntimeUnavailable, Say
 
 STOP_PRIORITY = {
     "dns": 10,
@@ -107,7 +107,21 @@ class NativeRuntime(Runtime):
     def provisions_itself(self) -> bool:
         return False
 
+    def preflight(self) -> None:
+        """The Compose lab publishes the same addresses: only one runtime runs at a time."""
+        from reviewlab_common.topology import load
+
+        from reviewlab_lab.runtimes.compose import ComposeRuntime
+
+        if not self.running() and ComposeRuntime(load(runtime="compose")).running():
+            www = self.topology.nodes[self.topology.services["www"]]
+            raise RuntimeUnavailable(
+                f"the Compose lab is running and holds the lab's addresses (the vIP "
+                f"{www.host_address}:{www.port}): stop it with `make down RUNTIME=compose` first"
+            )
+
     def launch(self, say: Say) -> None:
+        self.preflight()
         lab_secrets.ensure(self.topology)
         own_data_dir(self.topology, self.paths)
         renderer = Renderer(self.topology, self.paths)
