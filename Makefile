@@ -35,8 +35,9 @@ reset: ## stop every node and wipe the data
 status: ## one line per node
 	@$(BIN)/reviewlab status
 
-demo: ## setup and up if needed, then Kim's review with a photo, end to end
+demo: ## setup (and the images, for RUNTIME=compose) and up if needed, then Kim's review end to end
 	@$(MAKE) --no-print-directory setup
+	@[ "$(REVIEWLAB_RUNTIME)" != compose ] || $(MAKE) --no-print-directory images
 	@$(MAKE) --no-print-directory up
 	@$(BIN)/python -m reviewlab_lab.demo
 
