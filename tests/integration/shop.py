@@ -14,6 +14,7 @@ import pytest
 from reviewlab_common import db, shards
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.topology import Cluster, Node, Topology
+from reviewlab_lab import dnsrecords
 
 from tests.integration.conftest import eventually
 
@@ -166,16 +167,13 @@ def superuser(topology: Topology, node: Node, dbname: str = "postgres") -> psyco
         password=lab_secrets.load(topology).postgres_password,
         connect_timeout=3,
         autocommit=True,
+        # A commit waits for the sync replica; never let a test hang on that forever.
+        options="-c statement_timeout=10000",
     )
 
 
 def patroni_members(cluster: Cluster) -> list[dict[str, Any]]:
-    """The members as Patroni's /cluster reports them, from the first member that answers."""
-    for member in cluster.members:
-        try:
-            reply = httpx.get(f"http://{member.address}:{member.rest_port}/cluster", timeout=3)
-            reply.raise_for_status()
-        except httpx.HTTPError:
-            continue
-        return list(reply.json()["members"])
-    raise AssertionError(f"no Patroni member of {cluster.name} answered on its REST port")
+    """The members as Patroni's /cluster reports them (the lab's own lookup)."""
+    members = dnsrecords.patroni_members(cluster, timeout=3)
+    assert members, f"no Patroni member of {cluster.name} answered on its REST port"
+    return list(members.values())

@@ -26,6 +26,7 @@ from tests.integration.shop import (
     assert_error,
     get_review,
     marker,
+    patroni_members,
     post_review,
     products_by_shard,
     rows_with_body,
@@ -40,14 +41,8 @@ MID_JOB_DELAY_MS = 8000
 
 def replicas_of(topology: Topology, shard: str) -> list[Node]:
     """The shard's current replicas, as its Patroni members report them."""
-    for member in topology.clusters[shard].members:
-        try:
-            reply = httpx.get(f"http://{member.address}:{member.rest_port}/cluster", timeout=3)
-        except httpx.HTTPError:
-            continue
-        names = [m["name"] for m in reply.json()["members"] if m["role"] != "leader"]
-        return [topology.nodes[name] for name in names]
-    raise AssertionError(f"no Patroni member of {shard} answered /cluster")
+    members = patroni_members(topology.clusters[shard])
+    return [topology.nodes[m["name"]] for m in members if m["role"] != "leader"]
 
 
 @contextmanager

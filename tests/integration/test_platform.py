@@ -16,7 +16,7 @@ from reviewlab_common.topology import Cluster, Node, Topology, current
 from reviewlab_lab.procs import pid_alive
 
 from tests.integration.conftest import eventually
-from tests.integration.shop import patroni_members
+from tests.integration.shop import patroni_members, superuser
 
 STATUS_FIELDS = {"name", "kind", "role", "address", "port", "state", "ready", "lag_bytes", "pid"}
 POSTGRES_ROLES = {"primary", "replica", "replica (sync)"}
@@ -87,20 +87,6 @@ def healthy_shape(cluster: Cluster) -> list[dict[str, Any]]:
     if any(m["state"] != "streaming" for m in replicas):
         return []
     return seen
-
-
-def superuser(topology: Topology, node: Node) -> psycopg.Connection[tuple[Any, ...]]:
-    return psycopg.connect(
-        host=node.address,
-        port=node.port,
-        dbname="postgres",
-        user="postgres",
-        password=lab_secrets.load(topology).postgres_password,
-        connect_timeout=3,
-        autocommit=True,
-        # A commit waits for the sync replica; never let a test hang on that forever.
-        options="-c statement_timeout=10000",
-    )
 
 
 def test_the_topology_declares_a_three_node_catalog_and_two_node_shards(
