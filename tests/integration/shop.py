@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import struct
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,22 +12,17 @@ import pytest
 from reviewlab_common import db, shards
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.topology import Cluster, Node, Topology
-from reviewlab_lab import dnsrecords
+from reviewlab_lab import dnsrecords, photos
 
 from tests.integration.conftest import eventually
 
-PORTRAIT = Path(__file__).resolve().parents[1] / "fixtures" / "portrait.jpg"
 CONSISTENCY = "X-Consistency-Token"
 # Users seeded by the lab: 1 kim, 2 alex, 3 sam, 4 noor, 5 loadtest.
 KIM, ALEX, SAM, NOOR = 1, 2, 3, 4
 
 
-def unique_photo(tag: str | None = None) -> bytes:
-    """The portrait with a JPEG comment: new bytes, so a new content-addressed original."""
-    data = PORTRAIT.read_bytes()
-    text = (tag or uuid.uuid4().hex).encode()
-    comment = b"\xff\xfe" + struct.pack(">H", len(text) + 2) + text
-    return data[:2] + comment + data[2:]
+# New bytes each call: a new content-addressed original (see reviewlab_lab.photos).
+unique_photo = photos.portrait
 
 
 def marker(what: str) -> str:

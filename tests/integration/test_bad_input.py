@@ -16,11 +16,11 @@ from PIL import Image, PngImagePlugin
 from reviewlab_common import storage
 from reviewlab_common.topology import Topology
 from reviewlab_lab import ready
+from reviewlab_lab.photos import PORTRAIT
 
 from tests.integration.shop import (
     CONSISTENCY,
     NOOR,
-    PORTRAIT,
     Authored,
     assert_error,
     auth,

@@ -11,7 +11,6 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,12 +18,12 @@ import pytest
 from reviewlab_common import install
 from reviewlab_common.topology import Topology
 from reviewlab_lab import loadbalancer
+from reviewlab_lab.photos import PORTRAIT
 
 from tests.integration.conftest import eventually
 from tests.integration.nodes import Nodes
 from tests.integration.shop import shard_primary
 
-PORTRAIT = Path(__file__).resolve().parents[1] / "fixtures" / "portrait.jpg"
 LOADTEST_USER = 5
 # A client other than the lab machine (which the rate limit exempts): a node's address.
 LIMITED_CLIENT = "worker-2"

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import io
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -17,17 +16,14 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 import httpx
-from PIL import Image
 from reviewlab_common import dns as lab_dns
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common import tokens
 from reviewlab_common.topology import Topology
 
-from reviewlab_lab import errors, runtimes
-from reviewlab_lab.paths import REPO
+from reviewlab_lab import errors, photos, runtimes
 from reviewlab_lab.users import user_id
 
-PORTRAIT = REPO / "tests" / "fixtures" / "portrait.jpg"
 # Any address outside the internal network: it sees the public DNS view.
 PUBLIC_SOURCE = "127.0.1.5"
 T = TypeVar("T")
@@ -46,11 +42,8 @@ def step(number: int, title: str) -> Iterator[None]:
 
 
 def kims_photo() -> bytes:
-    """The bundled portrait with today's time in its comment: a new photo, a new content key."""
-    image = Image.open(PORTRAIT)
-    out = io.BytesIO()
-    image.save(out, "JPEG", quality=90, comment=f"review lab demo {time.time()}".encode())
-    return out.getvalue()
+    """The bundled portrait, tagged with this run's time: a new photo, a new content key."""
+    return photos.portrait(f"review lab demo {time.time()}")
 
 
 def poll(check: Callable[[], T | None], seconds: float, what: str) -> T:
