@@ -25,12 +25,15 @@ images: docker ## every image of the Compose lab (Docker installed and started f
 up: ## start every node and wait until all are ready
 	@[ -x $(BIN)/reviewlab ] || $(MAKE) setup
 	@$(BIN)/reviewlab up
+	@# The machine's own programs (browser, curl) resolve www and cdn through /etc/hosts.
+	@$(BIN)/reviewlab hosts install || echo "   the names resolve only by address until it is installed"
 
 down: ## stop every node, keep the data
 	@[ ! -x $(BIN)/reviewlab ] || $(BIN)/reviewlab down
 
 reset: ## stop every node and wipe the data
 	@$(BIN)/reviewlab reset
+	@$(BIN)/reviewlab hosts remove
 
 status: ## one line per node
 	@$(BIN)/reviewlab status
