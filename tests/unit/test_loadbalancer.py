@@ -189,3 +189,10 @@ def test_the_web_servers_see_the_vip_address_as_the_client(
     lb = topology.one("lb")
     server = block(config, f"server {{\n        listen {lb.endpoint};")
     assert f"proxy_bind {lb.address};" in server
+
+
+def test_the_micro_cache_bypass_names_the_api_consistency_token() -> None:
+    from reviewlab_web import consistency
+
+    assert loadbalancer.MICRO_CACHE.consistency_header == consistency.HEADER
+    assert loadbalancer.MICRO_CACHE.consistency_cookie == consistency.COOKIE

@@ -63,18 +63,22 @@ def parse(line: str) -> Entry | None:
         return None
 
 
-def read(log: Path, since: float | None = None, now: float | None = None) -> list[Entry]:
-    """The log's entries, only those of the last SINCE seconds when given."""
+def tail_lines(log: Path) -> list[str]:
+    """The log's last TAIL_BYTES as whole lines; none when there is no log yet."""
     if not log.exists():
         return []
-    start = None if since is None else (now or time.time()) - since
     with open(log, "rb") as handle:
         size = handle.seek(0, 2)
         handle.seek(max(0, size - TAIL_BYTES))
         if size > TAIL_BYTES:
             handle.readline()  # the first line may be cut
-        text = handle.read().decode(errors="replace")
-    entries = (parse(line) for line in text.splitlines())
+        return handle.read().decode(errors="replace").splitlines()
+
+
+def read(log: Path, since: float | None = None, now: float | None = None) -> list[Entry]:
+    """The log's entries, only those of the last SINCE seconds when given."""
+    start = None if since is None else (now or time.time()) - since
+    entries = (parse(line) for line in tail_lines(log))
     return [e for e in entries if e is not None and (start is None or e.at >= start)]
 
 

@@ -59,6 +59,19 @@ class Limits:
 LIMITS = Limits()
 
 
+@dataclass(frozen=True)
+class MicroCache:
+    """The vIP's short cache of anonymous product review listings (see lb-l7.j2)."""
+
+    ttl_s: int = 1
+    # A reader carrying either (reviewlab_web.consistency) bypasses the cache: read-your-writes.
+    consistency_header: str = "X-Consistency-Token"
+    consistency_cookie: str = "reviewlab-lsn"
+
+
+MICRO_CACHE = MicroCache()
+
+
 class SwitchFailed(RuntimeError):
     """nginx refused the new config; the previous mode is still serving."""
 
@@ -169,6 +182,7 @@ def render_config(
         pools=pools(topology),
         edges=topology.of_kind("edge"),
         error_pages=error_pages(limits),
+        micro_cache=MICRO_CACHE,
     )
 
 
