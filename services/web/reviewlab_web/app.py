@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import ORJSONResponse
+from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from prometheus_client import Counter, Histogram
 from reviewlab_common.faults import DelaySwitch
@@ -17,6 +18,7 @@ from reviewlab_web import errors, health, methods
 from reviewlab_web.backends import Backends
 from reviewlab_web.reviews import views as reviews_views
 from reviewlab_web.settings import WebSettings
+from reviewlab_web.shop import views as shop_views
 
 REQUESTS = Counter("web_requests_total", "Requests served", ["method", "route", "status"])
 LATENCY = Histogram("web_request_seconds", "Request latency", ["method", "route"])
@@ -49,6 +51,8 @@ def create_app() -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     app.include_router(reviews_views.router)
+    app.include_router(shop_views.router)
+    app.mount("/shop/assets", StaticFiles(directory=shop_views.ASSETS), name="shop-assets")
     app.add_middleware(methods.MethodHygiene)
 
     @app.middleware("http")

@@ -297,3 +297,36 @@ def delete(backends: Backends, *, review_id: int, user_id: int) -> tuple[str, st
 
     _, lsn = backends.shards[shard_name].write(remove)
     return shard_name, lsn
+
+
+def latest_for_products(
+    backends: Backends, product_ids: list[int], *, per_product: int, min_lsns: dict[str, str]
+) -> tuple[dict[int, list[schemas.Review]], list[ReadSource]]:
+    """Each product's newest reviews: one query per shard that holds any of them, in parallel."""
+    by_shard: dict[str, list[int]] = {}
+    for product_id in product_ids:
+        by_shard.setdefault(backends.shard_map.shard_for_product(product_id), []).append(product_id)
+
+    def one(shard_name: str) -> tuple[list[schemas.Review], ReadSource]:
+        def fetch(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+            return conn.execute(
+                f"SELECT {COLUMNS} FROM ("
+                f"  SELECT {COLUMNS}, row_number() OVER ("
+                "    PARTITION BY product_id ORDER BY id DESC) AS newest"
+                "  FROM reviews WHERE product_id = ANY(%s)) AS ranked "
+                "WHERE newest <= %s ORDER BY product_id, id DESC",
+                (by_shard[shard_name], per_product),
+            ).fetchall()
+
+        rows, source = backends.shards[shard_name].read(fetch, min_lsn=min_lsns.get(shard_name))
+        return [_to_review(backends, r, shard_name) for r in rows], source
+
+    found: dict[int, list[schemas.Review]] = {product_id: [] for product_id in product_ids}
+    if not by_shard:
+        return found, []
+    with ThreadPoolExecutor(max_workers=len(by_shard)) as pool:
+        results = list(pool.map(one, sorted(by_shard)))
+    for reviews, _ in results:
+        for review in reviews:
+            found[review.product_id].append(review)
+    return found, [source for _, source in results]

@@ -22,7 +22,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _read_from(response: Response, sources: list[ReadSource]) -> None:
+def read_from(response: Response, sources: list[ReadSource]) -> None:
+    """Where the reads behind RESPONSE were served: X-Read-From (cluster/role), X-Read-Node."""
     response.headers["X-Read-From"] = ", ".join(s.header for s in sources)
     response.headers["X-Read-Node"] = ", ".join(s.node for s in sources)
 
@@ -95,7 +96,7 @@ def get_review(
         review, source = service.get(backends, review_id, positions)
     except service.NotFound as exc:
         raise ApiError(404, "review_not_found", str(exc)) from exc
-    _read_from(response, [source])
+    read_from(response, [source])
     return review
 
 
@@ -108,7 +109,7 @@ def recent_reviews(
 ) -> schemas.ReviewPage:
     """The newest reviews across all shards (each shard queried in parallel)."""
     items, sources = service.list_recent(backends, limit=limit, min_lsns=positions)
-    _read_from(response, sources)
+    read_from(response, sources)
     return schemas.ReviewPage(items=items, next_cursor=None)
 
 
@@ -120,7 +121,7 @@ def get_product(
         found, sources = service.product(backends, product_id, positions)
     except service.NotFound as exc:
         raise ApiError(404, "product_not_found", str(exc)) from exc
-    _read_from(response, sources)
+    read_from(response, sources)
     return found
 
 
@@ -145,7 +146,7 @@ def product_reviews(
     items, source = service.list_for_product(
         backends, product_id, limit=limit + 1, before=before, min_lsns=positions
     )
-    _read_from(response, [source])
+    read_from(response, [source])
     more = len(items) > limit
     items = items[:limit]
     return schemas.ReviewPage(

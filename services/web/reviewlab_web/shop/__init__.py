@@ -1,0 +1,1 @@
+"""The shop page: products and their reviews, server-rendered, every image from the CDN edge."""

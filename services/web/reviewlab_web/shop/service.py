@@ -1,0 +1,103 @@
+"""What the shop page reads: the catalog's products and users, each product's newest reviews."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from reviewlab_common import tokens
+from reviewlab_common.db import ReadSource
+
+from reviewlab_web.backends import Backends
+from reviewlab_web.reviews import schemas
+from reviewlab_web.reviews import service as reviews
+
+# Lab only: the page hands its visitors a short-lived token for this demo user, so the form can
+# post to the API. A real shop signs its users in; this lab has no sign-in.
+DEMO_USER = "kim"
+DEMO_TOKEN_TTL_S = 15 * 60
+
+
+@dataclass(frozen=True)
+class ShopProduct:
+    id: int
+    name: str
+    image_url: str | None
+    shard: str
+    reviews: list[schemas.Review] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Shelf:
+    """The page's content and where each part of it was read."""
+
+    products: list[ShopProduct]
+    user_names: dict[int, str]
+    sources: list[ReadSource]
+
+
+def shelf(
+    backends: Backends,
+    *,
+    products: int,
+    per_product: int,
+    min_lsns: dict[str, str],
+    posted: int | None = None,
+) -> Shelf:
+    """The first PRODUCTS products with their newest reviews, and the review POSTED among them."""
+
+    def catalog(conn: psycopg.Connection[Any]) -> tuple[list[tuple[Any, ...]], dict[int, str]]:
+        rows = conn.execute(
+            "SELECT id, name, image_key FROM products ORDER BY id LIMIT %s", (products,)
+        ).fetchall()
+        users = conn.execute("SELECT id, display_name FROM users").fetchall()
+        return rows, {int(uid): str(name) for uid, name in users}
+
+    (rows, user_names), catalog_source = backends.catalog.read(catalog)
+    ids = [int(row[0]) for row in rows]
+    latest, review_sources = reviews.latest_for_products(
+        backends, ids, per_product=per_product, min_lsns=min_lsns
+    )
+    if posted is not None:
+        _include_posted(backends, latest, posted, min_lsns)
+    shown = [
+        ShopProduct(
+            id=int(pid),
+            name=str(name),
+            image_url=reviews.cdn_url(backends, key) if key else None,
+            shard=backends.shard_map.shard_for_product(int(pid)),
+            reviews=latest[int(pid)],
+        )
+        for pid, name, key in rows
+    ]
+    return Shelf(shown, user_names, [catalog_source, *review_sources])
+
+
+def _include_posted(
+    backends: Backends,
+    latest: dict[int, list[schemas.Review]],
+    review_id: int,
+    min_lsns: dict[str, str],
+) -> None:
+    """The caller's own new review is shown even when others posted after it."""
+    if any(r.id == review_id for shown in latest.values() for r in shown):
+        return
+    try:
+        review, _ = reviews.get(backends, review_id, min_lsns)
+    except reviews.NotFound:
+        return
+    if review.product_id in latest:
+        latest[review.product_id].insert(0, review)
+
+
+def demo_token(backends: Backends) -> str:
+    """A short-lived bearer token for the demo user (lab only, see DEMO_USER)."""
+
+    def find(conn: psycopg.Connection[Any]) -> tuple[Any, ...] | None:
+        return conn.execute("SELECT id FROM users WHERE handle = %s", (DEMO_USER,)).fetchone()
+
+    row, _ = backends.catalog.read(find)
+    if row is None:
+        raise reviews.NotFound(f"the demo user {DEMO_USER} does not exist: run `reviewlab up`")
+    return tokens.issue(backends.secrets.token_secret, int(row[0]), ttl_s=DEMO_TOKEN_TTL_S)
