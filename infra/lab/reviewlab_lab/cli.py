@@ -145,10 +145,11 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("provision", help="DNS records, shard map, bucket, schemas, demo data")
     p = sub.add_parser("run", help="inside a container: render a node's config and run it")
     p.add_argument("node")
-    from reviewlab_lab import hosts, lbcli
+    from reviewlab_lab import dbcli, hosts, lbcli
 
     lbcli.add_parser(sub)
     hosts.add_parser(sub)
+    dbcli.add_parser(sub)
     return root
 
 
@@ -229,6 +230,10 @@ def _dispatch(topology: Topology, args: argparse.Namespace) -> None:
             from reviewlab_lab import lbcli
 
             lbcli.run(topology, args)
+        case "db":
+            from reviewlab_lab import dbcli
+
+            dbcli.run(topology, args)
         case "hosts":
             from reviewlab_lab import hosts
 

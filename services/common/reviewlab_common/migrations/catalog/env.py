@@ -1,0 +1,3 @@
+from reviewlab_common.migrations.environment import run
+
+run()
