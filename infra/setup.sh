@@ -15,7 +15,7 @@ MEDIAPIPE_WHEEL_VERSION=0.10.14
 MODEL_MEMBER=mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite
 MODEL_SHA256=9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c
 DEBIAN_PACKAGES=(postgresql-15 nginx libnginx-mod-stream libnginx-mod-http-cache-purge
-  redis-server bind9 bind9-utils etcd-server wrk python3-venv dnsutils procps acl
+  redis-server bind9 bind9-utils etcd-server wrk python3-venv dnsutils procps acl iptables
   chromium)  # headless Chromium: the tests check that /docs renders in a real browser
 
 STEP=0

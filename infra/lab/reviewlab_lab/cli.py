@@ -1,4 +1,5 @@
-"""`reviewlab`: run the lab on either runtime (up, down, status, logs, nodes, DNS, lb, faults)."""
+"""`reviewlab`: run the lab on either runtime (up, down, status, logs, nodes, DNS, lb, faults,
+chaos)."""
 
 from __future__ import annotations
 
@@ -145,11 +146,12 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("provision", help="DNS records, shard map, bucket, schemas, demo data")
     p = sub.add_parser("run", help="inside a container: render a node's config and run it")
     p.add_argument("node")
-    from reviewlab_lab import dbcli, hosts, lbcli
+    from reviewlab_lab import chaoscli, dbcli, hosts, lbcli
 
     lbcli.add_parser(sub)
     hosts.add_parser(sub)
     dbcli.add_parser(sub)
+    chaoscli.add_parser(sub)
     return root
 
 
@@ -230,6 +232,10 @@ def _dispatch(topology: Topology, args: argparse.Namespace) -> None:
             from reviewlab_lab import lbcli
 
             lbcli.run(topology, args)
+        case "chaos":
+            from reviewlab_lab import chaoscli
+
+            chaoscli.run(topology, args)
         case "db":
             from reviewlab_lab import dbcli
 

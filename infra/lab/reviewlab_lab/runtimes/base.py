@@ -113,6 +113,14 @@ class Runtime(abc.ABC):
             raise LabFailed(f"`{' '.join(argv)}` failed: {done.stderr.strip()}")
         return done.stdout
 
+    @abc.abstractmethod
+    def partition(self, name: str, peers: list[str]) -> None:
+        """Cut node NAME off from the nodes PEERS, both ways; it keeps running."""
+
+    @abc.abstractmethod
+    def heal(self, name: str, peers: list[str]) -> None:
+        """Undo partition(NAME, PEERS); safe to call when nothing is cut."""
+
     def set_delay(self, name: str, delay_ms: int) -> None:
         """Node NAME's lab-only latency switch, a file the node itself reads."""
         from reviewlab_common import faults

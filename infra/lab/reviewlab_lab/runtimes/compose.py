@@ -232,6 +232,25 @@ class ComposeRuntime(Runtime):
     def resume(self, name: str) -> None:
         self._docker("unpause", self.container(name))
 
+    @property
+    def network(self) -> str:
+        from reviewlab_lab.composefile import NETWORK
+
+        return f"{self.project}_{NETWORK}"
+
+    def partition(self, name: str, peers: list[str]) -> None:
+        # The container leaves the lab network: cut from its peers and from its clients too.
+        self._docker("network", "disconnect", self.network, self.container(name))
+
+    def heal(self, name: str, peers: list[str]) -> None:
+        inspect = self._docker(
+            "inspect", "-f", "{{json .NetworkSettings.Networks}}", self.container(name)
+        )
+        if self.network in json.loads(inspect.stdout or "{}"):
+            return
+        address = self.node(name).address
+        self._docker("network", "connect", "--ip", address, self.network, self.container(name))
+
     def log_command(self, name: str, lines: int, follow: bool) -> list[str]:
         return [
             "docker",

@@ -197,6 +197,32 @@ class NativeRuntime(Runtime):
     def resume(self, name: str) -> None:
         self.supervisor.signal_node(name, "CONT")
 
+    def node_pids(self, name: str) -> list[int]:
+        """The node's process and everything below it (Postgres, once re-parented, too)."""
+        from reviewlab_lab import netcut
+
+        roots = [p for p in (self.supervisor_pid(name), self.postmaster_pid(name)) if p]
+        return sorted({pid for root in roots for pid in netcut.descendants(root)})
+
+    def supervisor_pid(self, name: str) -> int | None:
+        process = self.processes().get(name)
+        return process.pid if process else None
+
+    def partition(self, name: str, peers: list[str]) -> None:
+        # Loopback traffic all leaves from 127.0.0.1: the cut follows processes, not addresses.
+        from reviewlab_lab import netcut
+
+        def side(group: str, names: list[str]) -> netcut.Side:
+            pids = [pid for n in names for pid in self.node_pids(n)]
+            return netcut.Side(group, pids, [self.node(n).address for n in names])
+
+        netcut.cut(name, side("isolated", [name]), side("peers", peers))
+
+    def heal(self, name: str, peers: list[str]) -> None:
+        from reviewlab_lab import netcut
+
+        netcut.heal()
+
     def log_command(self, name: str, lines: int, follow: bool) -> list[str]:
         path = self.paths.log(name)
         return ["tail", "-n", str(lines), *(["-F"] if follow else []), str(path)]

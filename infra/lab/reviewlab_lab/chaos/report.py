@@ -1,0 +1,178 @@
+"""The run's report: timeline, outages, acknowledged writes read back, timings; MD and JSON."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from reviewlab_common import db
+from reviewlab_common import secrets as lab_secrets
+from reviewlab_common.topology import Topology
+
+from reviewlab_lab.chaos.load import Load, Outcome
+from reviewlab_lab.chaos.watch import Event
+from reviewlab_lab.errors import LabFailed
+from reviewlab_lab.paths import REPO
+
+REPORTS = REPO / "reports"
+LAST = REPORTS / "chaos-last.json"
+
+
+def p99(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 3)
+
+
+def longest_gap(times: list[float], start: float, end: float) -> float:
+    """The longest stretch in [START, END] without a successful request."""
+    marks = [start, *sorted(t for t in times if start <= t <= end), end]
+    return round(max(b - a for a, b in itertools.pairwise(marks)), 2)
+
+
+def per_cluster(outcomes: list[Outcome], fault_t: float, end_t: float) -> dict[str, Any]:
+    """Each cluster's writes and reads: counts, failures, the longest write gap, p99."""
+    result: dict[str, Any] = {}
+    for cluster in sorted({o.shard for o in outcomes}):
+        mine = [o for o in outcomes if o.shard == cluster]
+        writes = [o for o in mine if o.kind == "write"]
+        reads = [o for o in mine if o.kind == "read"]
+        result[cluster] = {
+            "writes_ok": sum(o.ok for o in writes),
+            "writes_failed": sum(not o.ok for o in writes),
+            "reads_ok": sum(o.ok for o in reads),
+            "reads_failed": sum(not o.ok for o in reads),
+            "write_gap_s": longest_gap([o.at for o in writes if o.ok], fault_t, end_t)
+            if writes
+            else None,
+            "slowest_failure_s": max((o.latency for o in mine if not o.ok), default=None),
+            "p99_s": p99([o.latency for o in mine]),
+            "failure_statuses": sorted({o.status for o in mine if not o.ok}),
+        }
+    return result
+
+
+def read_back(topology: Topology, load: Load) -> dict[str, Any]:
+    """Every acknowledged write, looked up on its shard's current primary; then cleaned up."""
+    acked = {o.review_id: o for o in load.outcomes if o.kind == "write" and o.review_id}
+    password = lab_secrets.load(topology).app_password
+    found: set[int] = set()
+    bodies: dict[str, int] = {}
+    pattern = f"{load.body('')}%"
+    for cluster in topology.shards:
+        info = db.cluster_conninfo(
+            cluster, user=db.APP_USER, password=password, app="chaos", session="read-write"
+        )
+        try:
+            with psycopg.connect(info) as conn:
+                rows = conn.execute(
+                    "SELECT id, body FROM reviews WHERE body LIKE %s", (pattern,)
+                ).fetchall()
+                conn.execute("DELETE FROM reviews WHERE body LIKE %s", (pattern,))
+        except psycopg.Error as exc:
+            raise LabFailed(f"could not read the writes back from {cluster.name}: {exc}") from exc
+        for review_id, body in rows:
+            found.add(int(review_id))
+            bodies[body] = bodies.get(body, 0) + 1
+    lost = sorted(set(acked) - found)
+    return {
+        "acknowledged": len(acked),
+        "lost": len(lost),
+        "lost_ids": lost[:20],
+        "lost_at_s": [round(acked[i].at, 2) for i in lost[:20]],
+        "duplicates": sum(n - 1 for n in bodies.values() if n > 1),
+        "retried_keys": len({o.key for o in load.outcomes if o.kind == "write" and not o.ok}),
+    }
+
+
+def first(events: list[Event], kind: str, *, node: str = "", cluster: str = "") -> float | None:
+    for event in events:
+        if event.at < 0 or event.kind != kind:
+            continue
+        if node and event.node != node:
+            continue
+        if cluster and not event.what.startswith(f"{cluster}:") and cluster not in event.what:
+            continue
+        return event.at
+    return None
+
+
+def timings(events: list[Event], target: str, cluster: str | None) -> dict[str, float | None]:
+    """Seconds from the fault to detection, promotion, the DNS update and full redundancy."""
+    found: dict[str, float | None] = {"detect_s": first(events, "detected", node=target)}
+    if cluster:
+        found["promote_s"] = first(events, "promoted", cluster=cluster)
+        found["dns_update_s"] = first(events, "dns", cluster=f"primary.{cluster}")
+        rejoined = [e.at for e in events if e.node == target and e.kind == "rejoined" and e.at >= 0]
+        found["rejoined_s"] = rejoined[-1] if rejoined else None
+    return found
+
+
+def write(report: dict[str, Any]) -> Path:
+    """Write the report as JSON and Markdown; return the Markdown's path."""
+    REPORTS.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = REPORTS / f"chaos-{stamp}-{report['scenario']}"
+    text = json.dumps(report, indent=2)
+    base.with_suffix(".json").write_text(text)
+    LAST.write_text(text)
+    markdown = base.with_suffix(".md")
+    markdown.write_text(as_markdown(report))
+    return markdown
+
+
+def last() -> dict[str, Any]:
+    if not LAST.exists():
+        raise LabFailed(
+            "no chaos report yet: run `reviewlab chaos run replica-kill` (or `make chaos`)"
+        )
+    data: dict[str, Any] = json.loads(LAST.read_text())
+    return data
+
+
+def as_markdown(report: dict[str, Any]) -> str:
+    lines = [
+        f"# Chaos run: {report['scenario']} on {report['target']}",
+        "",
+        f"{report['about']}",
+        "",
+        f"- started: {report['started']}, runtime {report['runtime']}, load "
+        f"{report['load']['writers']} writers + {report['load']['readers']} readers",
+        f"- goal: {report['goal']}",
+        f"- fault lasted {report['fault_s']} s; the run lasted {report['run_s']} s",
+        "",
+        "## Acknowledged writes",
+        "",
+    ]
+    verdict = report["writes"]
+    lines += [
+        f"- acknowledged: {verdict['acknowledged']}, **lost: {verdict['lost']}**, "
+        f"duplicates: {verdict['duplicates']}, keys retried: {verdict['retried_keys']}",
+        "",
+        "## Per cluster",
+        "",
+        "| cluster | writes ok | writes failed | longest write gap (s) | reads ok | reads failed "
+        "| slowest failure (s) | p99 (s) | failure statuses |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, c in report["clusters"].items():
+        lines.append(
+            f"| {name} | {c['writes_ok']} | {c['writes_failed']} | {c['write_gap_s']} "
+            f"| {c['reads_ok']} | {c['reads_failed']} | {c['slowest_failure_s']} | {c['p99_s']} "
+            f"| {' '.join(map(str, c['failure_statuses']))} |"
+        )
+    lines += ["", "## Timings (seconds after the fault)", ""]
+    lines += [f"- {k}: {v}" for k, v in report["timings"].items()]
+    lines += ["", "## Timeline", "", "| t (s) | event |", "|---|---|"]
+    lines += [f"| {e['at']:+.2f} | {e['what']} |" for e in report["events"]]
+    return "\n".join(lines) + "\n"
+
+
+def events_json(events: list[Event]) -> list[dict[str, Any]]:
+    return [asdict(e) for e in events]

@@ -1,0 +1,207 @@
+"""One chaos run: load, a baseline, the fault, its end, recovery, then the report.
+
+Every phase is bounded in time. Whatever happens (an error, Ctrl-C, SIGTERM), the fault is
+undone before the run returns, so the shared lab is left whole.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from reviewlab_common.topology import Topology
+from rich.console import Console
+from rich.live import Live
+
+from reviewlab_lab import ready, runtimes
+from reviewlab_lab.chaos import report, view
+from reviewlab_lab.chaos.load import Load
+from reviewlab_lab.chaos.scenarios import PRIMARY, REPLICA, Scenario, inject, pick_target
+from reviewlab_lab.chaos.watch import Look, Watcher, describe, primaries
+from reviewlab_lab.errors import LabFailed
+
+BASELINE_S = 4.0
+RECOVERY_S = 120.0
+TAIL_S = 2.0
+MAX_DURATION_S = 600.0
+MAX_LOAD = 32
+
+
+@dataclass(frozen=True)
+class Options:
+    scenario: Scenario
+    target: str | None = None
+    duration: float | None = None
+    load: int = 4
+    live: bool = True
+
+
+def check_options(options: Options) -> None:
+    duration = options.duration
+    if duration is not None and not 0 <= duration <= MAX_DURATION_S:
+        raise LabFailed(f"--duration must be 0..{MAX_DURATION_S:.0f} seconds, not {duration}")
+    if not 1 <= options.load <= MAX_LOAD:
+        raise LabFailed(
+            f"--load must be 1..{MAX_LOAD} (writers, and as many readers), not {options.load}"
+        )
+
+
+def lab_is_up(topology: Topology) -> None:
+    runtime = runtimes.of(topology)
+    if not runtime.running():
+        raise LabFailed("the lab is not up: run `make up` first")
+    www = topology.nodes[topology.services["www"]]
+    if not ready.probe(topology, www).ready:
+        raise LabFailed(f"the vIP {www.host_url} does not answer: `reviewlab status` shows why")
+
+
+@contextmanager
+def interrupts_as_keyboard() -> Iterator[None]:
+    """SIGTERM ends the run the way Ctrl-C does, through the same clean-up."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def recovered(look: Look | None, topology: Topology, target: str) -> bool:
+    """Full redundancy: every node runs, every cluster has one primary the DNS names and
+    every replica streams with no lag, every web server is behind the vIP."""
+    if look is None or any(state != "running" for state in look.nodes.values()):
+        return False
+    for cluster, members in look.clusters.items():
+        leaders = primaries(look)[cluster]
+        if len(members) != len(topology.clusters[cluster].members) or len(leaders) != 1:
+            return False
+        if look.dns_primary[cluster] != leaders[0]:
+            return False
+        if any(m.role != "leader" and (m.state != "streaming" or m.lag) for m in members.values()):
+            return False
+    return all(look.webs_ready.values())
+
+
+def execute(topology: Topology, options: Options, say: Callable[[str], None]) -> dict[str, Any]:
+    """Run the scenario under load; return the report (already written)."""
+    check_options(options)
+    lab_is_up(topology)
+    runtime = runtimes.of(topology)
+    chosen = options.scenario
+    watcher = Watcher(topology, runtime, options.target or "")
+    first_look = watcher.look()
+    target = pick_target(topology, chosen, first_look, options.target)
+    watcher.target = target
+    cluster = topology.nodes[target].cluster if chosen.target in (PRIMARY, REPLICA) else None
+    duration = chosen.duration if options.duration is None else options.duration
+    load = Load(topology, writers=options.load, readers=options.load)
+    console = Console()
+    title = f"chaos {chosen.name} on {target}"
+    phase = "baseline"
+    fault = None
+    marks: dict[str, float] = {}
+
+    def frame() -> Any:
+        return view.render(
+            title, phase, load.snapshot(), load.now(), watcher.latest, watcher.events
+        )
+
+    def wait(seconds: float, live: Live | None, until: Callable[[], bool] | None = None) -> bool:
+        limit = time.monotonic() + seconds
+        while time.monotonic() < limit:
+            if until is not None and until():
+                return True
+            if live is not None:
+                live.update(frame())
+            time.sleep(0.25)
+        return until is not None and until()
+
+    started_wall = time.strftime("%Y-%m-%d %H:%M:%S")
+    say(f"{title}: {chosen.about}")
+    with interrupts_as_keyboard():
+        watcher.start()
+        load.start()
+        live = Live(frame(), console=console, refresh_per_second=2) if options.live else None
+        try:
+            if live is not None:
+                live.start()
+            wait(BASELINE_S, live)
+            phase = f"fault ({chosen.fault}) for {duration:.0f} s"
+            watcher.fault_at = time.monotonic()
+            marks["fault"] = load.now()
+            watcher.note(f"fault: {chosen.fault} {target}", "fault", target)
+            fault = inject(topology, runtime, chosen, target)
+            if chosen.fault != "kill":
+                wait(duration, live)
+                problems = fault.undo()
+                watcher.note(
+                    f"restored {target}" + (f" ({'; '.join(problems)})" if problems else ""),
+                    "restored",
+                    target,
+                )
+            marks["restored"] = load.now()
+            phase = "recovering: waiting for full redundancy"
+            back = wait(
+                RECOVERY_S,
+                live,
+                lambda: (
+                    recovered(watcher.latest, topology, target)
+                    and load.now() - marks["restored"] > 1
+                ),
+            )
+            marks["redundant"] = load.now() if back else float("nan")
+            if not back:
+                watcher.note(f"not fully redundant within {RECOVERY_S:.0f} s", "node")
+            phase = "tail"
+            wait(TAIL_S, live)
+        except KeyboardInterrupt:
+            watcher.note("interrupted: restoring", "restored", target)
+            raise
+        finally:
+            if fault is not None:
+                fault.undo()
+            load.stop()
+            watcher.stop()
+            if live is not None:
+                live.stop()
+    end_t = load.now()
+    say("reading every acknowledged write back from its shard's current primary")
+    writes = report.read_back(topology, load)
+    found_timings = report.timings(watcher.events, target, cluster)
+    if chosen.fault == "partition":
+        # The cut-off node's leader key expired when its peers lost it (or promoted another).
+        expiry = found_timings.get("detect_s") or found_timings.get("promote_s")
+        writes["lost_after_key_expiry"] = (
+            None
+            if expiry is None
+            else sum(at - marks["fault"] >= expiry for at in writes["lost_at_s"])
+        )
+    if marks.get("redundant") == marks.get("redundant"):  # not NaN
+        found_timings["full_redundancy_s"] = round(marks["redundant"] - marks["fault"], 2)
+    else:
+        found_timings["full_redundancy_s"] = None
+    result = {
+        "scenario": chosen.name,
+        "target": target,
+        "about": chosen.about,
+        "goal": chosen.goal,
+        "runtime": runtime.name,
+        "started": started_wall,
+        "load": {"writers": options.load, "readers": options.load, "run_id": load.run_id},
+        "fault_s": round(marks["restored"] - marks["fault"], 2),
+        "run_s": round(end_t, 2),
+        "writes": writes,
+        "clusters": report.per_cluster(load.outcomes, marks["fault"], end_t),
+        "timings": found_timings,
+        "events": report.events_json(watcher.events),
+        "final": describe(watcher.latest) if watcher.latest else {},
+    }
+    result["path"] = str(report.write(result))
+    return result

@@ -1,0 +1,214 @@
+"""What the lab looks like every half second during a run, and the events between looks.
+
+Cluster roles come from Patroni's REST API (asked of a member other than the one under
+fault first: a cut-off member's view is stale), the primary's address from the private DNS
+the web tier uses, node states from the runtime, the web servers' readiness from their
+probes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from reviewlab_common import dns as lab_dns
+from reviewlab_common.topology import Cluster, Node, Topology
+
+from reviewlab_lab.runtimes.base import Runtime
+
+POLL_S = 0.5
+
+
+@dataclass(frozen=True)
+class Member:
+    role: str  # leader, sync_standby, replica
+    state: str  # running, streaming, stopped, starting, ...
+    lag: int | None
+
+
+@dataclass
+class Look:
+    """One look at the lab."""
+
+    at: float
+    clusters: dict[str, dict[str, Member]]
+    dns_primary: dict[str, str]
+    nodes: dict[str, str]
+    webs_ready: dict[str, bool]
+
+
+@dataclass(frozen=True)
+class Event:
+    at: float  # seconds since the fault (negative before it)
+    what: str
+    kind: str  # fault, detected, promoted, dns, rejoined, caught_up, node, web, restored
+    node: str = ""
+
+
+def cluster_view(cluster: Cluster, avoid: str | None) -> dict[str, Member]:
+    """Patroni's view of CLUSTER, from the first member that answers (AVOID asked last)."""
+    members = sorted(cluster.members, key=lambda m: m.name == avoid)
+    for member in members:
+        try:
+            reply = httpx.get(f"http://{member.address}:{member.rest_port}/cluster", timeout=1.0)
+            reply.raise_for_status()
+        except httpx.HTTPError:
+            continue
+        found: dict[str, Member] = {}
+        for m in reply.json().get("members", []):
+            lag = m.get("lag")
+            found[m["name"]] = Member(m["role"], m["state"], lag if isinstance(lag, int) else None)
+        return found
+    return {}
+
+
+def answers(web: Node) -> bool:
+    """Does the web server answer at all? (The vIP's passive checks ask no more than that.)"""
+    try:
+        return httpx.get(f"{web.url}/healthz", timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _dns_primary(topology: Topology, cluster: str) -> str:
+    try:
+        found = lab_dns.lookup(topology, f"primary.{cluster}", timeout=1.0)
+    except lab_dns.DnsError:
+        return "?"
+    node = topology.node_at(found[0]) if found else None
+    return node.name if node else (found[0] if found else "-")
+
+
+@dataclass
+class Watcher:
+    """Looks at the lab in a thread; keeps the latest look and the events seen."""
+
+    topology: Topology
+    runtime: Runtime
+    target: str
+    fault_at: float | None = None  # monotonic time of the fault
+    events: list[Event] = field(default_factory=list)
+    latest: Look | None = None
+
+    def __post_init__(self) -> None:
+        self.started = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=8)
+
+    def since_fault(self, moment: float | None = None) -> float:
+        moment = time.monotonic() if moment is None else moment
+        return moment - (self.fault_at if self.fault_at is not None else moment)
+
+    def note(self, what: str, kind: str, node: str = "") -> None:
+        with self._lock:
+            self.events.append(Event(round(self.since_fault(), 2), what, kind, node))
+
+    def start(self) -> None:
+        self.latest = self.look()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._pool.shutdown(wait=False)
+
+    def look(self) -> Look:
+        clusters = list(self.topology.clusters.values())
+        webs = self.topology.of_kind("web")
+        views = self._pool.map(lambda c: cluster_view(c, self.target), clusters)
+        names = self._pool.map(lambda c: _dns_primary(self.topology, c.name), clusters)
+        probes = self._pool.map(answers, webs)
+        processes = self.runtime.processes()
+        return Look(
+            at=time.monotonic(),
+            clusters={c.name: v for c, v in zip(clusters, views, strict=True)},
+            dns_primary={c.name: n for c, n in zip(clusters, names, strict=True)},
+            nodes={
+                n: processes[n].state if n in processes else "stopped" for n in self.topology.nodes
+            },
+            webs_ready={w.name: r for w, r in zip(webs, probes, strict=True)},
+        )
+
+    def _loop(self) -> None:
+        while not self._stop.wait(POLL_S):
+            try:
+                now = self.look()
+            except Exception as exc:  # a look that failed is not a reason to stop watching
+                self.note(f"could not look at the lab: {exc}", "node")
+                continue
+            if self.latest is not None:
+                for what, kind, node in changes(self.latest, now):
+                    self.note(what, kind, node)
+            self.latest = now
+
+
+def changes(before: Look, now: Look) -> list[tuple[str, str, str]]:
+    """The events between two looks: (what happened, its kind, the node)."""
+    found: list[tuple[str, str, str]] = []
+    for name, state in now.nodes.items():
+        if before.nodes.get(name) != state:
+            found.append((f"{name} is {state} (runtime)", "node", name))
+    for cluster, members in now.clusters.items():
+        old = before.clusters.get(cluster, {})
+        if not members or not old:
+            continue
+        found += _member_changes(cluster, old, members)
+        if now.dns_primary[cluster] != before.dns_primary[cluster]:
+            found.append(
+                (
+                    f"DNS primary.{cluster} -> {now.dns_primary[cluster]}",
+                    "dns",
+                    now.dns_primary[cluster],
+                )
+            )
+    for web, ok in now.webs_ready.items():
+        if before.webs_ready.get(web) != ok:
+            found.append((f"{web} {'back behind' if ok else 'out of'} the vIP", "web", web))
+    return found
+
+
+def _member_changes(
+    cluster: str, old: dict[str, Member], new: dict[str, Member]
+) -> list[tuple[str, str, str]]:
+    found: list[tuple[str, str, str]] = []
+    for name in old.keys() - new.keys():
+        found.append((f"{cluster}: Patroni lost {name} (key expired)", "detected", name))
+    for name, member in new.items():
+        was = old.get(name)
+        if member.role == "leader" and (was is None or was.role != "leader"):
+            found.append((f"{cluster}: {name} promoted to primary", "promoted", name))
+        elif was is not None and was.role == "leader" and member.role != "leader":
+            found.append(
+                (f"{cluster}: {name} demoted ({member.role}, {member.state})", "demoted", name)
+            )
+        if member.state != (was.state if was else None):
+            kind = "rejoined" if member.state == "streaming" else "detected"
+            found.append((f"{cluster}: {name} {member.state}", kind, name))
+        behind = was is not None and (was.lag or 0) > 0
+        if member.role != "leader" and member.lag == 0 and behind:
+            found.append((f"{cluster}: {name} caught up (lag 0)", "caught_up", name))
+    return found
+
+
+def primaries(look: Look) -> dict[str, list[str]]:
+    """Every cluster's members that call themselves leader (more than one: split brain)."""
+    return {
+        cluster: [n for n, m in members.items() if m.role == "leader"]
+        for cluster, members in look.clusters.items()
+    }
+
+
+def describe(look: Look) -> dict[str, Any]:
+    return {
+        "clusters": {
+            c: {n: {"role": m.role, "state": m.state, "lag": m.lag} for n, m in ms.items()}
+            for c, ms in look.clusters.items()
+        },
+        "dns_primary": look.dns_primary,
+    }
