@@ -8,7 +8,7 @@ ifdef RUNTIME
 export REVIEWLAB_RUNTIME := $(RUNTIME)
 endif
 
-.PHONY: help setup docker images up down reset status demo test check lint unit integration lb-demo bench-lb bench-worker bench-flow
+.PHONY: help setup docker images up down reset status demo test check lint unit integration lb-demo load load-ui bench bench-lb bench-worker bench-flow
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -61,6 +61,18 @@ unit: ## unit tests only (no lab needed)
 
 lb-demo: ## the same load under each algorithm, then a slowed web server
 	@$(BIN)/python -m reviewlab_lab.lbdemo
+
+USERS ?= 20
+SPAWN ?= 5
+DURATION ?= 60s
+load: ## shoppers against the vIP, headless (USERS= SPAWN= DURATION=); reports in reports/
+	@$(BIN)/python -m tests.load.run --users $(USERS) --spawn $(SPAWN) --duration $(DURATION)
+
+load-ui: ## Locust's web UI on 127.0.0.1:8089, pointed at the vIP
+	@$(BIN)/python -m tests.load.run --ui
+
+bench: ## every figure side by side in one run (a-g), written to docs/benchmarks.md
+	@$(BIN)/python -m tests.bench.suite
 
 bench-lb: ## requests/s and latency per layer x algorithm beside the nginx ceiling
 	@$(BIN)/python tests/bench/bench_lb.py
