@@ -17,6 +17,17 @@ function loaded(img) {
   });
 }
 
+// The edge's cache status for the image's own load, from its Server-Timing header (the
+// edge sends Timing-Allow-Origin, so this page may read it); null if the browser has none.
+function loadCacheStatus(url) {
+  const entries = performance.getEntriesByName(url, "resource");
+  for (const entry of entries.reverse()) {
+    const timing = (entry.serverTiming || []).find((t) => t.name === "edge-cache");
+    if (timing && timing.description) return timing.description;
+  }
+  return null;
+}
+
 // One row per image: the edge's answer for it (status, X-Cache-Status, which edge).
 async function describe(img) {
   const row = imageRows.insertRow();
@@ -28,7 +39,9 @@ async function describe(img) {
     // The edge allows any origin to read these headers (the media are public).
     const reply = await fetch(img.src, { method: "HEAD", cache: "force-cache" });
     status.textContent = reply.status;
-    cache.textContent = reply.headers.get("X-Cache-Status") || "(none)";
+    // The image's own load when the browser timed it; else the edge's answer to this HEAD.
+    cache.textContent =
+      loadCacheStatus(img.src) || reply.headers.get("X-Cache-Status") || "(none)";
     edge.textContent = reply.headers.get("X-Served-By") || "(none)";
   } catch (err) {
     status.textContent = "failed";
