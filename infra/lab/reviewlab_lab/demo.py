@@ -21,7 +21,7 @@ from reviewlab_common import secrets as lab_secrets
 from reviewlab_common import tokens
 from reviewlab_common.topology import Topology
 
-from reviewlab_lab import errors, photos, runtimes
+from reviewlab_lab import errors, hosts, photos, runtimes
 from reviewlab_lab.users import user_id
 
 # Any address outside the internal network: it sees the public DNS view.
@@ -126,6 +126,19 @@ def run(topology: Topology) -> None:
         f"  curl -s http://{www}:{www_port}/api/reviews/{review['id']} | python3 -m json.tool\n"
         f"  curl -sI --resolve cdn.{domain}:{parts.port}:{edge} {cutout_url}\n"
         f"  reviewlab status"
+    )
+    print(shop_page_line(topology))
+
+
+def shop_page_line(topology: Topology) -> str:
+    """Where to open the shop page, and whether this machine resolves its names yet."""
+    www = topology.nodes[topology.services["www"]]
+    url = f"http://{topology.fqdn('www')}:{www.port}/"
+    if hosts.state(topology).current:
+        return f"\nOpen the shop page in a browser: {url}"
+    return (
+        f"\nThe shop page: {url} (first `reviewlab hosts install` as root, so this machine "
+        "resolves the lab's names)"
     )
 
 
