@@ -8,7 +8,7 @@ ifdef RUNTIME
 export REVIEWLAB_RUNTIME := $(RUNTIME)
 endif
 
-.PHONY: help setup docker images up down reset status demo test check lint unit integration lb-demo load load-ui bench bench-lb bench-worker bench-flow
+.PHONY: help setup docker images up down reset status demo test check lint unit integration lb-demo chaos load load-ui bench bench-lb bench-worker bench-flow
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ unit: ## unit tests only (no lab needed)
 
 lb-demo: ## the same load under each algorithm, then a slowed web server
 	@$(BIN)/python -m reviewlab_lab.lbdemo
+
+chaos: ## kill a catalog read replica under load, watch it live, get a report (reports/)
+	@$(BIN)/reviewlab chaos run replica-kill
 
 USERS ?= 20
 SPAWN ?= 5

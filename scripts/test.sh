@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: unit tests, then integration tests against the running lab.
+# The test command: unit tests, then integration and chaos tests against the running lab.
 # pytest's exit code 5 ("no tests collected") is a failure here: a suite that finds nothing is broken.
 set -uo pipefail
 cd "$(dirname "$0")/.."

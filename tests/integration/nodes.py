@@ -75,6 +75,14 @@ class Nodes:
     def wait_ready(self, name: str, within: float = 60) -> None:
         eventually(lambda: self.is_ready(name), within=within, what=f"{name} ready")
 
+    def wait_all_ready(self, within: float = 60) -> None:
+        """Every node of the lab answers its readiness probe."""
+
+        def pending() -> list[str]:
+            return [n for n in self.topology.nodes if not self.is_ready(n)]
+
+        eventually(lambda: not pending(), within=within, what="every node ready")
+
     def wait_state(self, name: str, state: str, within: float = 30) -> None:
         eventually(lambda: self.state(name) == state, within=within, what=f"{name} {state}")
 

@@ -1,0 +1,82 @@
+"""Chaos under load through the vIP: what the report proves after each fault.
+
+Each test runs one scenario exactly as `reviewlab chaos run` does, with the fault held a
+little past Patroni's ttl where a failover must happen, and asserts the report's
+invariants, not timings: no acknowledged write lost, no duplicate, no split brain, and the
+lab fully redundant again afterwards.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from reviewlab_common.topology import Topology
+from reviewlab_lab import netcut
+from reviewlab_lab.chaos.run import Options, execute
+from reviewlab_lab.chaos.scenarios import scenario
+
+from tests.integration.nodes import Nodes
+
+pytestmark = pytest.mark.chaos
+# Past Patroni's ttl (20 s): the leader key expires and a replica is promoted inside the fault.
+PAST_TTL_S = 25
+
+
+def run(topology: Topology, name: str, **options: Any) -> dict[str, Any]:
+    return execute(topology, Options(scenario(name), live=False, **options), lambda _: None)
+
+
+def leaders(report: dict[str, Any]) -> dict[str, list[str]]:
+    return {
+        cluster: [n for n, m in members.items() if m["role"] == "leader"]
+        for cluster, members in report["final"]["clusters"].items()
+    }
+
+
+def assert_whole_again(report: dict[str, Any], nodes: Nodes) -> None:
+    assert report["timings"]["full_redundancy_s"] is not None, report["events"]
+    assert all(len(names) == 1 for names in leaders(report).values()), leaders(report)
+    nodes.wait_all_ready(within=60)
+
+
+def test_killing_a_catalog_replica_fails_no_request(topology: Topology, nodes: Nodes) -> None:
+    report = run(topology, "replica-kill", duration=5)
+    assert report["target"] in {m.name for m in topology.catalog.members}
+    assert report["writes"]["acknowledged"] > 0
+    assert report["writes"]["lost"] == 0
+    assert report["writes"]["duplicates"] == 0
+    for cluster, seen in report["clusters"].items():
+        assert seen["reads_ok"] > 0, cluster
+        assert seen["reads_failed"] == 0, (cluster, seen)
+        assert seen["writes_failed"] == 0, (cluster, seen)
+    assert_whole_again(report, nodes)
+
+
+def test_a_lost_primary_fails_over_without_losing_an_acknowledged_write(
+    topology: Topology, nodes: Nodes
+) -> None:
+    report = run(topology, "primary-loss", duration=PAST_TTL_S)
+    shard = topology.nodes[report["target"]].cluster
+    assert report["writes"]["acknowledged"] > 0
+    assert report["writes"]["lost"] == 0, report["writes"]
+    assert report["writes"]["duplicates"] == 0
+    assert report["timings"]["promote_s"] is not None, report["events"]
+    assert report["timings"]["dns_update_s"] is not None, report["events"]
+    assert leaders(report)[shard] != [report["target"]], "no other member took over"
+    assert report["clusters"][shard]["writes_ok"] > 0
+    assert_whole_again(report, nodes)
+
+
+def test_a_partitioned_primary_acknowledges_nothing_after_its_key_expired(
+    topology: Topology, nodes: Nodes
+) -> None:
+    report = run(topology, "primary-partition", duration=PAST_TTL_S)
+    shard = topology.nodes[report["target"]].cluster
+    assert report["timings"]["promote_s"] is not None, report["events"]
+    assert report["writes"]["lost"] == 0, report["writes"]
+    assert report["writes"]["lost_after_key_expiry"] == 0
+    assert report["writes"]["duplicates"] == 0
+    assert leaders(report)[shard] != [report["target"]], "the cut-off primary kept its role"
+    assert not netcut.active(), "the partition was not undone"
+    assert_whole_again(report, nodes)

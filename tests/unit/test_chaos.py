@@ -1,0 +1,83 @@
+"""The chaos report's arithmetic and the scenarios' choice of target, without a lab."""
+
+from __future__ import annotations
+
+import pytest
+from reviewlab_common.topology import Topology, TopologyError, load
+from reviewlab_lab.chaos import report, scenarios
+from reviewlab_lab.chaos.watch import Look, Member, changes
+
+
+@pytest.fixture(scope="module")
+def topology() -> Topology:
+    return load(runtime="native")
+
+
+def look(catalog: dict[str, Member], dns: str = "catalog-1", at: float = 0.0) -> Look:
+    return Look(at, {"catalog": catalog}, {"catalog": dns}, {}, {})
+
+
+HEALTHY = {
+    "catalog-1": Member("leader", "running", None),
+    "catalog-2": Member("sync_standby", "streaming", 0),
+    "catalog-3": Member("replica", "streaming", 0),
+}
+
+
+def test_the_longest_gap_counts_from_the_fault_to_the_end() -> None:
+    assert report.longest_gap([1.0, 1.5, 9.5], 0.0, 10.0) == 8.0
+    assert report.longest_gap([], 2.0, 5.0) == 3.0
+
+
+def test_p99_of_nothing_is_none_and_of_a_hundred_is_the_top_one() -> None:
+    assert report.p99([]) is None
+    assert report.p99([float(i) for i in range(1, 101)]) == 100.0
+
+
+def test_a_promotion_a_lost_member_and_a_dns_move_are_events() -> None:
+    after = {
+        "catalog-2": Member("leader", "running", None),
+        "catalog-3": Member("replica", "streaming", 0),
+    }
+    found = changes(look(HEALTHY), look(after, dns="catalog-2"))
+    kinds = {(kind, node) for _, kind, node in found}
+    assert ("promoted", "catalog-2") in kinds
+    assert ("detected", "catalog-1") in kinds
+    assert ("dns", "catalog-2") in kinds
+
+
+def test_an_unchanged_lab_has_no_events() -> None:
+    assert changes(look(HEALTHY), look(HEALTHY)) == []
+
+
+def test_the_default_replica_is_the_asynchronous_one(topology: Topology) -> None:
+    chosen = scenarios.scenario("replica-kill")
+    assert scenarios.pick_target(topology, chosen, look(HEALTHY), None) == "catalog-3"
+
+
+@pytest.mark.parametrize(
+    ("name", "target", "says"),
+    [
+        ("replica-kill", "catalog-1", "catalog-1 is primary"),
+        ("primary-loss", "web-1", "web-1 is a web node"),
+        ("web-kill", "redis", "needs a web node"),
+        ("web-kill", "nosuch", "no node named 'nosuch'"),
+    ],
+)
+def test_a_target_of_the_wrong_kind_is_refused(
+    topology: Topology, name: str, target: str, says: str
+) -> None:
+    with pytest.raises(TopologyError, match=says):
+        scenarios.pick_target(topology, scenarios.scenario(name), look(HEALTHY), target)
+
+
+def test_an_unknown_scenario_names_the_known_ones() -> None:
+    with pytest.raises(TopologyError, match="replica-kill"):
+        scenarios.scenario("meteor")
+
+
+def test_a_partition_cuts_a_member_from_etcd_and_its_peers(topology: Topology) -> None:
+    peers = scenarios.peers_of(topology, "reviews-1a")
+    assert "reviews-1b" in peers
+    assert {n.name for n in topology.of_kind("etcd")} <= set(peers)
+    assert "reviews-1a" not in peers
