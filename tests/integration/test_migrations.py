@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from reviewlab_common import install, migrations
+from reviewlab_common import install, migrations, tables
 from reviewlab_common.topology import Cluster, Topology
 from reviewlab_lab import dbmigrate
 from sqlalchemy import inspect
@@ -50,7 +50,7 @@ def scratch(topology: Topology, request: pytest.FixtureRequest) -> Iterator[tupl
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def tables(topology: Topology, cluster: Cluster, dbname: str) -> set[str]:
+def table_names(topology: Topology, cluster: Cluster, dbname: str) -> set[str]:
     with dbmigrate.as_app(topology, cluster, dbname) as conn:
         return set(inspect(conn).get_table_names())
 
@@ -67,7 +67,7 @@ def test_each_revision_upgrades_and_downgrades_on_a_scratch_database(
         with dbmigrate.as_app(topology, cluster, dbname) as conn:
             migrations.upgrade(conn, purpose, revision)
             assert migrations.current(conn, purpose) == revision
-        seen.append(tables(topology, cluster, dbname))
+        seen.append(table_names(topology, cluster, dbname))
     assert BASELINE_TABLES[purpose] <= seen[0]
     # Down one revision at a time: each leaves exactly the tables its predecessor had.
     for index in range(len(chain) - 1, -1, -1):
@@ -75,12 +75,17 @@ def test_each_revision_upgrades_and_downgrades_on_a_scratch_database(
         with dbmigrate.as_app(topology, cluster, dbname) as conn:
             migrations.downgrade(conn, purpose, target)
             assert migrations.current(conn, purpose) == (chain[index - 1] if index else None)
-        assert tables(topology, cluster, dbname) == (
+        assert table_names(topology, cluster, dbname) == (
             seen[index - 1] if index else {migrations.VERSION_TABLES[purpose]}
         )
     with dbmigrate.as_app(topology, cluster, dbname) as conn:
         migrations.upgrade(conn, purpose)
         assert migrations.current(conn, purpose) == migrations.head(purpose)
+        # The Core tables the services query are exactly what the migrations made.
+        inspector = inspect(conn)
+        for table in tables.METADATA[purpose].tables.values():
+            migrated = {c["name"] for c in inspector.get_columns(table.name)}
+            assert migrated == set(table.columns.keys()), table.name
 
 
 def test_every_cluster_is_at_its_kinds_head(topology: Topology) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import redis
 from botocore.exceptions import ClientError
 from reviewlab_common.db import DatabaseUnavailable
+from reviewlab_worker import jobs, relay
 
 
 @dataclass
@@ -207,27 +208,23 @@ class FakeShardConnection:
         self.staged: list[Any] = []
         self.rows: list[tuple[Any, ...]] = []
 
-    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> FakeShardConnection:
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> FakeShardConnection:
         self.shard.statements.append(sql)
-        if self.shard.refuse and sql.startswith(self.shard.refuse):
+        if self.shard.refuse and sql == self.shard.refuse:
             raise DatabaseUnavailable(f"{self.shard.name} primary unavailable: connection lost")
-        reviews, outbox = self.shard.reviews, self.shard.outbox
-        if sql.startswith("SELECT photo_status FROM reviews"):
-            row = reviews.get(params[0])
+        reviews, outbox, p = self.shard.reviews, self.shard.outbox, params or {}
+        if sql == jobs.PHOTO_STATE:
+            row = reviews.get(p["id"])
             self.rows = [(row.photo_status,)] if row else []
-        elif sql.startswith("UPDATE reviews SET photo_status = 'ready'"):
-            key, attempts, review_id = params
-            self.staged.append(lambda: self._ready(review_id, key, attempts))
-        elif sql.startswith("UPDATE reviews SET photo_status = 'failed'"):
-            reason, attempts, review_id = params
-            self.staged.append(lambda: self._failed(review_id, reason, attempts))
-        elif sql.startswith("SELECT id, payload FROM outbox"):
-            (limit,) = params
-            fresh = [r for r in outbox if not r.published][:limit]
+        elif sql == jobs.MARK_READY:
+            self.staged.append(lambda: self._ready(p["id"], p["cutout_key"], p["attempts"]))
+        elif sql == jobs.MARK_FAILED:
+            self.staged.append(lambda: self._failed(p["id"], p["error"], p["attempts"]))
+        elif sql == relay.UNPUBLISHED:
+            fresh = [r for r in outbox if not r.published][: p["limit"]]
             self.rows = [(r.id, json.loads(r.payload)) for r in fresh]
-        elif sql.startswith("UPDATE outbox SET published_at"):
-            (ids,) = params
-            self.staged.append(lambda: self._published(ids))
+        elif sql == relay.MARK_PUBLISHED:
+            self.staged.append(lambda: self._published(p["ids"]))
         else:
             raise AssertionError(f"unexpected statement: {sql}")
         return self

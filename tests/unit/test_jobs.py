@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from reviewlab_common import queue
+from reviewlab_worker import jobs
 from reviewlab_worker.jobs import BACKOFF_CAP_S, Delivery, JobRunner, cutout_key
 from reviewlab_worker.segmentation import PortraitSegmenter
 
@@ -222,7 +223,7 @@ def test_a_malformed_job_is_a_dead_letter(lab: Lab) -> None:
 
 def test_a_failure_that_cannot_be_recorded_keeps_the_job_pending(lab: Lab) -> None:
     lab.s3.objects[ORIGINAL] = b"garbage" * 100
-    lab.shard.refuse = "UPDATE reviews SET photo_status = 'failed'"
+    lab.shard.refuse = jobs.MARK_FAILED
     worker = lab.worker()
     step(worker)
     assert lab.review.photo_status == "processing"

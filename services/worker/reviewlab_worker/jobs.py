@@ -24,6 +24,8 @@ from reviewlab_common.db import ClusterRouter, DatabaseUnavailable
 from reviewlab_common.faults import DelaySwitch
 from reviewlab_common.images import PhotoRejected
 from reviewlab_common.storage import StorageUnavailable
+from reviewlab_common.tables import compiled, reviews
+from sqlalchemy import bindparam, literal_column, null, select, update
 
 from reviewlab_worker.segmentation import PortraitSegmenter
 
@@ -44,6 +46,31 @@ BACKOFF_CAP_S = 60.0
 StreamReply = list[tuple[str, list[tuple[str, dict[str, str]]]]]
 # XCLAIM's reply: [(message id, fields), ...]; an entry deleted from the stream has none.
 ClaimReply = list[tuple[str, dict[str, str] | None]]
+
+# The photo's statements, compiled once.
+PHOTO_STATE = compiled(select(reviews.c.photo_status).where(reviews.c.id == bindparam("id")))
+MARK_READY = compiled(
+    update(reviews)
+    .where(reviews.c.id == bindparam("id"))
+    .values(
+        photo_status=literal_column("'ready'"),
+        photo_cutout_key=bindparam("cutout_key"),
+        photo_error=null(),
+        photo_attempts=bindparam("attempts"),
+    )
+)
+# Only a photo still processing fails: a finished one stays finished.
+MARK_FAILED = compiled(
+    update(reviews)
+    .where(
+        reviews.c.id == bindparam("id"), reviews.c.photo_status == literal_column("'processing'")
+    )
+    .values(
+        photo_status=literal_column("'failed'"),
+        photo_error=bindparam("error"),
+        photo_attempts=bindparam("attempts"),
+    )
+)
 
 
 class PermanentFailure(Exception):
@@ -117,9 +144,7 @@ class JobRunner:
 
     def _photo_state(self, shard: ClusterRouter, review_id: int) -> str | None:
         def read(conn: psycopg.Connection[Any]) -> str | None:
-            row = conn.execute(
-                "SELECT photo_status FROM reviews WHERE id = %s", (review_id,)
-            ).fetchone()
+            row = conn.execute(PHOTO_STATE, {"id": review_id}).fetchone()
             return None if row is None else str(row[0])
 
         state, _ = shard.write(read)  # the primary: a replica may not have the row yet
@@ -148,11 +173,8 @@ class JobRunner:
         storage.put_object(self.s3, key, cut.webp, content_type="image/webp")
 
         def mark(conn: psycopg.Connection[Any]) -> None:
-            conn.execute(
-                "UPDATE reviews SET photo_status = 'ready', photo_cutout_key = %s, "
-                "photo_error = NULL, photo_attempts = %s WHERE id = %s",
-                (key, delivery.deliveries, review_id),
-            )
+            done = {"id": review_id, "cutout_key": key, "attempts": delivery.deliveries}
+            conn.execute(MARK_READY, done)
 
         shard.write(mark)
         return "ready"
@@ -203,11 +225,8 @@ class JobRunner:
         else:
 
             def mark(conn: psycopg.Connection[Any]) -> None:
-                conn.execute(
-                    "UPDATE reviews SET photo_status = 'failed', photo_error = %s, "
-                    "photo_attempts = %s WHERE id = %s AND photo_status = 'processing'",
-                    (reason, attempts, review_id),
-                )
+                failed = {"id": review_id, "error": reason, "attempts": attempts}
+                conn.execute(MARK_FAILED, failed)
 
             try:
                 shard.write(mark)

@@ -16,28 +16,39 @@ import redis
 from prometheus_client import Counter
 from reviewlab_common import queue
 from reviewlab_common.db import ClusterRouter, DatabaseUnavailable
+from reviewlab_common.tables import compiled, outbox
+from sqlalchemy import BigInteger, any_, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 log = logging.getLogger(__name__)
 RELAYED = Counter("outbox_relayed_total", "Outbox rows published to the job stream", ["shard"])
 BATCH = 50
+# Compiled once: the oldest unpublished rows (skipping those another relay holds), then
+# marking the ones published.
+UNPUBLISHED = compiled(
+    select(outbox.c.id, outbox.c.payload)
+    .where(outbox.c.published_at.is_(None))
+    .order_by(outbox.c.id)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+MARK_PUBLISHED = compiled(
+    update(outbox)
+    .where(outbox.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+    .values(published_at=func.now())
+)
 
 
 def relay_once(shard: ClusterRouter, client: redis.Redis) -> int:
     """Publish one batch of unpublished outbox rows; returns how many were published."""
 
     def move(conn: psycopg.Connection[Any]) -> int:
-        rows = conn.execute(
-            "SELECT id, payload FROM outbox WHERE published_at IS NULL "
-            "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
-            (BATCH,),
-        ).fetchall()
+        rows = conn.execute(UNPUBLISHED, {"limit": BATCH}).fetchall()
         for row_id, payload in rows:
             job = payload if isinstance(payload, dict) else json.loads(payload)
             queue.publish(client, {**job, "outbox_id": row_id})
         if rows:
-            conn.execute(
-                "UPDATE outbox SET published_at = now() WHERE id = ANY(%s)", ([r[0] for r in rows],)
-            )
+            conn.execute(MARK_PUBLISHED, {"ids": [r[0] for r in rows]})
         return len(rows)
 
     moved, _ = shard.write(move)

@@ -9,18 +9,128 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from reviewlab_common import shards, storage
+from reviewlab_common import shards, storage, tables
 from reviewlab_common.db import ReadSource
 from reviewlab_common.images import ValidatedPhoto
+from reviewlab_common.tables import compiled
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Float,
+    any_,
+    bindparam,
+    cast,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+)
+from sqlalchemy import delete as delete_from
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from reviewlab_web.backends import Backends
 from reviewlab_web.reviews import schemas
 
 # Review ids are positive 63-bit integers (a Postgres bigint); nothing else names a review.
 MAX_REVIEW_ID = (1 << 63) - 1
-COLUMNS = (
-    "id, product_id, user_id, rating, body, created_at, photo_status, photo_original_key, "
-    "photo_cutout_key, photo_error"
+# What a review reads as: _to_review unpacks these columns in this order.
+REVIEW = (
+    tables.reviews.c.id,
+    tables.reviews.c.product_id,
+    tables.reviews.c.user_id,
+    tables.reviews.c.rating,
+    tables.reviews.c.body,
+    tables.reviews.c.created_at,
+    tables.reviews.c.photo_status,
+    tables.reviews.c.photo_original_key,
+    tables.reviews.c.photo_cutout_key,
+    tables.reviews.c.photo_error,
+)
+
+# Every statement is built and compiled once, here; a request only binds its parameters.
+PRODUCT_EXISTS = compiled(
+    select(literal_column("1")).where(tables.products.c.id == bindparam("id"))
+)
+PRODUCT = compiled(
+    select(tables.products.c.id, tables.products.c.name, tables.products.c.image_key).where(
+        tables.products.c.id == bindparam("id")
+    )
+)
+RESERVE_KEY = compiled(
+    pg_insert(tables.idempotency_keys)
+    .values(
+        user_id=bindparam("user_id"),
+        key=bindparam("key"),
+        request_hash=bindparam("request_hash"),
+        review_id=bindparam("review_id"),
+        product_id=bindparam("product_id"),
+    )
+    .on_conflict_do_nothing(index_elements=["user_id", "key"])
+)
+RESERVED = compiled(
+    select(tables.idempotency_keys.c.review_id, tables.idempotency_keys.c.request_hash).where(
+        tables.idempotency_keys.c.user_id == bindparam("user_id"),
+        tables.idempotency_keys.c.key == bindparam("key"),
+    )
+)
+INSERT_REVIEW = compiled(
+    pg_insert(tables.reviews)
+    .values(
+        id=bindparam("id"),
+        bucket=bindparam("bucket"),
+        product_id=bindparam("product_id"),
+        user_id=bindparam("user_id"),
+        rating=bindparam("rating"),
+        body=bindparam("body"),
+        photo_status=bindparam("photo_status"),
+        photo_original_key=bindparam("photo_original_key"),
+    )
+    .on_conflict_do_nothing(index_elements=["id"])
+    .returning(tables.reviews.c.id)
+)
+INSERT_JOB = compiled(
+    insert(tables.outbox)
+    .inline()
+    .values(review_id=bindparam("review_id"), payload=bindparam("payload"))
+)
+REVIEW_BY_ID = compiled(select(*REVIEW).where(tables.reviews.c.id == bindparam("id")))
+PRODUCT_PAGE = compiled(
+    select(*REVIEW)
+    .where(
+        tables.reviews.c.product_id == bindparam("product_id"),
+        or_(
+            bindparam("before", type_=BigInteger).is_(None),
+            tables.reviews.c.id < bindparam("before", type_=BigInteger),
+        ),
+    )
+    .order_by(tables.reviews.c.id.desc())
+    .limit(bindparam("limit"))
+)
+NEWEST = compiled(select(*REVIEW).order_by(tables.reviews.c.id.desc()).limit(bindparam("limit")))
+RATINGS = compiled(
+    select(func.count(), cast(func.avg(tables.reviews.c.rating), Float)).where(
+        tables.reviews.c.product_id == bindparam("product_id")
+    )
+)
+AUTHOR_FOR_UPDATE = compiled(
+    select(tables.reviews.c.user_id).where(tables.reviews.c.id == bindparam("id")).with_for_update()
+)
+DELETE_REVIEW = compiled(delete_from(tables.reviews).where(tables.reviews.c.id == bindparam("id")))
+_RANKED = (
+    select(
+        *REVIEW,
+        func.row_number()
+        .over(partition_by=tables.reviews.c.product_id, order_by=tables.reviews.c.id.desc())
+        .label("newest"),
+    )
+    .where(tables.reviews.c.product_id == any_(bindparam("product_ids", type_=ARRAY(BigInteger))))
+    .subquery("ranked")
+)
+NEWEST_PER_PRODUCT = compiled(
+    select(*(_RANKED.c[column.name] for column in REVIEW))
+    .where(_RANKED.c.newest <= bindparam("per_product"))
+    .order_by(_RANKED.c.product_id, _RANKED.c.id.desc())
 )
 
 
@@ -98,10 +208,7 @@ def request_hash(user_id: int, new: NewReview) -> str:
 
 def product_exists(backends: Backends, product_id: int) -> bool:
     def find(conn: psycopg.Connection[Any]) -> bool:
-        return (
-            conn.execute("SELECT 1 FROM products WHERE id = %s", (product_id,)).fetchone()
-            is not None
-        )
+        return conn.execute(PRODUCT_EXISTS, {"id": product_id}).fetchone() is not None
 
     found, _ = backends.catalog.read(find)
     return found
@@ -112,15 +219,15 @@ def reserve_id(backends: Backends, *, user_id: int, key: str, new: NewReview, bu
     digest = request_hash(user_id, new)
 
     def reserve(conn: psycopg.Connection[Any]) -> tuple[int, str]:
-        conn.execute(
-            "INSERT INTO idempotency_keys (user_id, key, request_hash, review_id, product_id) "
-            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (user_id, key) DO NOTHING",
-            (user_id, key, digest, shards.new_review_id(bucket), new.product_id),
-        )
-        row = conn.execute(
-            "SELECT review_id, request_hash FROM idempotency_keys WHERE user_id = %s AND key = %s",
-            (user_id, key),
-        ).fetchone()
+        reservation = {
+            "user_id": user_id,
+            "key": key,
+            "request_hash": digest,
+            "review_id": shards.new_review_id(bucket),
+            "product_id": new.product_id,
+        }
+        conn.execute(RESERVE_KEY, reservation)
+        row = conn.execute(RESERVED, {"user_id": user_id, "key": key}).fetchone()
         assert row is not None
         return int(row[0]), str(row[1])
 
@@ -154,28 +261,21 @@ def create(
         review_id = shards.new_review_id(bucket)
 
     def insert(conn: psycopg.Connection[Any]) -> tuple[tuple[Any, ...], bool]:
-        inserted = conn.execute(
-            "INSERT INTO reviews (id, bucket, product_id, user_id, rating, body, photo_status, "
-            "photo_original_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (id) DO NOTHING RETURNING id",
-            (
-                review_id,
-                bucket,
-                new.product_id,
-                user_id,
-                new.rating,
-                new.body,
-                "processing" if key else None,
-                key,
-            ),
-        ).fetchone()
+        review = {
+            "id": review_id,
+            "bucket": bucket,
+            "product_id": new.product_id,
+            "user_id": user_id,
+            "rating": new.rating,
+            "body": new.body,
+            "photo_status": "processing" if key else None,
+            "photo_original_key": key,
+        }
+        inserted = conn.execute(INSERT_REVIEW, review).fetchone()
         if inserted and key:
             job = {"review_id": review_id, "shard": shard_name, "original_key": key}
-            conn.execute(
-                "INSERT INTO outbox (review_id, payload) VALUES (%s, %s)",
-                (review_id, json.dumps(job)),
-            )
-        row = conn.execute(f"SELECT {COLUMNS} FROM reviews WHERE id = %s", (review_id,)).fetchone()
+            conn.execute(INSERT_JOB, {"review_id": review_id, "payload": json.dumps(job)})
+        row = conn.execute(REVIEW_BY_ID, {"id": review_id}).fetchone()
         assert row is not None
         return row, inserted is None
 
@@ -201,7 +301,7 @@ def get(
     shard_name = shard_of_review(backends, review_id)
 
     def fetch(conn: psycopg.Connection[Any]) -> tuple[Any, ...] | None:
-        return conn.execute(f"SELECT {COLUMNS} FROM reviews WHERE id = %s", (review_id,)).fetchone()
+        return conn.execute(REVIEW_BY_ID, {"id": review_id}).fetchone()
 
     row, source = backends.shards[shard_name].read(fetch, min_lsn=min_lsns.get(shard_name))
     if row is None:
@@ -215,12 +315,8 @@ def list_for_product(
     shard_name = backends.shard_map.shard_for_product(product_id)
 
     def fetch(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
-        return conn.execute(
-            f"SELECT {COLUMNS} FROM reviews "
-            "WHERE product_id = %s AND (%s::bigint IS NULL OR id < %s) "
-            "ORDER BY id DESC LIMIT %s",
-            (product_id, before, before, limit),
-        ).fetchall()
+        page = {"product_id": product_id, "before": before, "limit": limit}
+        return conn.execute(PRODUCT_PAGE, page).fetchall()
 
     rows, source = backends.shards[shard_name].read(fetch, min_lsn=min_lsns.get(shard_name))
     return [_to_review(backends, r, shard_name) for r in rows], source
@@ -233,9 +329,7 @@ def list_recent(
 
     def one(shard_name: str) -> tuple[list[schemas.Review], ReadSource]:
         def fetch(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
-            return conn.execute(
-                f"SELECT {COLUMNS} FROM reviews ORDER BY id DESC LIMIT %s", (limit,)
-            ).fetchall()
+            return conn.execute(NEWEST, {"limit": limit}).fetchall()
 
         rows, source = backends.shards[shard_name].read(fetch, min_lsn=min_lsns.get(shard_name))
         return [_to_review(backends, r, shard_name) for r in rows], source
@@ -250,9 +344,7 @@ def product(
     backends: Backends, product_id: int, min_lsns: dict[str, str]
 ) -> tuple[schemas.Product, list[ReadSource]]:
     def fetch(conn: psycopg.Connection[Any]) -> tuple[Any, ...] | None:
-        return conn.execute(
-            "SELECT id, name, image_key FROM products WHERE id = %s", (product_id,)
-        ).fetchone()
+        return conn.execute(PRODUCT, {"id": product_id}).fetchone()
 
     row, catalog_source = backends.catalog.read(fetch)
     if row is None:
@@ -260,9 +352,7 @@ def product(
     shard_name = backends.shard_map.shard_for_product(product_id)
 
     def stats(conn: psycopg.Connection[Any]) -> tuple[Any, ...] | None:
-        return conn.execute(
-            "SELECT count(*), avg(rating)::float FROM reviews WHERE product_id = %s", (product_id,)
-        ).fetchone()
+        return conn.execute(RATINGS, {"product_id": product_id}).fetchone()
 
     counts, shard_source = backends.shards[shard_name].read(stats, min_lsn=min_lsns.get(shard_name))
     count, average = counts if counts else (0, None)
@@ -284,16 +374,14 @@ def delete(backends: Backends, *, review_id: int, user_id: int) -> tuple[str, st
     shard_name = shard_of_review(backends, review_id)
 
     def remove(conn: psycopg.Connection[Any]) -> None:
-        row = conn.execute(
-            "SELECT user_id FROM reviews WHERE id = %s FOR UPDATE", (review_id,)
-        ).fetchone()
+        row = conn.execute(AUTHOR_FOR_UPDATE, {"id": review_id}).fetchone()
         if row is None:
             raise NotFound(f"review {review_id} does not exist")
         if int(row[0]) != user_id:
             raise Forbidden(
                 f"review {review_id} belongs to another user; only its author may delete it"
             )
-        conn.execute("DELETE FROM reviews WHERE id = %s", (review_id,))
+        conn.execute(DELETE_REVIEW, {"id": review_id})
 
     _, lsn = backends.shards[shard_name].write(remove)
     return shard_name, lsn
@@ -309,14 +397,8 @@ def latest_for_products(
 
     def one(shard_name: str) -> tuple[list[schemas.Review], ReadSource]:
         def fetch(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
-            return conn.execute(
-                f"SELECT {COLUMNS} FROM ("
-                f"  SELECT {COLUMNS}, row_number() OVER ("
-                "    PARTITION BY product_id ORDER BY id DESC) AS newest"
-                "  FROM reviews WHERE product_id = ANY(%s)) AS ranked "
-                "WHERE newest <= %s ORDER BY product_id, id DESC",
-                (by_shard[shard_name], per_product),
-            ).fetchall()
+            wanted = {"product_ids": by_shard[shard_name], "per_product": per_product}
+            return conn.execute(NEWEST_PER_PRODUCT, wanted).fetchall()
 
         rows, source = backends.shards[shard_name].read(fetch, min_lsn=min_lsns.get(shard_name))
         return [_to_review(backends, r, shard_name) for r in rows], source
