@@ -22,6 +22,11 @@ from reviewlab_common.topology import Cluster, Node, Topology
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 DNS_REFRESH_S = 2.0
+# How long a request waits for a primary connection. While a primary is lost (until Patroni
+# promotes a replica, about ttl seconds) no wait helps: answer 503 quickly instead.
+PRIMARY_WAIT_S = 1.0
+# The second try of a write waits less: it is for a pooled connection the failover broke.
+PRIMARY_RETRY_WAIT_S = 0.25
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -162,7 +167,7 @@ class ClusterRouter:
             max_size=max_size,
             open=False,
             name=f"{cluster.name}-primary",
-            timeout=5.0,
+            timeout=PRIMARY_WAIT_S,
             reconnect_timeout=0,
         )
         self.member_pools = {
@@ -214,10 +219,10 @@ class ClusterRouter:
         return names
 
     @contextmanager
-    def primary(self) -> Iterator[psycopg.Connection[Any]]:
+    def primary(self, wait: float = PRIMARY_WAIT_S) -> Iterator[psycopg.Connection[Any]]:
         """A connection to the primary, in a transaction committed on clean exit."""
         try:
-            with self.primary_pool.connection() as conn:
+            with self.primary_pool.connection(timeout=wait) as conn:
                 try:
                     yield conn
                 except pg_errors.ReadOnlySqlTransaction:
@@ -246,10 +251,10 @@ class ClusterRouter:
         primary holding the commit is past it), and failing that, PRIMARY_ONLY_LSN.
         """
         last: DatabaseUnavailable | None = None
-        for _ in range(2):
+        for wait in (PRIMARY_WAIT_S, PRIMARY_RETRY_WAIT_S):
             committing = committed = False
             try:
-                with self.primary() as conn:
+                with self.primary(wait) as conn:
                     with conn.transaction():
                         result = work(conn)
                         committing = True

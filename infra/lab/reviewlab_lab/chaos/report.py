@@ -23,6 +23,14 @@ REPORTS = REPO / "reports"
 LAST = REPORTS / "chaos-last.json"
 
 
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def median(values: list[float]) -> float | None:
+    return sorted(values)[len(values) // 2] if values else None
+
+
 def p99(values: list[float]) -> float | None:
     if not values:
         return None
@@ -32,8 +40,14 @@ def p99(values: list[float]) -> float | None:
 
 def longest_gap(times: list[float], start: float, end: float) -> float:
     """The longest stretch in [START, END] without a successful request."""
+    return gap_bounds(times, start, end)[1] - gap_bounds(times, start, end)[0]
+
+
+def gap_bounds(times: list[float], start: float, end: float) -> tuple[float, float]:
+    """Where the longest stretch in [START, END] without a success begins and ends."""
     marks = [start, *sorted(t for t in times if start <= t <= end), end]
-    return round(max(b - a for a, b in itertools.pairwise(marks)), 2)
+    begin, finish = max(itertools.pairwise(marks), key=lambda pair: pair[1] - pair[0])
+    return round(begin, 2), round(finish, 2)
 
 
 def per_cluster(outcomes: list[Outcome], fault_t: float, end_t: float) -> dict[str, Any]:
@@ -43,15 +57,19 @@ def per_cluster(outcomes: list[Outcome], fault_t: float, end_t: float) -> dict[s
         mine = [o for o in outcomes if o.shard == cluster]
         writes = [o for o in mine if o.kind == "write"]
         reads = [o for o in mine if o.kind == "read"]
+        ok_writes = [o.at for o in writes if o.ok]
         result[cluster] = {
             "writes_ok": sum(o.ok for o in writes),
             "writes_failed": sum(not o.ok for o in writes),
             "reads_ok": sum(o.ok for o in reads),
             "reads_failed": sum(not o.ok for o in reads),
-            "write_gap_s": longest_gap([o.at for o in writes if o.ok], fault_t, end_t)
+            "write_gap_s": round(longest_gap(ok_writes, fault_t, end_t), 2) if writes else None,
+            # When the first write after that gap was acknowledged, in seconds after the fault.
+            "writes_back_s": round(gap_bounds(ok_writes, fault_t, end_t)[1] - fault_t, 2)
             if writes
             else None,
-            "slowest_failure_s": max((o.latency for o in mine if not o.ok), default=None),
+            "slowest_failure_s": _round(max((o.latency for o in mine if not o.ok), default=None)),
+            "median_failure_s": _round(median([o.latency for o in mine if not o.ok])),
             "p99_s": p99([o.latency for o in mine]),
             "failure_statuses": sorted({o.status for o in mine if not o.ok}),
         }
@@ -157,14 +175,17 @@ def as_markdown(report: dict[str, Any]) -> str:
         "",
         "## Per cluster",
         "",
-        "| cluster | writes ok | writes failed | longest write gap (s) | reads ok | reads failed "
-        "| slowest failure (s) | p99 (s) | failure statuses |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| cluster | writes ok | writes failed | longest write gap (s) | writes back at (s) "
+        "| reads ok | reads failed "
+        "| median / slowest failure (s) | p99 (s) | failure statuses |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, c in report["clusters"].items():
         lines.append(
             f"| {name} | {c['writes_ok']} | {c['writes_failed']} | {c['write_gap_s']} "
-            f"| {c['reads_ok']} | {c['reads_failed']} | {c['slowest_failure_s']} | {c['p99_s']} "
+            f"| {c.get('writes_back_s')} "
+            f"| {c['reads_ok']} | {c['reads_failed']} "
+            f"| {c.get('median_failure_s')} / {c['slowest_failure_s']} | {c['p99_s']} "
             f"| {' '.join(map(str, c['failure_statuses']))} |"
         )
     lines += ["", "## Timings (seconds after the fault)", ""]
