@@ -77,11 +77,11 @@ load-ui: ## Locust's web UI on 127.0.0.1:8089, pointed at the vIP
 bench: ## every figure side by side in one run (a-g), written to docs/benchmarks.md
 	@$(BIN)/python -m tests.bench.suite
 
-bench-lb: ## requests/s and latency per layer x algorithm beside the nginx ceiling
+bench-lb: ## part of bench, alone: requests/s per layer x algorithm beside the ceiling
 	@$(BIN)/python tests/bench/bench_lb.py
 
-bench-worker: ## the worker's time per stage at 512/1024/2048 px beside raw inference
+bench-worker: ## part of bench, alone: the worker's stages at 512/1024/2048 px vs inference
 	@$(BIN)/python tests/bench/bench_worker.py
 
-bench-flow: ## POST-to-cutout-ready latency over 50 photos through the vIP
+bench-flow: ## part of bench, alone: POST-to-cutout-ready over 50 photos through the vIP
 	@$(BIN)/python tests/bench/bench_flow.py

@@ -11,22 +11,19 @@ from __future__ import annotations
 
 import argparse
 import math
-import struct
 import sys
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common import tokens
 from reviewlab_common.topology import Topology
-from reviewlab_lab import runtimes
+from reviewlab_lab import photos, runtimes
 
-PORTRAIT = Path(__file__).resolve().parents[1] / "fixtures" / "portrait.jpg"
 CONSISTENCY = "X-Consistency-Token"
 POLL_S = 0.05
 MAX_COUNT = 500
@@ -52,14 +49,6 @@ def bounded(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def photo_bytes(run: str, n: int) -> bytes:
-    """The portrait with a JPEG comment naming this photo: same picture, new bytes."""
-    data = PORTRAIT.read_bytes()
-    text = f"bench-flow {run} #{n}".encode()
-    comment = b"\xff\xfe" + struct.pack(">H", len(text) + 2) + text
-    return data[:2] + comment + data[2:]
-
-
 def percentile(samples: list[float], pct: float) -> float:
     """Nearest-rank percentile."""
     ordered = sorted(samples)
@@ -80,7 +69,7 @@ def one_flow(vip: str, token: str, run: str, n: int, timeout_s: float) -> Flow:
             "/api/reviews",
             headers={"Authorization": f"Bearer {token}"},
             data={"product_id": str(product_id), "rating": "5", "body": f"bench-flow {run} #{n}"},
-            files={"photo": ("photo.jpg", photo_bytes(run, n), "image/jpeg")},
+            files={"photo": ("photo.jpg", photos.portrait(f"bench-flow {run} #{n}"), "image/jpeg")},
         )
         post_s = time.perf_counter() - started
         if posted.status_code != 201:
@@ -152,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     topology: Topology = runtimes.activate()
-    vip = topology.nodes[topology.services["www"]].url
+    vip = topology.nodes[topology.services["www"]].host_url
     problem = vip_answers(vip)
     if problem:
         progress(f"the lab is not answering ({problem}): run `make up` first")

@@ -40,9 +40,14 @@ def _ms(text: str) -> float:
     return float(number) * UNITS_MS[unit]
 
 
-def wrk(label: str, url: str, duration: int, connections: int) -> Result:
+def wrk(
+    label: str, url: str, duration: int, connections: int, headers: dict[str, str] | None = None
+) -> Result:
     """One bounded wrk run (2 threads, like the machine's 2 cores) and what it measured."""
-    argv = [WRK, "-t2", f"-c{connections}", f"-d{duration}s", "--latency", url]
+    argv = [WRK, "-t2", f"-c{connections}", f"-d{duration}s", "--latency"]
+    for name, value in (headers or {}).items():
+        argv += ["-H", f"{name}: {value}"]
+    argv.append(url)
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
     errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))

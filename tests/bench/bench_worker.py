@@ -7,7 +7,6 @@ Not a test: it prints a table of median milliseconds per stage.
 from __future__ import annotations
 
 import argparse
-import io
 import statistics
 import sys
 import time
@@ -15,9 +14,9 @@ from pathlib import Path
 
 from PIL import Image
 from reviewlab_common import install
+from reviewlab_lab import photos
 from reviewlab_worker.segmentation import STAGES, PortraitSegmenter
 
-PORTRAIT = Path(__file__).resolve().parents[1] / "fixtures" / "portrait.jpg"
 SIDES = (512, 1024, 2048)
 MAX_RUNS = 200
 
@@ -33,23 +32,45 @@ def runs_count(text: str) -> int:
     return runs
 
 
-def portrait_jpeg(side: int) -> bytes:
-    """The fixture portrait scaled so its longer side is `side`, as a customer's JPEG."""
-    with Image.open(PORTRAIT) as image:
-        scale = side / max(image.size)
-        size = (round(image.width * scale), round(image.height * scale))
-        scaled = image.convert("RGB").resize(size, Image.Resampling.LANCZOS)
-    buffer = io.BytesIO()
-    scaled.save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
-
-
 def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
 def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000.0
+
+
+Row = tuple[int, int, dict[str, float], float, int]  # side, JPEG bytes, medians, x raw, WebP bytes
+
+
+def measure(segmenter: PortraitSegmenter, runs: int, max_side: int) -> tuple[float, list[Row]]:
+    """Raw inference's median ms, and per photo size the median ms of every stage."""
+    with Image.open(photos.PORTRAIT) as image:
+        tensor = segmenter.input_tensor(image.convert("RGB"))
+    segmenter.infer_only(tensor)  # the first invoke sets up XNNPACK; keep it out of the numbers
+    raw: list[float] = []
+    progress(f"raw inference (invoke only, 256x256 input): {runs} runs")
+    for _ in range(runs):
+        raw.append(segmenter.invoke_seconds(tensor))
+    raw_ms = median_ms(raw)
+
+    rows: list[Row] = []
+    for side in SIDES:
+        data = photos.portrait_as(photos.Variant(side, "JPEG"), tag=f"bench-worker {side}")
+        segmenter.cutout(data, max_side=max_side)  # warm-up, not counted
+        samples: dict[str, list[float]] = {stage: [] for stage in (*STAGES, "total")}
+        webp_size = 0
+        for run in range(1, runs + 1):
+            progress(f"  {side} px input: run {run}/{runs}")
+            started = time.perf_counter()
+            cutout = segmenter.cutout(data, max_side=max_side)
+            samples["total"].append(time.perf_counter() - started)
+            for stage in STAGES:
+                samples[stage].append(cutout.timings[stage])
+            webp_size = len(cutout.webp)
+        medians = {stage: median_ms(values) for stage, values in samples.items()}
+        rows.append((side, len(data), medians, medians["total"] / raw_ms, webp_size))
+    return raw_ms, rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,32 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     model = args.model or default_model_path()
     progress(f"loading {model} with {args.threads} thread(s)")
     segmenter = PortraitSegmenter(model, num_threads=args.threads)
-
-    with Image.open(PORTRAIT) as image:
-        tensor = segmenter.input_tensor(image.convert("RGB"))
-    segmenter.infer_only(tensor)  # the first invoke sets up XNNPACK; keep it out of the numbers
-    raw: list[float] = []
-    progress(f"raw inference (invoke only, 256x256 input): {args.runs} runs")
-    for _ in range(args.runs):
-        raw.append(segmenter.invoke_seconds(tensor))
-    raw_ms = median_ms(raw)
-
-    rows: list[tuple[int, int, dict[str, float], float, int]] = []
-    for side in SIDES:
-        data = portrait_jpeg(side)
-        segmenter.cutout(data, max_side=args.max_side)  # warm-up, not counted
-        samples: dict[str, list[float]] = {stage: [] for stage in (*STAGES, "total")}
-        webp_size = 0
-        for run in range(1, args.runs + 1):
-            progress(f"  {side} px input: run {run}/{args.runs}")
-            started = time.perf_counter()
-            cutout = segmenter.cutout(data, max_side=args.max_side)
-            samples["total"].append(time.perf_counter() - started)
-            for stage in STAGES:
-                samples[stage].append(cutout.timings[stage])
-            webp_size = len(cutout.webp)
-        medians = {stage: median_ms(values) for stage, values in samples.items()}
-        rows.append((side, len(data), medians, medians["total"] / raw_ms, webp_size))
+    raw_ms, rows = measure(segmenter, args.runs, args.max_side)
 
     columns = (*STAGES, "total")
     print(

@@ -22,6 +22,7 @@ class EdgeEntry:
     """One request the edge answered (see the `edge` log_format in edge.conf.j2)."""
 
     at: float
+    client: str
     status: int
     cache: str  # $upstream_cache_status, "-" when the request bypassed the cache (/healthz)
     origin_fetches: int  # origin addresses nginx contacted for this request
@@ -36,10 +37,11 @@ def parse(line: str) -> EdgeEntry | None:
     fields = line.rstrip("\n").split("\t")
     if len(fields) != 8:
         return None  # a line from before the tab-separated format, or not a line at all
-    at, _client, status, cache, upstream, _bytes, _seconds, request = fields
+    at, client, status, cache, upstream, _bytes, _seconds, request = fields
     fetched = [a for a in upstream.replace(" : ", ", ").split(", ") if a and a != "-"]
     try:
-        return EdgeEntry(float(at), int(status), cache, len(fetched), request.partition(" ")[2])
+        uri = request.partition(" ")[2]
+        return EdgeEntry(float(at), client, int(status), cache, len(fetched), uri)
     except ValueError:
         return None
 
