@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
+    ForeignKey,
     Integer,
     MetaData,
     SmallInteger,
@@ -20,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 # The catalog cluster: users, products and idempotency keys.
 catalog = MetaData()
@@ -74,6 +76,19 @@ reviews = Table(
     Column("photo_cutout_key", Text),
     Column("photo_error", Text),
     Column("photo_attempts", Integer, nullable=False, server_default="0"),
+    # Shard revision 0002: how many readers marked the review helpful (see review_votes).
+    Column("helpful_votes", Integer, nullable=False, server_default="0"),
+)
+
+# One row per reader who marked a review helpful: a second vote changes nothing.
+review_votes = Table(
+    "review_votes",
+    shard,
+    Column("review_id", BigInteger, ForeignKey("reviews.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", BigInteger, primary_key=True),
+    Column(
+        "created_at", postgresql.TIMESTAMP(timezone=True), nullable=False, server_default=func.now()
+    ),
 )
 
 # Written in the same transaction as its review; a relay moves it to the Redis stream.
@@ -99,4 +114,14 @@ def compiled(statement: ClauseElement) -> str:
     Done once, at import: the hot path runs `conn.execute(TEXT, params)` and pays nothing
     for SQLAlchemy per request (psycopg prepares a statement it sees often).
     """
-    return str(statement.compile(dialect=_DIALECT))
+    done = statement.compile(dialect=_DIALECT)
+    assert isinstance(done, SQLCompiler)
+    # A Python value in the statement becomes a parameter with a generated name that no
+    # caller passes: refuse it here, at import, rather than fail a request later.
+    generated = sorted({done.bind_names[bind] for bind in done.binds.values() if bind.unique})
+    if generated:
+        raise ValueError(
+            f"parameters {generated} were generated from values in the statement; "
+            "use bindparam(NAME) for inputs and literal_column() for constants"
+        )
+    return str(done)

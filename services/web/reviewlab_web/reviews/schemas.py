@@ -26,6 +26,7 @@ class Review(BaseModel):
     created_at: datetime
     shard: str
     photo: Photo | None = None
+    helpful_votes: int = Field(0, description="readers who marked it helpful")
 
 
 class ReviewPage(BaseModel):

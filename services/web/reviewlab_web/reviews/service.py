@@ -25,6 +25,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    update,
 )
 from sqlalchemy import delete as delete_from
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -46,6 +47,7 @@ REVIEW = (
     tables.reviews.c.photo_original_key,
     tables.reviews.c.photo_cutout_key,
     tables.reviews.c.photo_error,
+    tables.reviews.c.helpful_votes,
 )
 
 # Every statement is built and compiled once, here; a request only binds its parameters.
@@ -116,6 +118,21 @@ RATINGS = compiled(
 AUTHOR_FOR_UPDATE = compiled(
     select(tables.reviews.c.user_id).where(tables.reviews.c.id == bindparam("id")).with_for_update()
 )
+REVIEW_FOR_UPDATE = compiled(
+    select(*REVIEW).where(tables.reviews.c.id == bindparam("id")).with_for_update()
+)
+VOTE = compiled(
+    pg_insert(tables.review_votes)
+    .values(review_id=bindparam("review_id"), user_id=bindparam("user_id"))
+    .on_conflict_do_nothing(index_elements=["review_id", "user_id"])
+    .returning(tables.review_votes.c.review_id)
+)
+COUNT_VOTE = compiled(
+    update(tables.reviews)
+    .where(tables.reviews.c.id == bindparam("id"))
+    .values(helpful_votes=tables.reviews.c.helpful_votes + literal_column("1"))
+    .returning(*REVIEW)
+)
 DELETE_REVIEW = compiled(delete_from(tables.reviews).where(tables.reviews.c.id == bindparam("id")))
 _RANKED = (
     select(
@@ -169,7 +186,9 @@ def cdn_url(backends: Backends, key: str) -> str:
 
 
 def _to_review(backends: Backends, row: tuple[Any, ...], shard: str) -> schemas.Review:
-    (rid, product_id, user_id, rating, body, created_at, status, original, cutout, error) = row
+    (rid, product_id, user_id, rating, body, created_at, status, original, cutout, error, votes) = (
+        row
+    )
     photo = None
     if status is not None:
         photo = schemas.Photo(
@@ -187,6 +206,7 @@ def _to_review(backends: Backends, row: tuple[Any, ...], shard: str) -> schemas.
         created_at=created_at,
         shard=shard,
         photo=photo,
+        helpful_votes=votes,
     )
 
 
@@ -412,3 +432,22 @@ def latest_for_products(
         for review in reviews:
             found[review.product_id].append(review)
     return found, [source for _, source in results]
+
+
+def mark_helpful(backends: Backends, *, review_id: int, user_id: int) -> Written:
+    """The caller finds the review helpful: counted once per reader, however often sent."""
+    shard_name = shard_of_review(backends, review_id)
+
+    def vote(conn: psycopg.Connection[Any]) -> tuple[tuple[Any, ...], bool]:
+        # Locked: a delete waits, so the vote never points at a review that is gone.
+        row = conn.execute(REVIEW_FOR_UPDATE, {"id": review_id}).fetchone()
+        if row is None:
+            raise NotFound(f"review {review_id} does not exist")
+        if conn.execute(VOTE, {"review_id": review_id, "user_id": user_id}).fetchone() is None:
+            return row, True  # this reader's vote was counted before
+        counted = conn.execute(COUNT_VOTE, {"id": review_id}).fetchone()
+        assert counted is not None
+        return counted, False
+
+    (row, replayed), lsn = backends.shards[shard_name].write(vote)
+    return Written(_to_review(backends, row, shard_name), lsn, replayed)

@@ -154,6 +154,34 @@ def product_reviews(
     )
 
 
+@router.post(
+    "/reviews/{review_id}/helpful",
+    response_model=schemas.Review,
+    responses={
+        **ERRORS,
+        404: {"description": "no such review"},
+        422: {"description": "the review id is not a number"},
+    },
+)
+def mark_helpful(
+    backends: BackendsDep,
+    user_id: CurrentUserDep,
+    positions: ConsistencyDep,
+    response: Response,
+    review_id: int,
+) -> schemas.Review:
+    """Mark a review helpful. Once per reader: repeating it changes nothing (200 either way;
+    Idempotent-Replayed: true when this reader's vote was already counted)."""
+    try:
+        written = service.mark_helpful(backends, review_id=review_id, user_id=user_id)
+    except service.NotFound as exc:
+        raise ApiError(404, "review_not_found", str(exc)) from exc
+    consistency.attach(response, consistency.merge(positions, written.review.shard, written.lsn))
+    if written.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return written.review
+
+
 @router.delete("/reviews/{review_id}", status_code=204, responses={403: {}, 404: {}, **ERRORS})
 def delete_review(
     backends: BackendsDep, user_id: CurrentUserDep, positions: ConsistencyDep, review_id: int
