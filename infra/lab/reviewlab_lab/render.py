@@ -201,13 +201,20 @@ class Renderer:
             case "dns":
                 return Program(node, f"/usr/sbin/named -g -c {self.paths.conf / 'named.conf'}")
             case "etcd":
+                # Every member is named: a new lab bootstraps them together. etcd reads the
+                # --initial-* flags only on a first start; later it knows its members itself.
                 peer = f"http://{node.address}:{node.peer_port}"
+                members = ",".join(
+                    f"{m.name}=http://{m.address}:{m.peer_port}"
+                    for m in self.topology.of_kind("etcd")
+                )
                 return Program(
                     node,
                     f"/usr/bin/etcd --name {node.name} --data-dir {data} "
                     f"--listen-client-urls {node.url} --advertise-client-urls {node.url} "
                     f"--listen-peer-urls {peer} --initial-advertise-peer-urls {peer} "
-                    f"--initial-cluster {node.name}={peer} --log-level warn",
+                    f"--initial-cluster {members} --initial-cluster-state new "
+                    f"--initial-cluster-token {self.topology.lab.domain} --log-level warn",
                 )
             case "postgres":
                 env["PATH"] = f"{venv_bin}:/usr/bin:/bin"
