@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 VENV=$(/usr/bin/python3 -c "import tomllib; print(tomllib.load(open('infra/install.toml','rb'))['venv'])")
 # The running runtime's own suite joins the shared ones (REVIEWLAB_RUNTIME, else detected).
 RUNTIME=$("$VENV/bin/python" -c "from reviewlab_lab import runtimes; print(runtimes.activate().lab.runtime.name)")
-SUITES=(tests/unit tests/integration)
+SUITES=(tests/unit tests/integration tests/chaos)
 [ "$RUNTIME" = compose ] && SUITES+=(tests/compose)
 echo "runtime: $RUNTIME"
 status=0
