@@ -121,8 +121,11 @@ def test_a_shard_down_during_migrate_is_reported_and_caught_up(
                 assert f"{other.name} ({other.purpose})" in done.stdout
                 assert dbmigrate.cluster_status(topology, other).at_head
     finally:
-        for member in shard.members:
-            nodes.start(member.name)
+        # All at once, the old primary first: a replica alone cannot become the primary.
+        for member in reversed(members):
+            nodes.start(member.name, wait_ready=False)
+        for member in members:
+            nodes.wait_ready(member.name, within=90)
     eventually(
         lambda: reviewlab_db("migrate").returncode == 0, within=60, what="reviews-1 migrated"
     )
