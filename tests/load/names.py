@@ -3,6 +3,7 @@
 PRODUCT = "product page"
 REVIEWS_PAGE = "reviews page"
 REVIEW = "one review"
+RECENT = "newest reviews"  # when the pages a shopper saw were empty
 POST = "post review with photo"
 OWN_VISIBLE = "own review in listing (token)"
 PHOTO_STATUS = "own photo status (token)"
