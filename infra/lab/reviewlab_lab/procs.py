@@ -111,11 +111,11 @@ class Supervisor:
             for p in infos
         }
 
-    def stop_node(self, name: str) -> None:
+    def stop_node(self, name: str, wait: bool = True) -> None:
         """Stop NAME; a node that is not running is already stopped."""
         with self._proxy() as proxy:
             try:
-                proxy.supervisor.stopProcess(name)
+                proxy.supervisor.stopProcess(name, wait)
             except xmlrpc.client.Fault as exc:
                 if "NOT_RUNNING" not in exc.faultString:
                     raise

@@ -11,7 +11,7 @@ import itertools
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import httpx
 from reviewlab_common import secrets as lab_secrets
@@ -25,6 +25,9 @@ PRODUCTS = range(1, 51)
 REQUEST_TIMEOUT_S = 10.0
 # Each thread waits this long between requests: a steady load, not a benchmark.
 PACE_S = 0.05
+# With photos, one more writer posts a review with a photo this often (a segmentation job).
+PHOTO_PACE_S = 1.0
+CONSISTENCY = "X-Consistency-Token"
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class Load:
     topology: Topology
     writers: int
     readers: int
+    photos: bool = False
     started: float = field(default_factory=time.monotonic)
     outcomes: list[Outcome] = field(default_factory=list)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
@@ -57,6 +61,7 @@ class Load:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self.photo_reviews: dict[int, str] = {}  # review id -> its consistency token
         shard_map = shards.ShardMap(self.topology)
         self.shard_of = {p: shard_map.shard_for_product(p) for p in PRODUCTS}
         secret = lab_secrets.load(self.topology).token_secret
@@ -76,6 +81,8 @@ class Load:
             self._spawn(self._write_loop, number)
         for number in range(self.readers):
             self._spawn(self._read_loop, number)
+        if self.photos:
+            self._spawn(self._photo_loop, 0)
 
     def _spawn(self, target: object, number: int) -> None:
         thread = threading.Thread(target=target, args=(number,), daemon=True)  # type: ignore[arg-type]
@@ -159,12 +166,62 @@ class Load:
                 self._record(outcome if not error else _with_error(outcome, error))
                 self._stop.wait(PACE_S)
 
+    def _photo_loop(self, number: int) -> None:
+        from reviewlab_lab import photos
+
+        headers = {"Authorization": f"Bearer {self.token}"}
+        with httpx.Client(base_url=self.vip, timeout=REQUEST_TIMEOUT_S) as http:
+            for product in itertools.cycle(list(PRODUCTS)):
+                if self._stop.is_set():
+                    return
+                key = f"{self.run_id}-photo-{uuid.uuid4().hex[:8]}"
+                form = {"product_id": str(product), "rating": "5", "body": self.body(key)}
+                image = {"photo": ("photo.jpg", photos.portrait(key), "image/jpeg")}
+                begun = time.monotonic()
+                status, review_id, error = 0, None, ""
+                try:
+                    reply = http.post("/api/reviews", data=form, files=image, headers=headers)
+                    status = reply.status_code
+                    if status == 201:
+                        review_id = int(reply.json()["id"])
+                        self.photo_reviews[review_id] = reply.headers.get(CONSISTENCY, "")
+                    else:
+                        error = reply.text[:200]
+                except httpx.HTTPError as exc:
+                    error = f"{type(exc).__name__}: {exc}"[:200]
+                latency = time.monotonic() - begun
+                shard = self.shard_of[product]
+                outcome = Outcome(
+                    self.now(), "photo", shard, review_id is not None, status, latency
+                )
+                self._record(replace(outcome, review_id=review_id, key=key, error=error))
+                self._stop.wait(PHOTO_PACE_S)
+
+    def photo_jobs(self, within: float) -> dict[str, int]:
+        """Wait (up to WITHIN seconds) for every posted photo's job to end; count how each did."""
+        limit = time.monotonic() + within
+        states: dict[int, str] = dict.fromkeys(self.photo_reviews, "processing")
+        with httpx.Client(base_url=self.vip, timeout=REQUEST_TIMEOUT_S) as http:
+            while time.monotonic() < limit:
+                for review_id, state in states.items():
+                    if state != "processing":
+                        continue
+                    token = self.photo_reviews[review_id]
+                    reply = http.get(f"/api/reviews/{review_id}", headers={CONSISTENCY: token})
+                    if reply.status_code == 200:
+                        states[review_id] = reply.json()["photo"]["status"]
+                if all(state != "processing" for state in states.values()):
+                    break
+                time.sleep(1)
+        counts = {"posted": len(states), "ready": 0, "failed": 0, "processing": 0}
+        for state in states.values():
+            counts[state] = counts.get(state, 0) + 1
+        return counts
+
     def snapshot(self) -> list[Outcome]:
         with self._lock:
             return list(self.outcomes)
 
 
 def _with_error(outcome: Outcome, error: str) -> Outcome:
-    from dataclasses import replace
-
     return replace(outcome, error=error)

@@ -21,6 +21,8 @@ from reviewlab_lab.paths import REPO
 
 REPORTS = REPO / "reports"
 LAST = REPORTS / "chaos-last.json"
+# How long the read-back waits for a shard to have a writable primary again.
+READ_BACK_S = 60.0
 
 
 def _round(value: float | None) -> float | None:
@@ -66,7 +68,7 @@ def per_cluster(outcomes: list[Outcome], fault_t: float, end_t: float) -> dict[s
             "write_gap_s": round(longest_gap(ok_writes, fault_t, end_t), 2) if writes else None,
             # When the first write after that gap was acknowledged, in seconds after the fault.
             "writes_back_s": round(gap_bounds(ok_writes, fault_t, end_t)[1] - fault_t, 2)
-            if writes
+            if any(not o.ok for o in writes)
             else None,
             "slowest_failure_s": _round(max((o.latency for o in mine if not o.ok), default=None)),
             "median_failure_s": _round(median([o.latency for o in mine if not o.ok])),
@@ -78,7 +80,7 @@ def per_cluster(outcomes: list[Outcome], fault_t: float, end_t: float) -> dict[s
 
 def read_back(topology: Topology, load: Load) -> dict[str, Any]:
     """Every acknowledged write, looked up on its shard's current primary; then cleaned up."""
-    acked = {o.review_id: o for o in load.outcomes if o.kind == "write" and o.review_id}
+    acked = {o.review_id: o for o in load.outcomes if o.kind != "read" and o.review_id}
     password = lab_secrets.load(topology).app_password
     found: set[int] = set()
     bodies: dict[str, int] = {}
@@ -87,14 +89,7 @@ def read_back(topology: Topology, load: Load) -> dict[str, Any]:
         info = db.cluster_conninfo(
             cluster, user=db.APP_USER, password=password, app="chaos", session="read-write"
         )
-        try:
-            with psycopg.connect(info) as conn:
-                rows = conn.execute(
-                    "SELECT id, body FROM reviews WHERE body LIKE %s", (pattern,)
-                ).fetchall()
-                conn.execute("DELETE FROM reviews WHERE body LIKE %s", (pattern,))
-        except psycopg.Error as exc:
-            raise LabFailed(f"could not read the writes back from {cluster.name}: {exc}") from exc
+        rows = _rows_on_primary(info, pattern, cluster.name)
         for review_id, body in rows:
             found.add(int(review_id))
             bodies[body] = bodies.get(body, 0) + 1
@@ -107,6 +102,25 @@ def read_back(topology: Topology, load: Load) -> dict[str, Any]:
         "duplicates": sum(n - 1 for n in bodies.values() if n > 1),
         "retried_keys": len({o.key for o in load.outcomes if o.kind == "write" and not o.ok}),
     }
+
+
+def _rows_on_primary(info: str, pattern: str, cluster: str) -> list[tuple[int, str]]:
+    """The run's rows on CLUSTER's primary (then deleted); retried while a primary settles."""
+    limit = time.monotonic() + READ_BACK_S
+    while True:
+        try:
+            with psycopg.connect(info) as conn:
+                rows = conn.execute(
+                    "SELECT id, body FROM reviews WHERE body LIKE %s", (pattern,)
+                ).fetchall()
+                conn.execute("DELETE FROM reviews WHERE body LIKE %s", (pattern,))
+                return [(int(r[0]), str(r[1])) for r in rows]
+        except psycopg.OperationalError as exc:
+            if time.monotonic() > limit:
+                raise LabFailed(
+                    f"could not read the writes back from {cluster}'s primary: {exc}"
+                ) from exc
+            time.sleep(1)
 
 
 def first(events: list[Event], kind: str, *, node: str = "", cluster: str = "") -> float | None:
@@ -123,7 +137,10 @@ def first(events: list[Event], kind: str, *, node: str = "", cluster: str = "") 
 
 def timings(events: list[Event], target: str, cluster: str | None) -> dict[str, float | None]:
     """Seconds from the fault to detection, promotion, the DNS update and full redundancy."""
-    found: dict[str, float | None] = {"detect_s": first(events, "detected", node=target)}
+    found: dict[str, float | None] = {
+        "detect_s": first(events, "detected", node=target),
+        "role_changes": sum(e.kind in ("promoted", "demoted") for e in events if e.at >= 0),
+    }
     if cluster:
         found["promote_s"] = first(events, "promoted", cluster=cluster)
         found["dns_update_s"] = first(events, "dns", cluster=f"primary.{cluster}")
@@ -188,6 +205,9 @@ def as_markdown(report: dict[str, Any]) -> str:
             f"| {c.get('median_failure_s')} / {c['slowest_failure_s']} | {c['p99_s']} "
             f"| {' '.join(map(str, c['failure_statuses']))} |"
         )
+    jobs = report.get("photo_jobs")
+    if jobs:
+        lines += ["", "## Photo jobs", "", "- " + ", ".join(f"{k}: {v}" for k, v in jobs.items())]
     lines += ["", "## Timings (seconds after the fault)", ""]
     lines += [f"- {k}: {v}" for k, v in report["timings"].items()]
     lines += ["", "## Timeline", "", "| t (s) | event |", "|---|---|"]

@@ -20,15 +20,26 @@ from rich.live import Live
 from reviewlab_lab import ready, runtimes
 from reviewlab_lab.chaos import report, view
 from reviewlab_lab.chaos.load import Load
-from reviewlab_lab.chaos.scenarios import PRIMARY, REPLICA, Scenario, inject, pick_target
-from reviewlab_lab.chaos.watch import Look, Watcher, describe, primaries
+from reviewlab_lab.chaos.scenarios import (
+    PRIMARY,
+    REPLICA,
+    Fault,
+    Scenario,
+    inject,
+    pick_target,
+)
+from reviewlab_lab.chaos.watch import Look, Member, Watcher, describe, primaries
 from reviewlab_lab.errors import LabFailed
 
 BASELINE_S = 4.0
 RECOVERY_S = 120.0
 TAIL_S = 2.0
+STEADY_S = 3.0
+CAUGHT_UP_BYTES = 1 << 20
 MAX_DURATION_S = 600.0
 MAX_LOAD = 32
+# A job a killed worker held is claimed by another after it has been idle 15 s.
+PHOTO_JOBS_S = 90.0
 
 
 @dataclass(frozen=True)
@@ -73,10 +84,34 @@ def interrupts_as_keyboard() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def recovered(look: Look | None, topology: Topology, target: str) -> bool:
-    """Full redundancy: every node runs, every cluster has one primary the DNS names and
-    every replica streams with no lag, every web server is behind the vIP."""
-    if look is None or any(state != "running" for state in look.nodes.values()):
+def caught_up(member: Member) -> bool:
+    """Streaming and within CAUGHT_UP_BYTES: under steady writes, lag is rarely exactly 0."""
+    return member.state == "streaming" and (member.lag or 0) <= CAUGHT_UP_BYTES
+
+
+@dataclass
+class Steady:
+    """A condition that must hold without a break for STEADY_S (a restart can hide in a blink)."""
+
+    check: Callable[[], bool]
+    since: float = 0.0
+
+    def held(self) -> bool:
+        now = time.monotonic()
+        if not self.check():
+            self.since = 0.0
+            return False
+        self.since = self.since or now
+        return now - self.since >= STEADY_S
+
+
+def recovered(look: Look | None, topology: Topology, target: str, after: float) -> bool:
+    """Full redundancy, seen after AFTER: every node runs, every cluster has one primary the
+    DNS names, a synchronous standby, every replica streaming with no lag; every web server
+    answers."""
+    if look is None or look.at <= after:
+        return False
+    if any(state != "running" for state in look.nodes.values()):
         return False
     for cluster, members in look.clusters.items():
         leaders = primaries(look)[cluster]
@@ -84,7 +119,12 @@ def recovered(look: Look | None, topology: Topology, target: str) -> bool:
             return False
         if look.dns_primary[cluster] != leaders[0]:
             return False
-        if any(m.role != "leader" and (m.state != "streaming" or m.lag) for m in members.values()):
+        behind = [m for m in members.values() if m.role != "leader" and not caught_up(m)]
+        if behind:
+            return False
+        # Only a synchronous standby may be promoted without losing a write: one must exist.
+        sync = any(m.role == "sync_standby" for m in members.values())
+        if topology.clusters[cluster].synchronous_mode and not sync:
             return False
     return all(look.webs_ready.values())
 
@@ -101,11 +141,14 @@ def execute(topology: Topology, options: Options, say: Callable[[str], None]) ->
     watcher.target = target
     cluster = topology.nodes[target].cluster if chosen.target in (PRIMARY, REPLICA) else None
     duration = chosen.duration if options.duration is None else options.duration
-    load = Load(topology, writers=options.load, readers=options.load)
+    # Worker scenarios post photos too: every segmentation job must finish.
+    load = Load(
+        topology, writers=options.load, readers=options.load, photos=chosen.target == "worker"
+    )
     console = Console()
     title = f"chaos {chosen.name} on {target}"
     phase = "baseline"
-    fault = None
+    fault = Fault([])
     marks: dict[str, float] = {}
 
     def frame() -> Any:
@@ -137,7 +180,7 @@ def execute(topology: Topology, options: Options, say: Callable[[str], None]) ->
             watcher.fault_at = time.monotonic()
             marks["fault"] = load.now()
             watcher.note(f"fault: {chosen.fault} {target}", "fault", target)
-            fault = inject(topology, runtime, chosen, target)
+            inject(topology, runtime, chosen, target, fault)
             if chosen.fault != "kill":
                 wait(duration, live)
                 problems = fault.undo()
@@ -148,15 +191,10 @@ def execute(topology: Topology, options: Options, say: Callable[[str], None]) ->
                 )
             marks["restored"] = load.now()
             phase = "recovering: waiting for full redundancy"
-            back = wait(
-                RECOVERY_S,
-                live,
-                lambda: (
-                    recovered(watcher.latest, topology, target)
-                    and load.now() - marks["restored"] > 1
-                ),
-            )
-            marks["redundant"] = load.now() if back else float("nan")
+            restored_at = time.monotonic()
+            steady = Steady(lambda: recovered(watcher.latest, topology, target, restored_at))
+            back = wait(RECOVERY_S, live, steady.held)
+            marks["redundant"] = steady.since - load.started if back else float("nan")
             if not back:
                 watcher.note(f"not fully redundant within {RECOVERY_S:.0f} s", "node")
             phase = "tail"
@@ -165,13 +203,16 @@ def execute(topology: Topology, options: Options, say: Callable[[str], None]) ->
             watcher.note("interrupted: restoring", "restored", target)
             raise
         finally:
-            if fault is not None:
-                fault.undo()
+            fault.undo()
             load.stop()
             watcher.stop()
             if live is not None:
                 live.stop()
     end_t = load.now()
+    jobs = None
+    if load.photos:
+        say(f"waiting up to {PHOTO_JOBS_S:.0f} s for every photo job to finish")
+        jobs = load.photo_jobs(within=PHOTO_JOBS_S)
     say("reading every acknowledged write back from its shard's current primary")
     writes = report.read_back(topology, load)
     found_timings = report.timings(watcher.events, target, cluster)
@@ -202,6 +243,7 @@ def execute(topology: Topology, options: Options, say: Callable[[str], None]) ->
         "timings": found_timings,
         "events": report.events_json(watcher.events),
         "final": describe(watcher.latest) if watcher.latest else {},
+        "photo_jobs": jobs,
     }
     result["path"] = str(report.write(result))
     return result

@@ -217,22 +217,17 @@ def peers_of(topology: Topology, name: str) -> list[str]:
     return [n.name for n in topology.of_kind("etcd")] + [n for n in others if n != name]
 
 
-def hold_down(runtime: Runtime, name: str, *, kill: bool, within: float = 30) -> None:
-    """Crash (or stop) NAME and keep it stopped: the runtime's restart policy must not win."""
+def hold_down(runtime: Runtime, name: str, *, kill: bool, within: float = 60) -> None:
+    """Crash (or stop) NAME and keep it stopped until restored."""
     if kill:
-        runtime.kill(name)
+        runtime.lose(name)
+    else:
+        runtime.stop(name)
     limit = time.monotonic() + within
-    while time.monotonic() < limit:
-        state = runtime.state(name)
-        if state == "stopped":
-            return
-        if state in ("starting", "running", "backoff", "restarting"):
-            try:
-                runtime.stop(name)
-            except Exception:  # it exited between the look and the stop: look again
-                time.sleep(0.05)
-        time.sleep(0.05)
-    raise LabFailed(f"{name} did not stay stopped (state {runtime.state(name)})")
+    while runtime.state(name) != "stopped":
+        if time.monotonic() > limit:
+            raise LabFailed(f"{name} did not stop (state {runtime.state(name)})")
+        time.sleep(0.1)
 
 
 @dataclass
@@ -252,9 +247,10 @@ class Fault:
         return problems
 
 
-def inject(topology: Topology, runtime: Runtime, chosen: Scenario, target: str) -> Fault:
-    """Break TARGET as CHOSEN says; the returned Fault knows how to put it back."""
-    fault = Fault([])
+def inject(
+    topology: Topology, runtime: Runtime, chosen: Scenario, target: str, fault: Fault
+) -> None:
+    """Break TARGET as CHOSEN says; FAULT learns how to put it back before each step."""
     match chosen.fault:
         case "kill":
             runtime.kill(target)
@@ -272,4 +268,3 @@ def inject(topology: Topology, runtime: Runtime, chosen: Scenario, target: str) 
             other = "l4" if before.layer == "l7" else "l7"
             fault.undo_steps.append(lambda: loadbalancer.apply(topology, paths, before))
             loadbalancer.apply(topology, paths, loadbalancer.LbMode(other, before.algorithm))
-    return fault

@@ -87,6 +87,10 @@ class Runtime(abc.ABC):
         """SIGKILL: a crash (for Postgres, Patroni and its postmaster); the runtime restarts it."""
 
     @abc.abstractmethod
+    def lose(self, name: str) -> None:
+        """SIGKILL, and no restart: a node lost until start() brings it back."""
+
+    @abc.abstractmethod
     def pause(self, name: str) -> None:
         """Freeze the node (SIGSTOP / cgroup freezer): it holds its sockets but answers nothing."""
 

@@ -226,6 +226,10 @@ class ComposeRuntime(Runtime):
             raise LabFailed(f"{name} is not running; `reviewlab node start {name}` starts it")
         os.kill(pid.pid, signal.SIGKILL)
 
+    def lose(self, name: str) -> None:
+        # `docker kill` is SIGKILL that the restart policy treats as a deliberate stop.
+        self._docker("kill", self.container(name))
+
     def pause(self, name: str) -> None:
         self._docker("pause", self.container(name))
 

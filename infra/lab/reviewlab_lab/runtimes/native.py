@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -185,11 +186,25 @@ class NativeRuntime(Runtime):
         self.supervisor.restart_node(name)
 
     def kill(self, name: str) -> None:
-        # A node loss: Postgres outlives a killed Patroni, so its postmaster is killed too.
-        postmaster = self.postmaster_pid(name) if self.node(name).kind == "postgres" else None
+        # A node loss: every process of the node dies at once. Children outlive a killed
+        # parent (Postgres outlives Patroni, nginx workers their master and keep its port).
+        below = self.node_pids(name)
         self.supervisor.signal_node(name, "KILL")
-        if postmaster:
-            os.kill(postmaster, signal.SIGKILL)
+        for pid in below:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def lose(self, name: str) -> None:
+        # Frozen first, the node never sees the stop signal supervisord sends; then SIGKILL.
+        # supervisord counts the death as the stop it asked for and does not restart it.
+        below = self.node_pids(name)
+        for pid in below:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        self.supervisor.stop_node(name, wait=False)
+        for pid in below:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def pause(self, name: str) -> None:
         self.supervisor.signal_node(name, "STOP")
