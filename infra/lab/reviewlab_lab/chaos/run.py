@@ -72,16 +72,19 @@ def lab_is_up(topology: Topology) -> None:
 
 @contextmanager
 def interrupts_as_keyboard() -> Iterator[None]:
-    """SIGTERM ends the run the way Ctrl-C does, through the same clean-up."""
+    """SIGTERM, or the terminal closing (SIGHUP), ends the run the way Ctrl-C does, through
+    the same clean-up."""
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    caught = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, stop) for signum in caught}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def caught_up(member: Member) -> bool:
