@@ -153,7 +153,8 @@ def test_listing_merges_every_shard_newest_first(
     ids = [item["id"] for item in items]
     assert ids == sorted(ids, reverse=True)
     assert len(ids) == len(set(ids))
-    created = [item["created_at"] for item in items]
+    # Ids order by their millisecond; two reviews of one millisecond may come either way.
+    created = [item["created_at"][:23] for item in items]
     assert created == sorted(created, reverse=True)
     assert set(mine.values()) <= set(ids)
     read_from = {part.strip().split("/")[0] for part in reply.headers["X-Read-From"].split(",")}

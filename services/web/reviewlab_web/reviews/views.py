@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Header, Query, Response, UploadFile, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    File,
+    Form,
+    Header,
+    Path,
+    Query,
+    Response,
+    UploadFile,
+    status,
+)
 from reviewlab_common import images
 from reviewlab_common.db import ReadSource
 
@@ -39,6 +50,10 @@ def _read_photo(photo: UploadFile | None) -> tuple[images.ValidatedPhoto | None,
         raise ApiError(exc.status, exc.code, str(exc)) from exc
 
 
+# Product ids are positive 64-bit numbers; anything else is a 422 before any query runs.
+ProductId = Annotated[int, Path(ge=1, le=service.MAX_REVIEW_ID, description="the product")]
+
+
 @router.post(
     "/reviews",
     status_code=status.HTTP_201_CREATED,
@@ -57,7 +72,9 @@ def post_review(
     user_id: CurrentUserDep,
     positions: ConsistencyDep,
     response: Response,
-    product_id: Annotated[int, Form(ge=1, description="the product reviewed")],
+    product_id: Annotated[
+        int, Form(ge=1, le=service.MAX_REVIEW_ID, description="the product reviewed")
+    ],
     rating: Annotated[int, Form(ge=1, le=5, description="1 to 5 stars")],
     body: Annotated[str, Form(min_length=1, max_length=5000, description="1 to 5,000 characters")],
     photo: Annotated[
@@ -115,7 +132,7 @@ def recent_reviews(
 
 @router.get("/products/{product_id}", response_model=schemas.Product, responses={404: {}})
 def get_product(
-    backends: BackendsDep, positions: ConsistencyDep, response: Response, product_id: int
+    backends: BackendsDep, positions: ConsistencyDep, response: Response, product_id: ProductId
 ) -> schemas.Product:
     try:
         found, sources = service.product(backends, product_id, positions)
@@ -130,7 +147,7 @@ def product_reviews(
     backends: BackendsDep,
     positions: ConsistencyDep,
     response: Response,
-    product_id: int,
+    product_id: ProductId,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> schemas.ReviewPage:
