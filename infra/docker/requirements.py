@@ -35,12 +35,23 @@ def requirements(pyprojects: list[Path]) -> list[str]:
     return found
 
 
+def _top_packages(setuptools: dict[str, Any]) -> list[str]:
+    """The top-level import packages of a `packages = [...]` list or a `packages.find` table."""
+    packages = setuptools.get("packages", [])
+    if isinstance(packages, dict):  # [tool.setuptools.packages.find]: include = ["name*"]
+        include = packages.get("find", {}).get("include", [])
+        names = [pattern.rstrip("*").rstrip(".") for pattern in include]
+    else:
+        names = list(packages)
+    return sorted({name.split(".")[0] for name in names if name})
+
+
 def package_dirs(pyprojects: list[Path]) -> list[Path]:
-    """The directory of every import package the given pyproject files declare."""
+    """The directory of every top-level import package the given pyproject files declare."""
     return [
         path.parent / package
         for path in pyprojects
-        for package in _load(path).get("tool", {}).get("setuptools", {}).get("packages", [])
+        for package in _top_packages(_load(path).get("tool", {}).get("setuptools", {}))
     ]
 
 
