@@ -41,16 +41,25 @@ def lookup(
     source: str | None = None,
     timeout: float = 2.0,
     published: bool = False,
+    signed: bool = False,
 ) -> list[str]:
     """A records of NAME (relative to the lab's domain); [] when the name does not exist.
 
     `source` picks the address the query leaves from, which decides the DNS view.
     `published` asks the DNS where the machine's own programs reach it (its host address).
+    `signed` signs the query with the lab's TSIG key, which the internal view also admits:
+    how the machine's own tools see inside a Compose lab, whose network it is not part of.
     """
     node = topology.one("dns")
     server = node.host_address if published else node.address
     fqdn = dns.name.from_text(name if name.endswith(".") else topology.fqdn(name) + ".")
     query = dns.message.make_query(fqdn, dns.rdatatype.A)
+    if signed:
+        query.use_tsig(
+            _keyring(topology),
+            keyname=dns.name.from_text(lab_secrets.TSIG_KEY_NAME),
+            algorithm=lab_secrets.TSIG_ALGORITHM,
+        )
     try:
         answer = dns.query.udp(query, server, port=node.port, timeout=timeout, source=source)
     except (OSError, dns.exception.Timeout) as exc:

@@ -76,7 +76,8 @@ def answers(web: Node) -> bool:
 
 def _dns_primary(topology: Topology, cluster: str) -> str:
     try:
-        found = lab_dns.lookup(topology, f"primary.{cluster}", timeout=1.0)
+        # Signed: the internal view, from the machine too (outside a Compose lab's network).
+        found = lab_dns.lookup(topology, f"primary.{cluster}", timeout=1.0, signed=True)
     except lab_dns.DnsError:
         return "?"
     node = topology.node_at(found[0]) if found else None
