@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 
-setting() { /usr/bin/python3 -c "import tomllib,sys; print(tomllib.load(open('infra/install.toml','rb'))[sys.argv[1]])" "$1"; }
+TOTAL=7
+source infra/steps.sh
 VENV=$(setting venv)
 CACHE=$(setting cache_dir)
 RUN_USER=$(setting run_user)
@@ -18,26 +19,12 @@ DEBIAN_PACKAGES=(postgresql-15 nginx libnginx-mod-stream libnginx-mod-http-cache
   redis-server bind9 bind9-utils etcd-server wrk python3-venv dnsutils procps acl iptables
   chromium)  # headless Chromium: the tests check that /docs renders in a real browser
 
-STEP=0
-TOTAL=7
-step() { STEP=$((STEP + 1)); CURRENT="$1"; STARTED=$(date +%s%N); printf '[%d/%d] %s ...\n' "$STEP" "$TOTAL" "$1"; }
-done_step() { local ms=$(( ($(date +%s%N) - STARTED) / 1000000 )); printf '      done in %d.%03d s\n' $((ms / 1000)) $((ms % 1000)); }
 trap 'echo; echo "setup failed at step $STEP/$TOTAL: $CURRENT"; echo "fix what the lines above say, then run \`make setup\` again: finished steps are skipped quickly."' ERR
 
 if [ "$(id -u)" -ne 0 ]; then echo "make setup installs system packages: run it as root"; exit 1; fi
 
 step "Debian packages: ${DEBIAN_PACKAGES[*]}"
-missing=()
-for pkg in "${DEBIAN_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "      installing: ${missing[*]}"
-  apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-else
-  echo "      all present"
-fi
+install_missing --no-install-recommends -- "${DEBIAN_PACKAGES[@]}"
 # Debian's own service instances are left alone: they listen on 127.0.0.1 or default ports,
 # the lab's nodes on their own 127.0.0.x addresses. (Their init scripts match processes by
 # executable, so stopping them here would also kill a running lab's bind9 and etcd.)

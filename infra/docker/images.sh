@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-setting() { /usr/bin/python3 -c "import tomllib,sys; print(tomllib.load(open('infra/install.toml','rb'))[sys.argv[1]])" "$1"; }
+source infra/steps.sh
 VENV=$(setting venv)
 CACHE=$(setting cache_dir)
 MINIO_VERSION=$(setting minio_version)
@@ -22,12 +22,8 @@ PYPROJECTS=(services/common/pyproject.toml services/web/pyproject.toml
 DOCKERFILE=infra/docker/Dockerfile
 IMAGES=(app postgres nginx dns etcd redis minio)
 
-STEP=0
 TOTAL=$((3 + ${#IMAGES[@]}))
 BUILD_STARTED=$(date +%s%N)
-step() { STEP=$((STEP + 1)); CURRENT="$1"; STARTED=$(date +%s%N); printf '[%d/%d] %s ...\n' "$STEP" "$TOTAL" "$1"; }
-seconds() { local ms=$(( ($(date +%s%N) - $1) / 1000000 )); printf '%d.%03d s' $((ms / 1000)) $((ms % 1000)); }
-done_step() { printf '      done in %s\n' "$(seconds "$STARTED")"; }
 trap 'echo; echo "make images failed at step $STEP/$TOTAL: $CURRENT"; echo "fix what the lines above say, then run \`make images\` again: finished work is cached."' ERR
 
 if ! docker info >/dev/null 2>&1; then

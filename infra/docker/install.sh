@@ -6,7 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-CACHE=$(/usr/bin/python3 -c "import tomllib; print(tomllib.load(open('infra/install.toml','rb'))['cache_dir'])")
+TOTAL=4
+source infra/steps.sh
+CACHE=$(setting cache_dir)
 DEBIAN_PACKAGES=(docker.io docker-compose mmdebstrap)
 COMPOSE_VERSION=v2.40.3
 COMPOSE_CACHED="$CACHE/compose-$COMPOSE_VERSION/docker-compose"
@@ -14,26 +16,12 @@ PLUGIN_DIR=/usr/local/lib/docker/cli-plugins
 DOCKERD_LOG=/var/log/dockerd.log
 DAEMON_DEADLINE=${REVIEWLAB_DOCKERD_DEADLINE:-60}
 
-STEP=0
-TOTAL=4
-step() { STEP=$((STEP + 1)); CURRENT="$1"; STARTED=$(date +%s%N); printf '[%d/%d] %s ...\n' "$STEP" "$TOTAL" "$1"; }
-done_step() { local ms=$(( ($(date +%s%N) - STARTED) / 1000000 )); printf '      done in %d.%03d s\n' $((ms / 1000)) $((ms % 1000)); }
 trap 'echo; echo "docker install failed at step $STEP/$TOTAL: $CURRENT"; echo "fix what the lines above say, then run \`bash infra/docker/install.sh\` again: finished steps are skipped quickly."' ERR
 
 if [ "$(id -u)" -ne 0 ]; then echo "infra/docker/install.sh installs system packages and starts dockerd: run it as root"; exit 1; fi
 
 step "Debian packages: ${DEBIAN_PACKAGES[*]}"
-missing=()
-for pkg in "${DEBIAN_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "      installing: ${missing[*]}"
-  apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
-else
-  echo "      all present"
-fi
+install_missing -- "${DEBIAN_PACKAGES[@]}"
 done_step
 
 step "Docker daemon (no systemd here: dockerd runs in the background, log $DOCKERD_LOG)"
