@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from reviewlab_common import db, shards
+from reviewlab_common import db, queue, shards
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.topology import Cluster, Node, Topology
 from reviewlab_lab import dnsrecords, photos
@@ -170,3 +170,21 @@ def patroni_members(cluster: Cluster) -> list[dict[str, Any]]:
     members = dnsrecords.patroni_members(cluster, timeout=3)
     assert members, f"no Patroni member of {cluster.name} answered on its REST port"
     return list(members.values())
+
+
+def pending_job(
+    topology: Topology, review_id: int, consumer: str | None = None
+) -> dict[str, Any] | None:
+    """The pending entry (message_id, consumer, times_delivered) of the review's photo job,
+    if it waits unacknowledged (held by CONSUMER, when given)."""
+    admin = queue.connect(topology, "admin")
+    held = {"consumername": consumer} if consumer else {}
+    pending = admin.xpending_range(
+        queue.JOBS_STREAM, queue.WORKERS_GROUP, min="-", max="+", count=1000, **held
+    )
+    for entry in pending:
+        message_id = entry["message_id"]
+        for _, fields in admin.xrange(queue.JOBS_STREAM, min=message_id, max=message_id):
+            if fields.get("review_id") == str(review_id):
+                return dict(entry)
+    return None

@@ -27,6 +27,7 @@ from tests.integration.shop import (
     get_review,
     marker,
     patroni_members,
+    pending_job,
     post_review,
     products_by_shard,
     rows_with_body,
@@ -57,20 +58,6 @@ def replay_paused(topology: Topology, replicas: list[Node]) -> Iterator[None]:
         for node in replicas:
             with superuser(topology, node, "reviews") as conn:
                 conn.execute("SELECT pg_wal_replay_resume()")
-
-
-def pending_job(topology: Topology, consumer: str, review_id: int) -> str | None:
-    """The stream id of REVIEW_ID's photo job if CONSUMER holds it unacknowledged."""
-    client = queue.connect(topology, "admin")
-    pending = client.xpending_range(
-        queue.JOBS_STREAM, queue.WORKERS_GROUP, min="-", max="+", count=1000, consumername=consumer
-    )
-    for entry in pending:
-        message_id = entry["message_id"]
-        for _, fields in client.xrange(queue.JOBS_STREAM, min=message_id, max=message_id):
-            if fields.get("review_id") == str(review_id):
-                return str(message_id)
-    return None
 
 
 def test_a_review_posted_while_redis_is_down_gets_its_cutout_after_redis_returns(
@@ -146,7 +133,7 @@ def test_a_job_of_a_worker_killed_mid_job_is_finished_by_the_other(
             )
             review = authored.add(posted, SAM)
             eventually(
-                lambda: pending_job(topology, victim, review["id"]),
+                lambda: pending_job(topology, review["id"], victim),
                 within=30,
                 every=0.1,
                 what=f"{victim} holds the job of review {review['id']}",
@@ -164,8 +151,8 @@ def test_a_job_of_a_worker_killed_mid_job_is_finished_by_the_other(
         done = wait_photo_ready(client, review["id"], consistency, within=60)
         assert done["photo"]["cutout_url"]
         assert nodes.state(victim) == "stopped", "the killed worker came back early"
-        assert pending_job(topology, victim, review["id"]) is None
-        assert pending_job(topology, survivor, review["id"]) is None
+        assert pending_job(topology, review["id"], victim) is None
+        assert pending_job(topology, review["id"], survivor) is None
     finally:
         nodes.start(survivor)
         nodes.start(victim)
