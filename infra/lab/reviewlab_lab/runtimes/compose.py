@@ -221,10 +221,10 @@ class ComposeRuntime(Runtime):
         # SIGKILL of the container's process, from the host: a crash the restart policy
         # answers (`docker kill` would count as a deliberate stop). For Postgres this kills
         # Patroni and, with the container, its postmaster: a node loss.
-        pid = self.processes().get(name)
-        if pid is None or pid.pid is None:
+        process = self.processes().get(name)
+        if process is None or process.pid is None:
             raise LabFailed(f"{name} is not running; `reviewlab node start {name}` starts it")
-        os.kill(pid.pid, signal.SIGKILL)
+        os.kill(process.pid, signal.SIGKILL)
 
     def lose(self, name: str) -> None:
         # `docker kill` is SIGKILL that the restart policy treats as a deliberate stop.
