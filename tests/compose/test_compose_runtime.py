@@ -13,6 +13,8 @@ from reviewlab_lab import runtimes
 from reviewlab_lab.paths import REPO
 from reviewlab_lab.runtimes.compose import COMPOSE_FILE, ComposeRuntime
 
+from tests.integration.conftest import eventually
+
 
 @pytest.fixture(scope="module")
 def compose(topology: Topology) -> ComposeRuntime:
@@ -36,25 +38,35 @@ def test_the_committed_compose_file_passes_compose_config(command: list[str]) ->
     assert done.returncode == 0, done.stderr
 
 
+def container_view(compose: ComposeRuntime, name: str) -> list[str]:
+    """Docker's health verdict, restart policy and lab-network address of a node's container."""
+    return subprocess.run(
+        [
+            "docker",
+            "inspect",
+            "-f",
+            "{{.State.Health.Status}} {{.HostConfig.RestartPolicy.Name}} "
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            compose.container(name),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout.split()
+
+
 def test_every_node_is_a_healthy_container_with_a_restart_policy(
     topology: Topology, compose: ComposeRuntime
 ) -> None:
     for node in topology.nodes.values():
-        container = compose.container(node.name)
-        found = subprocess.run(
-            [
-                "docker",
-                "inspect",
-                "-f",
-                "{{.State.Health.Status}} {{.HostConfig.RestartPolicy.Name}} "
-                "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-                container,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        ).stdout.split()
+        # A container another test restarted is "starting" until its next check (every 5 s).
+        found = eventually(
+            lambda node=node: (v := container_view(compose, node.name))[0] == "healthy" and v,
+            within=60,
+            every=1.0,
+            what=f"{node.name} healthy",
+        )
         assert found == ["healthy", "unless-stopped", node.address], (node.name, found)
 
 
