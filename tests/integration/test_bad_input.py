@@ -228,3 +228,66 @@ def test_an_id_no_shard_holds_is_a_404_for_get_and_delete(
 def test_a_cursor_that_is_no_review_id_is_a_422(client: httpx.Client, cursor: str) -> None:
     reply = client.get(f"/api/products/{PRODUCT}/reviews", params={"cursor": cursor})
     assert assert_error(reply, 422)["code"] == "bad_cursor"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"body": ""}, "body: Field required"),
+        ({"body": "x" * 5001}, "body: String should have at most 5000 characters"),
+        ({"rating": ""}, "rating: Field required"),
+    ],
+    ids=["missing body", "long body", "missing rating"],
+)
+def test_a_refused_field_is_named_in_the_message(
+    client: httpx.Client, token_for: Callable[[int], str], fields: dict[str, str], message: str
+) -> None:
+    sent = {"product_id": str(PRODUCT), "rating": "4", "body": marker("named"), **fields}
+    reply = client.post(
+        "/api/reviews",
+        headers={"Authorization": f"Bearer {token_for(NOOR)}"},
+        data={k: v for k, v in sent.items() if v != ""},
+    )
+    error = assert_error(reply, 422)
+    assert (error["code"], error["message"]) == ("invalid_request", message), error
+
+
+def test_a_json_body_is_told_to_send_a_multipart_form(
+    topology: Topology, client: httpx.Client, token_for: Callable[[int], str]
+) -> None:
+    body = marker("sent as json")
+    reply = client.post(
+        "/api/reviews",
+        headers={"Authorization": f"Bearer {token_for(NOOR)}"},
+        json={"product_id": PRODUCT, "rating": 4, "body": body},
+    )
+    error = assert_error(reply, 415)
+    assert error["code"] == "use_multipart", error
+    assert "multipart/form-data" in error["message"] and "curl -F" in error["message"], error
+    assert sum(rows_with_body(topology, body).values()) == 0
+
+
+def test_both_413s_state_the_limits_in_mib(
+    vip: str, client: httpx.Client, token_for: Callable[[int], str]
+) -> None:
+    headers = {"Authorization": f"Bearer {token_for(NOOR)}"}
+    fields = {"product_id": str(PRODUCT), "rating": "4", "body": marker("too large")}
+    at_the_api = client.post(
+        "/api/reviews",
+        headers=headers,
+        data=fields,
+        files={"photo": ("big.jpg", b"\xff\xd8\xff" + bytes(ELEVEN_MB - 3), "image/jpeg")},
+        timeout=60,
+    )
+    at_the_vip = httpx.post(
+        f"{vip}/api/reviews",
+        headers=headers,
+        data=fields,
+        files={"photo": ("huge.jpg", b"\xff\xd8\xff" + bytes(TWELVE_MIB), "image/jpeg")},
+        timeout=60,
+    )
+    api_message = assert_error(at_the_api, 413)["message"]
+    vip_message = assert_error(at_the_vip, 413)["message"]
+    assert "10 MiB" in api_message, api_message
+    assert "11 MiB" in vip_message and "10 MiB" in vip_message, vip_message
+    assert " MB" not in api_message + vip_message

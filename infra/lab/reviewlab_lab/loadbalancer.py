@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import jinja2
+from reviewlab_common import images
 from reviewlab_common.topology import Node, Topology
 
 from reviewlab_lab.files import templates, write_if_changed
@@ -43,7 +44,8 @@ class LbMode:
 class Limits:
     """What the vIP enforces; rendered into the config and quoted in its JSON errors."""
 
-    max_body_mb: int = 11  # photos are at most 10 MB; the form's other fields need a little more
+    # nginx's "m" is a MiB. Photos are at most 10 MiB; the form's other fields need a little more.
+    max_body_mb: int = 11
     rate_per_second: int = 50
     burst: int = 100
     # Exempt from the rate limit; empty means the machine itself (see render_config).
@@ -126,8 +128,8 @@ def error_pages(limits: Limits) -> list[tuple[str, int, str, str]]:
             "too_large",
             413,
             "request_too_large",
-            f"the request body is larger than {limits.max_body_mb} MB, so nothing was stored. "
-            "A photo may be at most 10 MB: send a smaller one.",
+            f"the request body is larger than {limits.max_body_mb} MiB, so nothing was stored. "
+            f"A photo may be at most {images.MAX_PHOTO_BYTES // 2**20} MiB: send a smaller one.",
         ),
         (
             "too_many",

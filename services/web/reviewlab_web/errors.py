@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from reviewlab_common.db import CommitOutcomeUnknown, DatabaseUnavailable
@@ -28,9 +28,38 @@ def body(code: str, message: str, **extra: object) -> dict[str, object]:
     return {"error": {"code": code, "message": message, **extra}}
 
 
+# Where FastAPI says a value came from: the first part of an error's location, never a name.
+SOURCES = frozenset({"body", "query", "path", "header", "cookie"})
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
 def _describe(error: dict[str, Any]) -> str:
-    loc = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path"))
-    return f"{loc or 'request'}: {error.get('msg')}"
+    """`field: what is wrong`, naming the field as the client sent it (a form field may be
+    called `body`: only the leading source is dropped, not every part named like one)."""
+    loc = [str(p) for p in error.get("loc", ())]
+    if loc and loc[0] in SOURCES:
+        loc = loc[1:]
+    return f"{'.'.join(loc) or 'request'}: {error.get('msg')}"
+
+
+def _takes_a_form(request: Request) -> bool:
+    """Whether the matched route reads its body as form fields."""
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    body_params = getattr(dependant, "body_params", ())
+    return any(isinstance(p.field_info, params.Form) for p in body_params)
+
+
+def _not_a_form(request: Request) -> JSONResponse | None:
+    """A 415 that says to send a form, when a form route got a body of another type."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not content_type or content_type in FORM_TYPES or not _takes_a_form(request):
+        return None
+    message = (
+        f"{request.url.path} takes a multipart form (multipart/form-data), not {content_type}: "
+        "send each field as a form field, e.g. curl -F product_id=1 -F rating=5 "
+        "-F body='Fits well' -F photo=@me.jpg"
+    )
+    return JSONResponse(body("use_multipart", message), status_code=415)
 
 
 def install(app: FastAPI) -> None:
@@ -39,7 +68,11 @@ def install(app: FastAPI) -> None:
         return JSONResponse(body(exc.code, exc.message), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if any(e.get("loc", ("",))[0] == "body" for e in exc.errors()):
+            hint = _not_a_form(request)
+            if hint is not None:
+                return hint
         problems = [_describe(e) for e in exc.errors()]
         return JSONResponse(
             body("invalid_request", "; ".join(problems), fields=problems), status_code=422

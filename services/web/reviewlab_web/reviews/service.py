@@ -35,6 +35,10 @@ from reviewlab_web.reviews import schemas
 
 # Review ids are positive 63-bit integers (a Postgres bigint); nothing else names a review.
 MAX_REVIEW_ID = (1 << 63) - 1
+# Product ids are the catalog's own small numbers. Their bound is the largest integer a JSON
+# number keeps exactly in a double-based client (JavaScript's Number.MAX_SAFE_INTEGER), so the
+# docs page shows it as it is, not rounded to 9223372036854776000.
+MAX_PRODUCT_ID = (1 << 53) - 1
 # What a review reads as: _to_review unpacks these columns in this order.
 REVIEW = (
     tables.reviews.c.id,

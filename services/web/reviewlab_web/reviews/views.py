@@ -50,8 +50,9 @@ def _read_photo(photo: UploadFile | None) -> tuple[images.ValidatedPhoto | None,
         raise ApiError(exc.status, exc.code, str(exc)) from exc
 
 
-# Product ids are positive 64-bit numbers; anything else is a 422 before any query runs.
-ProductId = Annotated[int, Path(ge=1, le=service.MAX_REVIEW_ID, description="the product")]
+# A product id outside 1..MAX_PRODUCT_ID is a 422 before any query runs.
+ProductId = Annotated[int, Path(ge=1, le=service.MAX_PRODUCT_ID, description="the product")]
+PHOTO_MIB = images.MAX_PHOTO_BYTES // 2**20
 
 
 @router.post(
@@ -62,8 +63,8 @@ ProductId = Annotated[int, Path(ge=1, le=service.MAX_REVIEW_ID, description="the
         **ERRORS,
         400: {"description": "the multipart form could not be parsed"},
         409: {"description": "Idempotency-Key reused with another request"},
-        413: {"description": "photo too large"},
-        415: {"description": "not JPEG/PNG/WebP"},
+        413: {"description": f"photo larger than {PHOTO_MIB} MiB"},
+        415: {"description": "photo not JPEG/PNG/WebP, or a body that is not a multipart form"},
         422: {"description": "invalid field or photo"},
     },
 )
@@ -73,12 +74,12 @@ def post_review(
     positions: ConsistencyDep,
     response: Response,
     product_id: Annotated[
-        int, Form(ge=1, le=service.MAX_REVIEW_ID, description="the product reviewed")
+        int, Form(ge=1, le=service.MAX_PRODUCT_ID, description="the product reviewed")
     ],
     rating: Annotated[int, Form(ge=1, le=5, description="1 to 5 stars")],
     body: Annotated[str, Form(min_length=1, max_length=5000, description="1 to 5,000 characters")],
     photo: Annotated[
-        UploadFile | None, File(description="JPEG, PNG or WebP, at most 10 MB")
+        UploadFile | None, File(description=f"JPEG, PNG or WebP, at most {PHOTO_MIB} MiB")
     ] = None,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> schemas.Review:

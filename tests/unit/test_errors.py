@@ -1,0 +1,54 @@
+"""The API's error bodies: the field named as the client sent it, a hint for a JSON body."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Annotated
+
+import pytest
+from fastapi import FastAPI, Form
+from reviewlab_web import errors
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # starlette's notice about the httpx it drives
+    from fastapi.testclient import TestClient
+
+
+@pytest.fixture(scope="module")
+def client() -> TestClient:
+    app = FastAPI()
+    errors.install(app)
+
+    @app.post("/form")
+    def form(body: Annotated[str, Form(max_length=5)], rating: Annotated[int, Form()]) -> None:
+        return None
+
+    return TestClient(app)
+
+
+@pytest.mark.parametrize(
+    ("loc", "named"),
+    [
+        (("body", "body"), "body"),
+        (("body", "rating"), "rating"),
+        (("query", "limit"), "limit"),
+        (("body",), "request"),
+        (("body", "items", 0, "body"), "items.0.body"),
+    ],
+)
+def test_only_the_leading_source_is_dropped(loc: tuple[object, ...], named: str) -> None:
+    assert errors._describe({"loc": loc, "msg": "bad"}) == f"{named}: bad"
+
+
+def test_a_form_field_called_body_is_named(client: TestClient) -> None:
+    reply = client.post("/form", data={"rating": "1", "body": "too long"})
+    assert reply.status_code == 422
+    assert reply.json()["error"]["message"] == "body: String should have at most 5 characters"
+
+
+def test_json_sent_to_a_form_gets_a_415_that_says_multipart(client: TestClient) -> None:
+    reply = client.post("/form", json={"rating": 1, "body": "hi"})
+    assert reply.status_code == 415
+    error = reply.json()["error"]
+    assert error["code"] == "use_multipart"
+    assert "multipart/form-data" in error["message"] and "application/json" in error["message"]
