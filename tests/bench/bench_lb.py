@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 from reviewlab_common.topology import Topology
 from reviewlab_lab import loadbalancer, runtimes
-from reviewlab_lab.paths import LabPaths
 
 WRK = "/usr/bin/wrk"
 MAX_DURATION_S = 30
@@ -88,13 +87,13 @@ def table(results: list[Result], ceiling: Result) -> str:
 
 
 def run(topology: Topology, duration: int, connections: int, path: str) -> None:
-    paths = LabPaths.of(topology)
+    runtime = runtimes.of(topology)
     lb = topology.one("lb")
     results = []
     for layer in ("l7", "l4"):
         for algorithm in loadbalancer.ALGORITHMS:
             mode = loadbalancer.LbMode(layer, algorithm)
-            loadbalancer.apply(topology, paths, mode)
+            runtime.apply_lb_mode(mode)
             label = f"{layer} {algorithm}"
             print(f"  {label:<16} {duration} s x {connections} connections ...", flush=True)
             results.append(wrk(label, f"{lb.url}{path}", duration, connections))
@@ -123,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         run(topology, args.duration, args.connections, args.path)
     finally:
-        loadbalancer.apply(topology, LabPaths.of(topology), loadbalancer.LbMode())
+        runtimes.of(topology).apply_lb_mode(loadbalancer.LbMode())
 
 
 if __name__ == "__main__":

@@ -325,14 +325,14 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"make bench: the lab is not answering ({problem}); run `make up` first")
         return 2
-    paths = LabPaths.of(topology)
-    mode = loadbalancer.current_mode(paths)
+    runtime = runtimes.of(topology)
+    mode = runtime.lb_mode()
     # The micro-cache and the routing live in layer 7.
-    loadbalancer.apply(topology, paths, loadbalancer.LbMode("l7", mode.algorithm))
+    runtime.apply_lb_mode(loadbalancer.LbMode("l7", mode.algorithm))
     try:
         figures, detail = measure(topology, args.duration, args.connections)
     finally:
-        loadbalancer.apply(topology, paths, mode)
+        runtime.apply_lb_mode(mode)
     text = markdown(figures, detail, args.duration, args.connections)
     args.out.write_text(text)
     print(text)

@@ -10,8 +10,9 @@ import pytest
 from reviewlab_common import install
 from reviewlab_common.topology import Topology
 from reviewlab_lab import runtimes
+from reviewlab_lab.composefile import COMPOSE_FILE
 from reviewlab_lab.paths import REPO
-from reviewlab_lab.runtimes.compose import COMPOSE_FILE, ComposeRuntime
+from reviewlab_lab.runtimes.compose import ComposeRuntime
 
 from tests.integration.conftest import eventually
 

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from reviewlab_common.topology import DEFAULT_PATH, parse
 from reviewlab_lab import composefile, dnsrecords, files, loadbalancer
+from reviewlab_lab.composefile import COMPOSE_FILE
 from reviewlab_lab.paths import LabPaths
-from reviewlab_lab.runtimes.compose import COMPOSE_FILE
 
 
 @pytest.fixture()

@@ -46,7 +46,7 @@ def run(topology: Topology, args: argparse.Namespace) -> None:
         case "heal":
             from reviewlab_lab import runtimes
 
-            runtimes.of(topology).heal("", [])
+            runtimes.of(topology).heal_all()
             print("no partition left in place")
         case "run":
             options = Options(

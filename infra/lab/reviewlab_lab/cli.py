@@ -8,8 +8,8 @@ import json
 import subprocess
 import sys
 
-from reviewlab_common import faults, tokens
 from reviewlab_common import secrets as lab_secrets
+from reviewlab_common import tokens
 from reviewlab_common.topology import RUNTIMES, Topology, TopologyError
 
 from reviewlab_lab import dnsrecords, errors, lifecycle, runtimes, status
@@ -72,7 +72,7 @@ def _fault(topology: Topology, args: argparse.Namespace) -> None:
     _fault_target(topology, args.node)
     if args.delay_ms < 0:
         raise TopologyError(f"the delay must be 0 or more milliseconds, not {args.delay_ms}")
-    faults.set_delay(topology, args.node, args.delay_ms)
+    runtimes.of(topology).set_delay(args.node, args.delay_ms)
     print(
         f"{args.node}: added latency {args.delay_ms} ms"
         if args.delay_ms
@@ -88,7 +88,7 @@ def _node(topology: Topology, args: argparse.Namespace) -> None:
 
 def _compose(topology: Topology, args: argparse.Namespace) -> None:
     from reviewlab_lab import composefile
-    from reviewlab_lab.runtimes.compose import COMPOSE_FILE
+    from reviewlab_lab.composefile import COMPOSE_FILE
 
     if args.compose_command == "generate":
         if args.check:
@@ -156,14 +156,16 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _delegate_to(topology: Topology, args: argparse.Namespace) -> str | None:
-    """On the machine, with a Compose lab: the container where this command must run."""
+    """On the machine, with a Compose lab: the container where this command must run.
+
+    Acting on a node goes through the runtime; what runs here reads files or a network only
+    a container sees (the vIP's log, the DNS's signed updates).
+    """
     if not runtimes.on_host(topology):
         return None
     match args.command:
-        case "lb":
+        case "lb" if args.lb_command == "stats":
             return topology.one("lb").name
-        case "fault":
-            return _fault_target(topology, args.node)
         case "dns" if args.dns_command == "sync":
             return topology.one("dns").name
     return None
@@ -190,10 +192,7 @@ def main(argv: list[str] | None = None) -> None:
         topology = runtimes.activate(args.runtime)
         container_node = _delegate_to(topology, args)
         if container_node is not None:
-            from reviewlab_lab.runtimes.compose import ComposeRuntime
-
             runtime = runtimes.of(topology)
-            assert isinstance(runtime, ComposeRuntime)
             command = _without_runtime_option(raw)
             done = subprocess.run(runtime.exec_command(container_node, ["reviewlab", *command]))
             sys.exit(done.returncode)

@@ -13,10 +13,12 @@ from typing import Any
 import yaml
 from reviewlab_common import install as lab_install
 from reviewlab_common import topology as lab_topology
-from reviewlab_common.topology import Node, Topology
+from reviewlab_common.topology import RUNTIME_ENV, Node, Topology
 
 from reviewlab_lab.paths import REPO
-from reviewlab_lab.runtimes.compose import COMPOSE_FILE
+from reviewlab_lab.runtimes.base import NODE_ENV
+
+COMPOSE_FILE = REPO / "docker-compose.yml"
 
 HEADER = (
     "# Review Lab in containers: generated from infra/topology.toml by\n"
@@ -45,11 +47,20 @@ NETWORK = "lab"
 SECRETS_VOLUME = "secrets"
 CONTAINER_DATA = "/var/lib/reviewlab/data"
 CONTAINER_SECRETS_DIR = "/var/lib/reviewlab/secrets"
+# Where every container finds the lab's secrets (the volume the init service fills).
+CONTAINER_SECRETS = f"{CONTAINER_SECRETS_DIR}/lab.json"
+# The one-shot services: `init` makes the secrets, `provision` fills the lab.
+INIT, PROVISION = "init", "provision"
 # Grace before SIGKILL on stop: Patroni needs time to hand over or shut Postgres down cleanly.
 STOP_GRACE = {"postgres": "60s"}
 
 
 DOCKERFILE = "infra/docker/Dockerfile"
+
+
+def container_name(topology: Topology, name: str) -> str:
+    """The container that runs node (or one-shot service) NAME."""
+    return f"{topology.lab.runtime.project}-{name}"
 
 
 def image_of(node: Node) -> str:
@@ -115,7 +126,7 @@ def _published(node: Node) -> list[str]:
 
 def _depends_on(topology: Topology, node: Node) -> dict[str, dict[str, str]]:
     healthy = {"condition": "service_healthy"}
-    needs: dict[str, dict[str, str]] = {"init": {"condition": "service_completed_successfully"}}
+    needs: dict[str, dict[str, str]] = {INIT: {"condition": "service_completed_successfully"}}
     match node.kind:
         case "postgres":
             needs |= {n.name: healthy for n in topology.of_kind("etcd")}
@@ -123,21 +134,21 @@ def _depends_on(topology: Topology, node: Node) -> dict[str, dict[str, str]]:
         case "edge":
             needs[topology.one("minio").name] = healthy
         case "web" | "worker":
-            needs["provision"] = {"condition": "service_completed_successfully"}
+            needs[PROVISION] = {"condition": "service_completed_successfully"}
         case "lb":
             needs |= {n.name: healthy for n in topology.of_kind("edge")}
     return needs
 
 
 def _environment(node_name: str) -> dict[str, str]:
-    return {"REVIEWLAB_RUNTIME": "compose", "REVIEWLAB_NODE": node_name}
+    return {RUNTIME_ENV: "compose", NODE_ENV: node_name}
 
 
 def _node_service(topology: Topology, node: Node) -> dict[str, Any]:
     service: dict[str, Any] = {
         "image": image_of(node),
         "build": build(IMAGE_OF_KIND[node.kind]),
-        "container_name": f"{topology.lab.runtime.project}-{node.name}",
+        "container_name": container_name(topology, node.name),
         "hostname": node.name,
         "init": True,
         "command": ["reviewlab", "run", node.name],
@@ -169,7 +180,7 @@ def _one_shot(topology: Topology, name: str, command: list[str], **extra: Any) -
     return {
         "image": f"reviewlab/app:{IMAGE_TAG}",
         "build": build("app"),
-        "container_name": f"{topology.lab.runtime.project}-{name}",
+        "container_name": container_name(topology, name),
         "command": command,
         "environment": _environment(name),
         "networks": [NETWORK],
@@ -182,15 +193,15 @@ def document(topology: Topology) -> dict[str, Any]:
     """The Compose file as data."""
     runtime = topology.lab.runtime
     services: dict[str, Any] = {
-        "init": _one_shot(
+        INIT: _one_shot(
             topology,
-            "init",
+            INIT,
             ["reviewlab", "init"],
             volumes=[f"{SECRETS_VOLUME}:{CONTAINER_SECRETS_DIR}"],
         ),
-        "provision": _one_shot(
+        PROVISION: _one_shot(
             topology,
-            "provision",
+            PROVISION,
             ["reviewlab", "provision"],
             volumes=[f"{SECRETS_VOLUME}:{CONTAINER_SECRETS_DIR}:ro"],
             depends_on={

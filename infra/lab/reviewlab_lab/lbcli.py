@@ -8,8 +8,9 @@ from typing import Any
 
 from reviewlab_common.topology import Topology
 
-from reviewlab_lab import lbstats, loadbalancer
+from reviewlab_lab import lbstats, loadbalancer, runtimes
 from reviewlab_lab.paths import LabPaths
+from reviewlab_lab.runtimes.lbswitch import RELOADED
 
 
 def add_parser(sub: Any) -> None:
@@ -42,21 +43,22 @@ def describe(topology: Topology, mode: loadbalancer.LbMode) -> str:
 
 
 def run(topology: Topology, args: argparse.Namespace) -> None:
-    paths = LabPaths.of(topology)
-    mode = loadbalancer.current_mode(paths)
+    runtime = runtimes.of(topology)
+    mode = runtime.lb_mode()
     if args.lb_command == "show":
         print(describe(topology, mode))
         return
     if args.lb_command == "stats":
-        log = loadbalancer.access_log(paths)
+        # The vIP's own log, where the vIP writes it (the CLI runs there under Compose).
+        log = loadbalancer.access_log(LabPaths.of(topology))
         print(lbstats.report(topology, log, str(mode), args.since))
         return
     new = loadbalancer.LbMode(
         layer=args.layer or mode.layer, algorithm=args.algorithm or mode.algorithm
     )
     try:
-        changed = loadbalancer.apply(topology, paths, new)
-    except loadbalancer.SwitchFailed as exc:
+        changed = runtime.apply_lb_mode(new)
+    except runtimes.SwitchFailed as exc:
         sys.exit(f"reviewlab lb set: {exc}")
     print(describe(topology, new))
-    print("nginx reloaded gracefully" if changed else "nothing to change")
+    print(RELOADED if changed else "nothing to change")

@@ -15,11 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
-from reviewlab_common import faults
 from reviewlab_common.topology import Topology
 
 from reviewlab_lab import loadbalancer, runtimes
-from reviewlab_lab.paths import LabPaths
+from reviewlab_lab.runtimes.base import Runtime
 
 ALGORITHMS = ("round_robin", "random", "random_two", "least_conn")
 MAX_REQUESTS = 2000
@@ -85,15 +84,16 @@ def table(webs: list[str], outcomes: dict[str, Outcome]) -> str:
     return "\n".join(lines)
 
 
-def run(topology: Topology, requests: int, concurrency: int, delay_ms: int) -> None:
-    paths = LabPaths.of(topology)
+def run(
+    topology: Topology, runtime: Runtime, requests: int, concurrency: int, delay_ms: int
+) -> None:
     vip = topology.nodes[topology.services["www"]].url
     webs = [w.name for w in topology.of_kind("web")]
     slow = webs[len(webs) // 2]
     print(f"1. The same load under each algorithm ({requests} GETs, {concurrency} at a time):")
     outcomes = {}
     for algorithm in ALGORITHMS:
-        loadbalancer.apply(topology, paths, loadbalancer.LbMode("l7", algorithm))
+        runtime.apply_lb_mode(loadbalancer.LbMode("l7", algorithm))
         outcomes[algorithm] = send(vip, requests, concurrency)
     print(table(webs, outcomes))
     print(
@@ -101,10 +101,10 @@ def run(topology: Topology, requests: int, concurrency: int, delay_ms: int) -> N
         "   on average. Who served comes from each answer's X-Served-By header.\n"
     )
     print(f"2. {slow} made slow: `reviewlab fault delay {slow} {delay_ms}` (lab-only switch)")
-    faults.set_delay(topology, slow, delay_ms)
+    runtime.set_delay(slow, delay_ms)
     slowed = {}
     for algorithm in ("round_robin", "least_conn"):
-        loadbalancer.apply(topology, paths, loadbalancer.LbMode("l7", algorithm))
+        runtime.apply_lb_mode(loadbalancer.LbMode("l7", algorithm))
         slowed[algorithm] = send(vip, requests, concurrency)
     print(table(webs, slowed))
     print(
@@ -123,15 +123,15 @@ def main(argv: list[str] | None = None) -> None:
     if not (1 <= args.requests <= MAX_REQUESTS and 1 <= args.concurrency <= MAX_CONCURRENCY):
         sys.exit(f"keep the load bounded: --requests <= {MAX_REQUESTS}, --concurrency <= 32")
     topology = runtimes.activate()
-    paths = LabPaths.of(topology)
+    runtime = runtimes.of(topology)
     try:
-        run(topology, args.requests, args.concurrency, args.delay_ms)
-    except (httpx.HTTPError, loadbalancer.SwitchFailed) as exc:
+        run(topology, runtime, args.requests, args.concurrency, args.delay_ms)
+    except (httpx.HTTPError, runtimes.SwitchFailed) as exc:
         sys.exit(f"lb-demo stopped: {exc}. Is the lab up? Try `make status`.")
     finally:
         for web in topology.of_kind("web"):
-            faults.set_delay(topology, web.name, 0)
-        loadbalancer.apply(topology, paths, loadbalancer.LbMode())
+            runtime.set_delay(web.name, 0)
+        runtime.apply_lb_mode(loadbalancer.LbMode())
         print("\nThe vIP is back to layer l7, round_robin; no added latency on any web server.")
 
 

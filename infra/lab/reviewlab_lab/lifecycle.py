@@ -70,6 +70,7 @@ def up(topology: Topology) -> None:
     started = time.monotonic()
     runtime = runtimes.of(topology)
     say(f"runtime: {runtime.name}")
+    runtimes.refuse_if_other_runs(runtime)
     runtime.launch(say)
     say("waiting for the infrastructure nodes (deadline per node, REVIEWLAB_SLOW scales it)")
     _wait(topology, FIRST_WAVE)

@@ -1,12 +1,11 @@
-"""The load balancer's mode (layer and algorithm), its nginx config, and graceful switches."""
+"""The load balancer's mode (layer and algorithm) and its nginx config: rendering only.
+
+Applying a mode to the running vIP is the runtime's job (`Runtime.apply_lb_mode`).
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -14,9 +13,7 @@ import jinja2
 from reviewlab_common import images
 from reviewlab_common.topology import Node, Topology
 
-from reviewlab_lab.files import templates, write_if_changed
 from reviewlab_lab.paths import LabPaths
-from reviewlab_lab.procs import as_run_user
 
 LAYERS = ("l4", "l7")
 # The same directives exist in nginx's http and stream upstreams.
@@ -74,10 +71,6 @@ class MicroCache:
 MICRO_CACHE = MicroCache()
 
 
-class SwitchFailed(RuntimeError):
-    """nginx refused the new config; the previous mode is still serving."""
-
-
 def mode_file(paths: LabPaths) -> str:
     return str(paths.conf / "lb-mode.json")
 
@@ -87,18 +80,17 @@ def parse_mode(text: str | None) -> LbMode:
     return LbMode(**json.loads(text)) if text else LbMode()
 
 
+def mode_text(mode: LbMode) -> str:
+    """The mode file's contents for MODE (what parse_mode reads back)."""
+    return json.dumps(asdict(mode))
+
+
 def current_mode(paths: LabPaths) -> LbMode:
     try:
         with open(mode_file(paths)) as handle:
             return parse_mode(handle.read())
     except FileNotFoundError:
         return LbMode()
-
-
-def save_mode(paths: LabPaths, mode: LbMode) -> None:
-    paths.conf.mkdir(parents=True, exist_ok=True)
-    with open(mode_file(paths), "w") as handle:
-        json.dump(asdict(mode), handle)
 
 
 def error_log(paths: LabPaths) -> Path:
@@ -186,65 +178,3 @@ def render_config(
         error_pages=error_pages(limits),
         micro_cache=MICRO_CACHE,
     )
-
-
-def check_config(topology: Topology, paths: LabPaths, conf: Path) -> str | None:
-    """nginx's own verdict on a config file, as the lab user; None when it is valid."""
-    prefix = paths.data(topology.one("lb").name)
-    argv = [NGINX, "-t", "-q", "-p", str(prefix), "-c", str(conf), "-e", "stderr"]
-    result = subprocess.run(
-        as_run_user(topology, argv), capture_output=True, text=True, check=False
-    )
-    return None if result.returncode == 0 else (result.stderr or result.stdout).strip()
-
-
-def reload(topology: Topology, paths: LabPaths, timeout: float = 10.0) -> None:
-    """SIGHUP nginx; wait until the new worker runs and the old one stopped accepting."""
-    lb = topology.one("lb")
-    log = error_log(paths)
-    offset = log.stat().st_size if log.exists() else 0
-    pid_file = paths.node_run(lb.name) / "nginx.pid"
-    try:
-        os.kill(int(pid_file.read_text()), signal.SIGHUP)
-    except (FileNotFoundError, ValueError, ProcessLookupError) as exc:
-        raise SwitchFailed(
-            f"the load balancer is not running ({pid_file}: {exc}); the new config was saved "
-            "and applies at the next `reviewlab up`"
-        ) from exc
-    limit = time.monotonic() + timeout
-    while time.monotonic() < limit:
-        size = log.stat().st_size if log.exists() else 0
-        if size < offset:  # the log was rotated
-            offset = 0
-        with open(log, errors="replace") as handle:
-            handle.seek(offset)
-            news = handle.read()
-        if "[emerg]" in news:
-            raise SwitchFailed(f"nginx kept its previous config: {news.strip()}")
-        # New workers run, and the old one has closed its listening sockets: from now on
-        # every new connection meets the new mode.
-        if "start worker process" in news and "gracefully shutting down" in news:
-            return
-        time.sleep(0.05)
-    raise SwitchFailed(f"nginx did not start new workers within {timeout:.0f} s; see {log}")
-
-
-def apply(topology: Topology, paths: LabPaths, mode: LbMode) -> bool:
-    """Render MODE, check it with nginx, then reload gracefully; report whether it changed."""
-    conf = paths.conf / CONFIG_NAME
-    previous = conf.read_text() if conf.exists() else None
-    old_mode = current_mode(paths)
-    text = render_config(topology, paths, templates(), mode)
-    if not write_if_changed(conf, text):
-        save_mode(paths, mode)
-        return False
-    problem = check_config(topology, paths, conf)
-    if problem is not None:
-        if previous is not None:
-            conf.write_text(previous)
-        raise SwitchFailed(
-            f"nginx rejected the config for {mode}; the vIP keeps serving {old_mode}.\n{problem}"
-        )
-    save_mode(paths, mode)
-    reload(topology, paths)
-    return True

@@ -20,6 +20,7 @@ from reviewlab_common.topology import Node, Topology
 from reviewlab_lab import dnsrecords, loadbalancer
 from reviewlab_lab.files import templates, write_if_changed
 from reviewlab_lab.paths import REPO, LabPaths
+from reviewlab_lab.runtimes.base import NODE_ENV
 
 
 @dataclass
@@ -187,7 +188,7 @@ class Renderer:
     def environment(self, node: Node) -> dict[str, str]:
         """What every node's process finds in its environment."""
         return {
-            "REVIEWLAB_NODE": node.name,
+            NODE_ENV: node.name,
             "REVIEWLAB_TOPOLOGY": str(REPO / "infra" / "topology.toml"),
             "HOME": str(self.paths.data(node.name)),
         }

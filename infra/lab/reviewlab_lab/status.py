@@ -8,10 +8,8 @@ from typing import Any
 
 from reviewlab_common.topology import Node, Topology
 
-from reviewlab_lab import dnsrecords, loadbalancer, ready, runtimes
-from reviewlab_lab.paths import LabPaths
+from reviewlab_lab import dnsrecords, ready, runtimes
 from reviewlab_lab.runtimes.base import Runtime
-from reviewlab_lab.runtimes.native import NativeRuntime
 
 ROLE_OF_KIND = {
     "dns": "authoritative",
@@ -46,7 +44,7 @@ def _patroni_members(topology: Topology) -> dict[str, dict[str, Any]]:
 
 
 def _role(
-    node: Node, members: dict[str, dict[str, Any]], runtime: Runtime, paths: LabPaths
+    node: Node, members: dict[str, dict[str, Any]], runtime: Runtime
 ) -> tuple[str, int | None]:
     if node.kind == "postgres":
         member = members.get(node.name)
@@ -59,9 +57,7 @@ def _role(
         lag = member.get("lag")
         return role, (int(lag) if isinstance(lag, int) else None) if role != "primary" else None
     if node.kind == "lb":
-        mode = loadbalancer.parse_mode(
-            runtime.read_node_file(node.name, loadbalancer.mode_file(paths))
-        )
+        mode = runtime.lb_mode()
         return f"vip {mode.layer} {mode.algorithm}", None
     if node.kind == "web":
         return "+".join(node.roles), None
@@ -69,7 +65,6 @@ def _role(
 
 
 def collect(topology: Topology) -> list[NodeStatus]:
-    paths = LabPaths.of(topology)
     runtime = runtimes.of(topology)
     processes = runtime.processes()
     members = _patroni_members(topology)
@@ -79,7 +74,7 @@ def collect(topology: Topology) -> list[NodeStatus]:
     result = []
     for node, probe in zip(nodes, probes, strict=True):
         info = processes.get(node.name)
-        role, lag = _role(node, members, runtime, paths)
+        role, lag = _role(node, members, runtime)
         result.append(
             NodeStatus(
                 name=node.name,
@@ -92,7 +87,7 @@ def collect(topology: Topology) -> list[NodeStatus]:
                 lag_bytes=lag,
                 pid=info.pid if info else None,
                 postmaster_pid=runtime.postmaster_pid(node.name)
-                if node.kind == "postgres" and isinstance(runtime, NativeRuntime)
+                if node.kind == "postgres"
                 else None,
                 detail=probe.detail,
             )

@@ -16,13 +16,19 @@ def fault_file(topology: Topology, node: str) -> Path:
     return topology.lab.data_dir / "run" / "faults" / f"{node}.json"
 
 
+def switch_text(delay_ms: int) -> str:
+    """A delay switch's contents: what DelaySwitch reads (0 or less means no added latency)."""
+    return json.dumps({"delay_ms": max(delay_ms, 0)})
+
+
 def set_delay(topology: Topology, node: str, delay_ms: int) -> None:
+    """Write node NODE's switch on this machine's disk (0 or less removes it)."""
     path = fault_file(topology, node)
     path.parent.mkdir(parents=True, exist_ok=True)
     if delay_ms <= 0:
         path.unlink(missing_ok=True)
         return
-    path.write_text(json.dumps({"delay_ms": delay_ms}))
+    path.write_text(switch_text(delay_ms))
     path.chmod(0o644)
 
 

@@ -11,7 +11,6 @@ from reviewlab_common.topology import Topology, TopologyError
 from reviewlab_lab import loadbalancer
 from reviewlab_lab.chaos.watch import Look
 from reviewlab_lab.errors import LabFailed
-from reviewlab_lab.paths import LabPaths
 from reviewlab_lab.runtimes.base import Runtime
 
 # What a target must be: a kind of node, or a Postgres member in a role.
@@ -263,8 +262,7 @@ def inject(
             fault.undo_steps.append(lambda: runtime.heal(target, peers))
             runtime.partition(target, peers)
         case "switch":
-            paths = LabPaths.of(topology)
-            before = loadbalancer.current_mode(paths)
+            before = runtime.lb_mode()
             other = "l4" if before.layer == "l7" else "l7"
-            fault.undo_steps.append(lambda: loadbalancer.apply(topology, paths, before))
-            loadbalancer.apply(topology, paths, loadbalancer.LbMode(other, before.algorithm))
+            fault.undo_steps.append(lambda: runtime.apply_lb_mode(before))
+            runtime.apply_lb_mode(loadbalancer.LbMode(other, before.algorithm))

@@ -5,13 +5,33 @@ from __future__ import annotations
 import os
 
 from reviewlab_common import topology as lab_topology
-from reviewlab_common.topology import DATA_DIR_ENV, RUNTIME_ENV, RUNTIMES, Topology, TopologyError
+from reviewlab_common.topology import (
+    DATA_DIR_ENV,
+    RUNTIME_ENV,
+    RUNTIMES,
+    Topology,
+    TopologyError,
+)
 
-from reviewlab_lab.runtimes.base import NODE_ACTIONS, NodeProcess, Runtime, RuntimeUnavailable
+from reviewlab_lab.runtimes.base import (
+    NODE_ACTIONS,
+    NODE_ENV,
+    NodeProcess,
+    Runtime,
+    RuntimeUnavailable,
+    SwitchFailed,
+)
 
-__all__ = ["NODE_ACTIONS", "NodeProcess", "Runtime", "RuntimeUnavailable", "activate", "of"]
-# A node inside a Compose container has this set; the machine's own programs do not.
-NODE_ENV = "REVIEWLAB_NODE"
+__all__ = [
+    "NODE_ACTIONS",
+    "NodeProcess",
+    "Runtime",
+    "RuntimeUnavailable",
+    "SwitchFailed",
+    "activate",
+    "of",
+    "refuse_if_other_runs",
+]
 
 
 def of(topology: Topology) -> Runtime:
@@ -22,6 +42,21 @@ def of(topology: Topology) -> Runtime:
     if topology.lab.runtime.name == "compose":
         return ComposeRuntime(topology)
     return NativeRuntime(topology)
+
+
+def refuse_if_other_runs(runtime: Runtime) -> None:
+    """Both runtimes publish the same addresses: only one runs at a time."""
+    if runtime.running():
+        return
+    for other in RUNTIMES:
+        if other != runtime.name and of(lab_topology.load(runtime=other)).running():
+            topology = runtime.topology
+            www = topology.nodes[topology.services["www"]]
+            raise RuntimeUnavailable(
+                f"the {'Compose' if other == 'compose' else 'native'} lab is running and holds "
+                f"the lab's addresses (the vIP {www.host_address}:{www.port}): stop it with "
+                f"`make down RUNTIME={other}` first"
+            )
 
 
 def detect() -> str:

@@ -6,16 +6,25 @@ import abc
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from reviewlab_common import faults
 from reviewlab_common.topology import Node, Topology
 
+from reviewlab_lab import loadbalancer
 from reviewlab_lab.errors import LabFailed
+from reviewlab_lab.paths import LabPaths
 
 Say = Callable[[str], None]
 NODE_ACTIONS = ("start", "stop", "restart", "kill", "pause", "resume")
+# The node a lab process is: set for every node on both runtimes, never for the machine's tools.
+NODE_ENV = "REVIEWLAB_NODE"
 
 
 class RuntimeUnavailable(LabFailed):
     """The runtime cannot run here (no Docker daemon, the other runtime holds the ports...)."""
+
+
+class SwitchFailed(LabFailed):
+    """nginx refused the vIP's new config; the previous mode is still serving."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +126,10 @@ class Runtime(abc.ABC):
             raise LabFailed(f"`{' '.join(argv)}` failed: {done.stderr.strip()}")
         return done.stdout
 
+    def exec_command(self, name: str, argv: list[str]) -> list[str]:
+        """The command that runs ARGV where node NAME runs (here, on the machine)."""
+        return argv
+
     @abc.abstractmethod
     def partition(self, name: str, peers: list[str]) -> None:
         """Cut node NAME off from the nodes PEERS, both ways; it keeps running."""
@@ -126,10 +139,39 @@ class Runtime(abc.ABC):
         """Undo partition(NAME, PEERS); safe to call when nothing is cut."""
 
     def set_delay(self, name: str, delay_ms: int) -> None:
-        """Node NAME's lab-only latency switch, a file the node itself reads."""
-        from reviewlab_common import faults
-
+        """Node NAME's lab-only latency switch, a file the node itself reads (0 removes it)."""
         faults.set_delay(self.topology, name, delay_ms)
+
+    @abc.abstractmethod
+    def partitioned(self) -> bool:
+        """Is any node of the lab cut off from others now?"""
+
+    @abc.abstractmethod
+    def heal_all(self) -> None:
+        """Undo every partition the lab's nodes have, whoever made it (`reviewlab chaos heal`)."""
+
+    def postmaster_pid(self, name: str) -> int | None:
+        """Postgres's own pid where the runtime sees it apart from Patroni's (None otherwise)."""
+        return None
+
+    # The vIP's mode --------------------------------------------------------------------------
+    def node_paths(self) -> LabPaths:
+        """Where the nodes themselves keep their configs, logs and switches."""
+        return LabPaths.of(self.topology)
+
+    def lb_mode(self) -> loadbalancer.LbMode:
+        """The layer and algorithm the vIP serves now."""
+        lb = self.topology.one("lb").name
+        return loadbalancer.parse_mode(
+            self.read_node_file(lb, loadbalancer.mode_file(self.node_paths()))
+        )
+
+    @abc.abstractmethod
+    def apply_lb_mode(self, mode: loadbalancer.LbMode) -> bool:
+        """Switch the vIP to MODE with a graceful reload; False when it already served it.
+
+        Raises SwitchFailed (the previous mode keeps serving) when nginx refuses the config.
+        """
 
     def read_node_file(self, name: str, path: str) -> str | None:
         """A file of node NAME's own (None if it has none yet)."""

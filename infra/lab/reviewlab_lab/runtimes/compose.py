@@ -18,17 +18,29 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from reviewlab_common import faults
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.topology import Topology, load
 
+from reviewlab_lab import composefile
+from reviewlab_lab.composefile import COMPOSE_FILE, CONTAINER_SECRETS, INIT, NETWORK, PROVISION
 from reviewlab_lab.errors import LabFailed
-from reviewlab_lab.paths import REPO
-from reviewlab_lab.runtimes.base import NodeProcess, Runtime, RuntimeUnavailable, Say
+from reviewlab_lab.loadbalancer import LbMode
+from reviewlab_lab.paths import LabPaths
+from reviewlab_lab.runtimes import lbswitch
+from reviewlab_lab.runtimes.base import (
+    NODE_ENV,
+    NodeProcess,
+    Runtime,
+    RuntimeUnavailable,
+    Say,
+    SwitchFailed,
+)
 
-COMPOSE_FILE = REPO / "docker-compose.yml"
-# Where every container keeps the lab's secrets (a volume the init service fills).
-CONTAINER_SECRETS = "/var/lib/reviewlab/secrets/lab.json"
-PROVISION = "provision"
+# Every rule a partition adds inside a container carries this comment, so a heal finds them.
+PARTITION_TAG = "reviewlab-partition"
+# Docker's states in which a container has its network namespace.
+RUNNING = ("running", "paused", "restarting")
 DOCKER_HINT = (
     "start the Docker daemon (`make docker` installs and starts it; by hand: "
     "`dockerd >/var/log/dockerd.log 2>&1 &`)"
@@ -61,7 +73,12 @@ class ComposeRuntime(Runtime):
     # docker and Compose ----------------------------------------------------------------------
     def container(self, name: str) -> str:
         """The container that runs node (or one-shot service) NAME."""
-        return f"{self.project}-{name}"
+        return composefile.container_name(self.topology, name)
+
+    @property
+    def on_host(self) -> bool:
+        """True on the machine, driving the containers; False inside a node's container."""
+        return not os.environ.get(NODE_ENV)
 
     @cached_property
     def compose(self) -> list[str]:
@@ -106,18 +123,9 @@ class ComposeRuntime(Runtime):
 
     def preflight(self) -> None:
         """Refuse to start where it cannot work, with the fix in one line."""
-        from reviewlab_lab.composefile import stale_reason
-        from reviewlab_lab.runtimes.native import NativeRuntime
-
         if not docker_available():
             raise RuntimeUnavailable(f"no Docker daemon answers: {DOCKER_HINT}")
-        if NativeRuntime(load(runtime="native")).running():
-            raise RuntimeUnavailable(
-                "the native lab is running and holds the lab's addresses (the vIP "
-                f"{self.topology.nodes[self.topology.services['www']].host_address}): "
-                "stop it with `make down RUNTIME=native` first"
-            )
-        stale = stale_reason()
+        stale = composefile.stale_reason()
         if stale:
             raise RuntimeUnavailable(stale)
         missing = [
@@ -131,9 +139,7 @@ class ComposeRuntime(Runtime):
             )
 
     def images(self) -> set[str]:
-        from reviewlab_lab.composefile import image_of
-
-        return {image_of(node) for node in self.topology.nodes.values()}
+        return {composefile.image_of(node) for node in self.topology.nodes.values()}
 
     def launch(self, say: Say) -> None:
         self.preflight()
@@ -178,7 +184,7 @@ class ComposeRuntime(Runtime):
         target = lab_secrets.secrets_path(self.topology)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.parent.chmod(0o700)
-        self._docker("cp", f"{self.container('init')}:{CONTAINER_SECRETS}", str(target))
+        self._docker("cp", f"{self.container(INIT)}:{CONTAINER_SECRETS}", str(target))
         target.chmod(0o600)
 
     def shutdown(self, say: Say) -> None:
@@ -238,22 +244,64 @@ class ComposeRuntime(Runtime):
 
     @property
     def network(self) -> str:
-        from reviewlab_lab.composefile import NETWORK
-
         return f"{self.project}_{NETWORK}"
 
+    def _netns_pid(self, name: str) -> int:
+        """A process inside node NAME's container: the way into its network namespace."""
+        process = self.processes().get(name)
+        if process is None or process.pid is None:
+            raise LabFailed(f"{name} is not running; `reviewlab node start {name}` starts it")
+        return process.pid
+
+    @staticmethod
+    def _iptables(pid: int, *args: str, check: bool = True) -> str:
+        """iptables in the network namespace of process PID, run from the machine (nsenter)."""
+        argv = ["nsenter", "--target", str(pid), "--net", "iptables", "-w", *args]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+        if check and done.returncode != 0:
+            raise LabFailed(f"`{' '.join(argv)}` failed: {done.stderr.strip()}")
+        return done.stdout
+
     def partition(self, name: str, peers: list[str]) -> None:
-        # The container leaves the lab network: cut from its peers and from its clients too.
-        self._docker("network", "disconnect", self.network, self.container(name))
+        # Rules inside the node's own network namespace drop what it sends to its peers and
+        # what they send it; clients (the web tier, the machine) still reach it, as natively.
+        # The container keeps its address on the lab network: nothing tells anyone of the cut.
+        pid = self._netns_pid(name)
+        tag = ["-m", "comment", "--comment", PARTITION_TAG, "-j", "DROP"]
+        for peer in peers:
+            address = self.node(peer).address
+            self._iptables(pid, "-I", "OUTPUT", "-d", address, *tag)
+            self._iptables(pid, "-I", "INPUT", "-s", address, *tag)
+
+    def _cuts(self, names: list[str]) -> dict[int, list[list[str]]]:
+        """Partition rules by container process, as `iptables -D` arguments."""
+        found: dict[int, list[list[str]]] = {}
+        processes = self.processes()
+        for name in names:
+            process = processes.get(name)
+            # A stopped container has no network namespace; a started one begins uncut.
+            if process is None or process.pid is None or process.state not in RUNNING:
+                continue
+            for line in self._iptables(process.pid, "-S", check=False).splitlines():
+                words = line.split()
+                if PARTITION_TAG in line and words[:1] == ["-A"]:
+                    rule = [words[1], *(w.strip('"') for w in words[2:])]
+                    found.setdefault(process.pid, []).append(rule)
+        return found
+
+    def _undo(self, cuts: dict[int, list[list[str]]]) -> None:
+        for pid, rules in cuts.items():
+            for rule in rules:
+                self._iptables(pid, "-D", *rule, check=False)
 
     def heal(self, name: str, peers: list[str]) -> None:
-        inspect = self._docker(
-            "inspect", "-f", "{{json .NetworkSettings.Networks}}", self.container(name)
-        )
-        if self.network in json.loads(inspect.stdout or "{}"):
-            return
-        address = self.node(name).address
-        self._docker("network", "connect", "--ip", address, self.network, self.container(name))
+        self._undo(self._cuts([name]))
+
+    def heal_all(self) -> None:
+        self._undo(self._cuts(list(self.topology.nodes)))
+
+    def partitioned(self) -> bool:
+        return bool(self._cuts(list(self.topology.nodes)))
 
     def log_command(self, name: str, lines: int, follow: bool) -> list[str]:
         return [
@@ -266,20 +314,43 @@ class ComposeRuntime(Runtime):
         ]
 
     def run_in_node(self, name: str, argv: list[str]) -> str:
+        if not self.on_host:
+            return super().run_in_node(name, argv)
         return self._docker(*self.exec_command(name, argv)[1:]).stdout
+
+    def node_paths(self) -> LabPaths:
+        # Inside the containers the data directory is the topology's own, not the host's copy.
+        return LabPaths.of(load(runtime="compose"))
 
     def set_delay(self, name: str, delay_ms: int) -> None:
         """Write the switch into the node's container, running or stopped (`docker cp`)."""
-        from reviewlab_common import faults
-
+        if not self.on_host:
+            super().set_delay(name, delay_ms)
+            return
         inside = faults.fault_file(load(runtime="compose"), name)
         with tempfile.TemporaryDirectory() as folder:
             switch = Path(folder) / inside.name
-            switch.write_text(json.dumps({"delay_ms": max(delay_ms, 0)}))
+            switch.write_text(faults.switch_text(delay_ms))
             switch.chmod(0o644)
             self._docker("cp", str(switch), f"{self.container(name)}:{inside}")
 
+    def apply_lb_mode(self, mode: LbMode) -> bool:
+        if not self.on_host:
+            return lbswitch.apply(self.topology, self.node_paths(), mode)
+        # The lb container renders, checks and reloads its own nginx: `reviewlab lb set` there.
+        lb = self.topology.one("lb").name
+        argv = ["reviewlab", "lb", "set", "--layer", mode.layer, "--algorithm", mode.algorithm]
+        done = subprocess.run(
+            self.exec_command(lb, argv), capture_output=True, text=True, timeout=60, check=False
+        )
+        if done.returncode != 0:
+            detail = (done.stderr or done.stdout).strip().removeprefix("reviewlab lb set: ")
+            raise SwitchFailed(detail or f"`reviewlab lb set` failed in {self.container(lb)}")
+        return done.stdout.strip().endswith(lbswitch.RELOADED)
+
     def read_node_file(self, name: str, path: str) -> str | None:
+        if not self.on_host:
+            return super().read_node_file(name, path)
         found = self._docker("exec", self.container(name), "cat", path, check=False)
         return found.stdout if found.returncode == 0 else None
 

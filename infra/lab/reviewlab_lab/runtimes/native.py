@@ -8,15 +8,16 @@ import shutil
 import signal
 import subprocess
 
-from reviewlab_common import install
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.topology import Topology
 
 from reviewlab_lab.files import write_if_changed
+from reviewlab_lab.loadbalancer import LbMode
 from reviewlab_lab.paths import LabPaths
 from reviewlab_lab.procs import Supervisor, postmaster_pid, run_user_ids, stop_orphan_postmasters
 from reviewlab_lab.render import Program, Renderer
-from reviewlab_lab.runtimes.base import NodeProcess, Runtime, RuntimeUnavailable, Say
+from reviewlab_lab.runtimes import lbswitch
+from reviewlab_lab.runtimes.base import NodeProcess, Runtime, Say
 
 STOP_PRIORITY = {
     "dns": 10,
@@ -108,21 +109,7 @@ class NativeRuntime(Runtime):
     def provisions_itself(self) -> bool:
         return False
 
-    def preflight(self) -> None:
-        """The Compose lab publishes the same addresses: only one runtime runs at a time."""
-        from reviewlab_common.topology import load
-
-        from reviewlab_lab.runtimes.compose import ComposeRuntime
-
-        if not self.running() and ComposeRuntime(load(runtime="compose")).running():
-            www = self.topology.nodes[self.topology.services["www"]]
-            raise RuntimeUnavailable(
-                f"the Compose lab is running and holds the lab's addresses (the vIP "
-                f"{www.host_address}:{www.port}): stop it with `make down RUNTIME=compose` first"
-            )
-
     def launch(self, say: Say) -> None:
-        self.preflight()
         lab_secrets.ensure(self.topology)
         own_data_dir(self.topology, self.paths)
         renderer = Renderer(self.topology, self.paths)
@@ -234,14 +221,22 @@ class NativeRuntime(Runtime):
         netcut.cut(name, side("isolated", [name]), side("peers", peers))
 
     def heal(self, name: str, peers: list[str]) -> None:
+        # One node is cut at a time natively, so undoing it undoes every cut.
+        self.heal_all()
+
+    def heal_all(self) -> None:
         from reviewlab_lab import netcut
 
         netcut.heal()
 
+    def partitioned(self) -> bool:
+        from reviewlab_lab import netcut
+
+        return netcut.active()
+
+    def apply_lb_mode(self, mode: LbMode) -> bool:
+        return lbswitch.apply(self.topology, self.paths, mode)
+
     def log_command(self, name: str, lines: int, follow: bool) -> list[str]:
         path = self.paths.log(name)
         return ["tail", "-n", str(lines), *(["-F"] if follow else []), str(path)]
-
-    @staticmethod
-    def installed() -> bool:
-        return install.current().bin.joinpath("reviewlab").exists()
