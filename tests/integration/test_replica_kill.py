@@ -41,3 +41,34 @@ def test_a_killed_catalog_replica_fails_no_read_and_rejoins_streaming(
 
     eventually(streaming_again, within=90, every=1.0, what=f"{replica} streaming again")
     nodes.wait_ready(replica)
+
+
+def test_a_stopped_replica_leaves_the_read_rotation_and_is_probed_back(
+    topology: Topology, nodes: Nodes, client: httpx.Client
+) -> None:
+    catalog = topology.catalog
+    replicas = [m["name"] for m in patroni_members(catalog) if m["role"] != "leader"]
+    victim = next(
+        (m["name"] for m in patroni_members(catalog) if m["role"] == "replica"), replicas[0]
+    )
+
+    def catalog_reader(path: str = "/api/products/7") -> str:
+        reply = client.get(path)
+        assert reply.status_code == 200, reply.text
+        return reply.headers["x-read-node"].split(",")[0].strip()
+
+    with nodes.stopped(victim):
+        statuses: list[str] = []
+        limit = time.monotonic() + deadline(3)
+        while time.monotonic() < limit:
+            statuses.append(catalog_reader())
+        # A read the stopped member failed was served again elsewhere: none names it.
+        assert statuses.count(victim) == 0, statuses
+        assert len(statuses) > 10, statuses
+
+    # Back and streaming: a probe lets it serve reads again, with no restart of the web tier.
+    eventually(
+        lambda: victim in {catalog_reader() for _ in range(12)},
+        within=30,
+        what=f"{victim} serving catalog reads again",
+    )

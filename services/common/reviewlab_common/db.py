@@ -17,6 +17,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from reviewlab_common import dns as lab_dns
 from reviewlab_common import secrets as lab_secrets
+from reviewlab_common.outliers import Ejector, accepts_connections
 from reviewlab_common.topology import Cluster, Node, Topology
 
 log = logging.getLogger(__name__)
@@ -27,10 +28,16 @@ DNS_REFRESH_S = 2.0
 PRIMARY_WAIT_S = 1.0
 # The second try of a write waits less: it is for a pooled connection the failover broke.
 PRIMARY_RETRY_WAIT_S = 0.25
+# A read that a member failed is tried once more, on another replica in rotation or the primary.
+READ_RETRIES = 1
 
 
 class DatabaseUnavailable(RuntimeError):
     """No member of the cluster could serve the request in time."""
+
+
+class MemberFailed(RuntimeError):
+    """A member did not give a working connection in time: it leaves the read rotation."""
 
 
 class CommitOutcomeUnknown(DatabaseUnavailable):
@@ -170,6 +177,10 @@ class ClusterRouter:
             timeout=PRIMARY_WAIT_S,
             reconnect_timeout=0,
         )
+        # libpq's connect_timeout cannot go below 2 s, so a read does not wait for libpq: it
+        # waits for the pool only as long as a member on this network takes to answer, then
+        # asks the member itself (a probe bounded by the same time) whether it is down.
+        self.member_wait_s = topology.lab.runtime.connect_timeout_s
         self.member_pools = {
             m.name: ConnectionPool(
                 conninfo([m.address], m.port, session="any", **credentials),
@@ -177,14 +188,19 @@ class ClusterRouter:
                 max_size=max_size,
                 open=False,
                 name=f"{cluster.name}-{m.name}",
-                timeout=3.0,
+                timeout=self.member_wait_s,
                 reconnect_timeout=0,
             )
             for m in cluster.members
         }
+        self.ejector = Ejector(self._member_answers)
         self._replicas: list[str] = []
         self._replicas_at = 0.0
         self._lock = threading.Lock()
+
+    def _member_answers(self, name: str) -> bool:
+        member = self._members[name]
+        return accepts_connections(member.address, member.port, self.member_wait_s)
 
     def _resolve_member(self, member: Node) -> str:
         try:
@@ -296,31 +312,65 @@ class ClusterRouter:
     def read(
         self, work: Callable[[psycopg.Connection[Any]], T], *, min_lsn: str | None = None
     ) -> tuple[T, ReadSource]:
-        """Run WORK on a replica that has replayed MIN_LSN, else on the primary."""
-        candidates = self.replica_names()
+        """Run WORK on a replica in rotation that has replayed MIN_LSN, else on the primary.
+
+        A member that fails the read is ejected and the read tried once more: on another
+        replica in rotation, else on the primary.
+        """
+        candidates = self.ejector.admitted(self.replica_names())
         random.shuffle(candidates)
+        failures = 0
         for name in candidates:
             try:
-                with self.member_pools[name].connection(timeout=1.0) as conn:
-                    row = conn.execute(
-                        "SELECT pg_is_in_recovery(), "
-                        "%s::pg_lsn IS NULL OR pg_last_wal_replay_lsn() >= %s::pg_lsn",
-                        (min_lsn, min_lsn),
-                    ).fetchone()
-                    if row is None or not row[0] or not row[1]:
-                        continue  # not a replica any more, or behind the reader's last write
-                    result = work(conn)
-                    conn.rollback()
-                    return result, ReadSource(self.cluster.name, "replica", name)
-            except (psycopg.OperationalError, PoolTimeout) as exc:
-                log.info("replica %s unavailable for a read: %s", name, exc)
-                if isinstance(exc, psycopg.OperationalError):
-                    _drop_broken(self.member_pools[name])
+                served = self._read_on_replica(name, work, min_lsn)
+            except MemberFailed as exc:
+                backoff = self.ejector.eject(name)
+                log.warning("replica %s ejected for %.1f s: %s", name, backoff, exc)
+                failures += 1
+                if failures > READ_RETRIES:
+                    break
+                continue
+            if served is not None:
+                self.ejector.served(name)
+                return served
         with self.primary() as conn:
             result = work(conn)
             addr = conn.info.host
         node = self._by_address.get(addr)
         return result, ReadSource(self.cluster.name, "primary", node.name if node else addr)
+
+    def _read_on_replica(
+        self, name: str, work: Callable[[psycopg.Connection[Any]], T], min_lsn: str | None
+    ) -> tuple[T, ReadSource] | None:
+        """WORK's result on replica NAME; None if NAME is not a replica or is behind MIN_LSN."""
+        pool = self.member_pools[name]
+        try:
+            with pool.connection(timeout=self.member_wait_s) as conn:
+                row = conn.execute(
+                    "SELECT pg_is_in_recovery(), "
+                    "%s::pg_lsn IS NULL OR pg_last_wal_replay_lsn() >= %s::pg_lsn",
+                    (min_lsn, min_lsn),
+                ).fetchone()
+                if row is None or not row[0] or not row[1]:
+                    return None  # not a replica any more, or behind the reader's last write
+                result = work(conn)
+                conn.rollback()
+                return result, ReadSource(self.cluster.name, "replica", name)
+        except PoolTimeout as exc:
+            # Every pooled connection busy, or no new one yet: only a member that does not
+            # answer now is down; a busy one costs this read a retry elsewhere, no ejection.
+            # A dead member breaks its pooled connections (OperationalError below), so one
+            # that served a read this last second is busy, not down.
+            if self.ejector.serving(name, within=1.0) or self._member_answers(name):
+                log.info("replica %s busy for a read: %s", name, exc)
+                return None
+            raise MemberFailed(f"no connection in {self.member_wait_s:.3f} s: {exc}") from exc
+        except psycopg.OperationalError as exc:
+            if isinstance(exc, pg_errors.QueryCanceled):
+                log.info("replica %s timed out a read: %s", name, exc)
+                return None  # a live member's statement timeout: try elsewhere, no ejection
+            _drop_broken(pool)
+            raise MemberFailed(str(exc)) from exc
 
     def ping(self) -> str | None:
         """None if the primary answers, else what went wrong."""

@@ -81,6 +81,9 @@ class Runtime:
     project: str | None = None
     # Where the bridge hands out addresses to containers that are not nodes (one-shot jobs).
     dynamic_range: str | None = None
+    # How long reaching a member on this network may take before it counts as down
+    # ([runtimes.*] connect_timeout_ms): one machine or one bridge answers in well under 1 ms.
+    connect_timeout_s: float = 0.05
 
     @property
     def machine_address(self) -> str:
@@ -169,7 +172,12 @@ def _parse_runtimes(data: dict[str, Any]) -> dict[str, Runtime]:
         dynamic = table.get("dynamic_range")
         if dynamic is not None and not ipaddress.IPv4Network(dynamic).subnet_of(network):
             raise TopologyError(f"{where}: field 'dynamic_range' {dynamic} is not in {network}")
-        runtimes[name] = Runtime(name, network, gateway, table.get("project"), dynamic)
+        connect_ms = _require(table, "connect_timeout_ms", int, where)
+        if not 1 <= connect_ms <= 10_000:
+            raise TopologyError(f"{where}: field 'connect_timeout_ms' must be 1..10000 ms")
+        runtimes[name] = Runtime(
+            name, network, gateway, table.get("project"), dynamic, connect_ms / 1000
+        )
     return runtimes
 
 
