@@ -12,15 +12,14 @@ from reviewlab_common import secrets as lab_secrets
 from reviewlab_common import tokens
 from reviewlab_common.topology import RUNTIMES, Topology, TopologyError
 
-from reviewlab_lab import dnsrecords, errors, lifecycle, runtimes, status
-
-# Web servers delay every API request; workers delay every job (see reviewlab_common.faults).
-DELAYABLE_KINDS = ("web", "worker")
+from reviewlab_lab import dnsrecords, errors, kinds, lifecycle, runtimes, status
 
 
 def _token(topology: Topology, args: argparse.Namespace) -> None:
     from reviewlab_lab.users import user_id
 
+    if args.ttl <= 0:
+        raise errors.LabFailed(f"--ttl must be a positive number of seconds, not {args.ttl}")
     uid = user_id(topology, args.user)
     print(tokens.issue(lab_secrets.load(topology).token_secret, uid, ttl_s=args.ttl))
 
@@ -44,10 +43,26 @@ def _dns(topology: Topology, args: argparse.Namespace) -> None:
     if args.dns_command == "lookup":
         from reviewlab_common import dns as lab_dns
 
-        found = {name: lab_dns.lookup(topology, name) for name in args.names}
+        found = {
+            # A source address asks where the machine reaches the DNS (published under Compose).
+            name: lab_dns.lookup(
+                topology,
+                _relative(topology, name),
+                source=args.source,
+                published=args.source is not None,
+            )
+            for name in args.names
+        }
         print(json.dumps(found))
         return
     _dns_sync(topology, args)
+
+
+def _relative(topology: Topology, name: str) -> str:
+    """NAME relative to the lab's domain: `www.shop.internal` and `www` are the same name."""
+    full = name.rstrip(".")
+    suffix = "." + topology.lab.domain
+    return full[: -len(suffix)] if full.endswith(suffix) else full
 
 
 def _dns_sync(topology: Topology, args: argparse.Namespace) -> None:
@@ -62,8 +77,10 @@ def _dns_sync(topology: Topology, args: argparse.Namespace) -> None:
 
 def _fault_target(topology: Topology, name: str) -> str:
     node = topology.nodes.get(name)
-    if node is None or node.kind not in DELAYABLE_KINDS:
-        names = ", ".join(n.name for n in topology.nodes.values() if n.kind in DELAYABLE_KINDS)
+    # Web servers delay every API request; workers delay every job (reviewlab_common.faults).
+    delayable = kinds.with_fault("delay")
+    if node is None or node.kind not in delayable:
+        names = ", ".join(n.name for n in topology.nodes.values() if n.kind in delayable)
         raise TopologyError(f"{name!r} is not a web server or worker; choose one of: {names}")
     return name
 
@@ -130,8 +147,17 @@ def parser() -> argparse.ArgumentParser:
     dns_sub = p.add_subparsers(dest="dns_command", required=True)
     p = dns_sub.add_parser("sync", help="push node and role records by signed dynamic update")
     p.add_argument("--cluster", help="only this Patroni cluster's primary/replicas records")
-    p = dns_sub.add_parser("lookup", help="what the DNS answers this machine (or node) for NAMEs")
-    p.add_argument("names", nargs="+", metavar="NAME", help="e.g. www or primary.catalog")
+    p = dns_sub.add_parser(
+        "lookup",
+        help="what the DNS answers for NAMEs: natively this machine is on the lab's network "
+        "(the internal view); --from 127.0.1.5 asks as a shopper outside it (the public view)",
+    )
+    p.add_argument(
+        "names", nargs="+", metavar="NAME", help="e.g. www, www.shop.internal or primary.catalog"
+    )
+    p.add_argument(
+        "--from", dest="source", metavar="ADDRESS", help="the address the query leaves from"
+    )
     p = sub.add_parser("fault", help="lab-only faults")
     fault_sub = p.add_subparsers(dest="fault_command", required=True)
     p = fault_sub.add_parser(

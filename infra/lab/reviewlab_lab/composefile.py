@@ -15,6 +15,7 @@ from reviewlab_common import install as lab_install
 from reviewlab_common import topology as lab_topology
 from reviewlab_common.topology import RUNTIME_ENV, Node, Topology
 
+from reviewlab_lab import kinds
 from reviewlab_lab.paths import REPO
 from reviewlab_lab.runtimes.base import NODE_ENV
 
@@ -26,23 +27,9 @@ HEADER = (
     "# Images: `make images`. Run: `make up RUNTIME=compose` (or `docker compose up -d`).\n"
 )
 IMAGE_TAG = "dev"
-# Few images: the app image runs web, worker, the CLI and the one-shot services; each other
-# image adds one component's Debian packages to it (the `reviewlab run` launcher is in all).
-IMAGE_OF_KIND = {
-    "dns": "dns",
-    "etcd": "etcd",
-    "postgres": "postgres",
-    "redis": "redis",
-    "minio": "minio",
-    "lb": "nginx",
-    "edge": "nginx",
-    "web": "app",
-    "worker": "app",
-}
-# Kinds whose data outlives a container (named volume at the node's data directory).
-STATEFUL_KINDS = ("dns", "etcd", "postgres", "redis", "minio", "edge", "lb")
-# Kinds the provisioning step needs healthy before it runs.
-PROVISION_NEEDS = ("dns", "etcd", "postgres", "redis", "minio")
+# Few images (KindSpec.image): the app image runs web, worker, the CLI and the one-shot
+# services; each other image adds one component's Debian packages to it (the `reviewlab run`
+# launcher is in all).
 NETWORK = "lab"
 SECRETS_VOLUME = "secrets"
 CONTAINER_DATA = "/var/lib/reviewlab/data"
@@ -51,9 +38,6 @@ CONTAINER_SECRETS_DIR = "/var/lib/reviewlab/secrets"
 CONTAINER_SECRETS = f"{CONTAINER_SECRETS_DIR}/lab.json"
 # The one-shot services: `init` makes the secrets, `provision` fills the lab.
 INIT, PROVISION = "init", "provision"
-# Grace before SIGKILL on stop: Patroni needs time to hand over or shut Postgres down cleanly.
-STOP_GRACE = {"postgres": "60s"}
-
 
 DOCKERFILE = "infra/docker/Dockerfile"
 
@@ -64,7 +48,7 @@ def container_name(topology: Topology, name: str) -> str:
 
 
 def image_of(node: Node) -> str:
-    return f"reviewlab/{IMAGE_OF_KIND[node.kind]}:{IMAGE_TAG}"
+    return f"reviewlab/{kinds.of(node).image}:{IMAGE_TAG}"
 
 
 def build(target: str) -> dict[str, Any]:
@@ -83,25 +67,21 @@ def build(target: str) -> dict[str, Any]:
 
 
 def healthcheck(topology: Topology, node: Node) -> list[str]:
-    """A cheap check that runs inside the node's container."""
-    http = {
-        "etcd": f"{node.url}/health",
-        "postgres": f"http://{node.address}:{node.rest_port}/readiness",
-        "minio": f"{node.url}/minio/health/ready",
-        "lb": f"http://{node.address}:{node.ceiling_port}/",
-        "edge": f"{node.url}/healthz",
-        "web": f"{node.url}/readyz",
-        "worker": f"{node.url}/readyz",
-    }
-    if node.kind in http:
-        return ["CMD", "curl", "-fsS", "-o", "/dev/null", "--max-time", "2", http[node.kind]]
-    if node.kind == "dns":
-        name = topology.fqdn("ns")
-        return [
-            "CMD-SHELL",
-            f"dig +short +time=1 +tries=1 -p {node.port} @{node.address} {name} | grep -q .",
-        ]
-    # redis: any answer (the default user is disabled, so an anonymous PING hears NOAUTH).
+    """The kind's readiness check (kinds.KindSpec.ready_check), run inside its container."""
+    spec = kinds.of(node)
+    match spec.ready_check:
+        case "http":
+            assert spec.ready_url is not None
+            url = spec.ready_url(node)
+            return ["CMD", "curl", "-fsS", "-o", "/dev/null", "--max-time", "2", url]
+        case "dns":
+            name = topology.fqdn("ns")
+            return [
+                "CMD-SHELL",
+                f"dig +short +time=1 +tries=1 -p {node.port} @{node.address} {name} | grep -q .",
+            ]
+    # redis: any answer (the check has no password and the default user is disabled, so an
+    # anonymous PING hears NOAUTH: the server answers, which is what ready.probe asks too).
     return [
         "CMD-SHELL",
         f"redis-cli -h {node.address} -p {node.port} ping 2>&1 | grep -qE 'PONG|NOAUTH'",
@@ -110,33 +90,24 @@ def healthcheck(topology: Topology, node: Node) -> list[str]:
 
 def _published(node: Node) -> list[str]:
     """The machine reaches the vIP, the edge and the DNS on their native addresses."""
+    spec = kinds.of(node)
+    if not spec.published:
+        return []
     at = node.host_address
-    match node.kind:
-        case "lb":
-            return [
-                f"{at}:{node.port}:{node.port}",
-                f"{at}:{node.ceiling_port}:{node.ceiling_port}",
-            ]
-        case "edge":
-            return [f"{at}:{node.port}:{node.port}"]
-        case "dns":
-            return [f"{at}:{node.port}:{node.port}/udp", f"{at}:{node.port}:{node.port}/tcp"]
-    return []
+    ports = [node.port] + ([node.ceiling_port] if spec.publishes_ceiling else [])
+    # One protocol (TCP) needs no suffix; a port published for both names each.
+    suffixes = [f"/{p}" for p in spec.published] if len(spec.published) > 1 else [""]
+    return [f"{at}:{port}:{port}{suffix}" for port in ports for suffix in suffixes if port]
 
 
 def _depends_on(topology: Topology, node: Node) -> dict[str, dict[str, str]]:
+    spec = kinds.of(node)
     healthy = {"condition": "service_healthy"}
     needs: dict[str, dict[str, str]] = {INIT: {"condition": "service_completed_successfully"}}
-    match node.kind:
-        case "postgres":
-            needs |= {n.name: healthy for n in topology.of_kind("etcd")}
-            needs[topology.one("dns").name] = healthy
-        case "edge":
-            needs[topology.one("minio").name] = healthy
-        case "web" | "worker":
-            needs[PROVISION] = {"condition": "service_completed_successfully"}
-        case "lb":
-            needs |= {n.name: healthy for n in topology.of_kind("edge")}
+    for kind in spec.after:
+        needs |= {n.name: healthy for n in topology.of_kind(kind)}
+    if spec.needs_provisioning:
+        needs[PROVISION] = {"condition": "service_completed_successfully"}
     return needs
 
 
@@ -147,7 +118,7 @@ def _environment(node_name: str) -> dict[str, str]:
 def _node_service(topology: Topology, node: Node) -> dict[str, Any]:
     service: dict[str, Any] = {
         "image": image_of(node),
-        "build": build(IMAGE_OF_KIND[node.kind]),
+        "build": build(kinds.of(node).image),
         "container_name": container_name(topology, node.name),
         "hostname": node.name,
         "init": True,
@@ -159,7 +130,7 @@ def _node_service(topology: Topology, node: Node) -> dict[str, Any]:
     if published:
         service["ports"] = published
     volumes = [f"{SECRETS_VOLUME}:{CONTAINER_SECRETS_DIR}:ro"]
-    if node.kind in STATEFUL_KINDS:
+    if kinds.of(node).stateful:
         volumes.append(f"{node.name}-data:{CONTAINER_DATA}")
     service["volumes"] = volumes
     service["healthcheck"] = {
@@ -167,12 +138,13 @@ def _node_service(topology: Topology, node: Node) -> dict[str, Any]:
         "interval": "5s",
         "timeout": "3s",
         "retries": 3,
-        "start_period": "120s" if node.kind == "postgres" else "30s",
+        "start_period": f"{kinds.of(node).start_period_s}s",
     }
     service["depends_on"] = _depends_on(topology, node)
     service["restart"] = "unless-stopped"
-    if node.kind in STOP_GRACE:
-        service["stop_grace_period"] = STOP_GRACE[node.kind]
+    grace = kinds.of(node).stop_grace
+    if grace:
+        service["stop_grace_period"] = grace
     return service
 
 
@@ -207,7 +179,7 @@ def document(topology: Topology) -> dict[str, Any]:
             depends_on={
                 n.name: {"condition": "service_healthy"}
                 for n in topology.nodes.values()
-                if n.kind in PROVISION_NEEDS
+                if kinds.of(n).provisioning_needs_it
             },
         ),
     }
@@ -215,7 +187,7 @@ def document(topology: Topology) -> dict[str, Any]:
         services[node.name] = _node_service(topology, node)
     volumes: dict[str, Any] = {SECRETS_VOLUME: {}}
     for node in topology.nodes.values():
-        if node.kind in STATEFUL_KINDS:
+        if kinds.of(node).stateful:
             volumes[f"{node.name}-data"] = {}
     ipam = {"subnet": str(runtime.network), "gateway": runtime.gateway}
     if runtime.dynamic_range:

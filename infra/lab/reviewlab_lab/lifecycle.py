@@ -8,13 +8,11 @@ import time
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.topology import Node, Topology
 
-from reviewlab_lab import provision, ready, runtimes
+from reviewlab_lab import kinds, provision, ready, runtimes
 from reviewlab_lab.errors import LabFailed
 from reviewlab_lab.paths import LabPaths
 from reviewlab_lab.render import Renderer
 
-FIRST_WAVE = ("dns", "etcd", "redis", "minio", "postgres", "edge", "lb")
-SECOND_WAVE = ("web", "worker")
 PROVISION_TIMEOUT_S = 300
 
 
@@ -73,14 +71,14 @@ def up(topology: Topology) -> None:
     runtimes.refuse_if_other_runs(runtime)
     runtime.launch(say)
     say("waiting for the infrastructure nodes (deadline per node, REVIEWLAB_SLOW scales it)")
-    _wait(topology, FIRST_WAVE)
+    _wait(topology, kinds.of_wave(1))
     say("provisioning")
     if runtime.provisions_itself():
         runtime.wait_provisioned(say, PROVISION_TIMEOUT_S * slow_factor())
     else:
         provision_all(topology)
     say("waiting for the web servers and workers")
-    _wait(topology, SECOND_WAVE)
+    _wait(topology, kinds.of_wave(2))
     www = topology.nodes[topology.services["www"]]
     cdn = topology.nodes[topology.services["cdn"]]
     dns = topology.one("dns")

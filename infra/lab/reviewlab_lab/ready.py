@@ -1,8 +1,7 @@
-"""Readiness: one probe per node kind, polled with a deadline, never a fixed sleep."""
+"""Readiness: each kind's check from the kind registry, polled with a deadline, never a sleep."""
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -13,18 +12,7 @@ from reviewlab_common import dns as lab_dns
 from reviewlab_common import queue
 from reviewlab_common.topology import Node, Topology
 
-# Slow machines scale every deadline by one factor (REVIEWLAB_SLOW=2 doubles them).
-BASE_DEADLINE_S = {
-    "dns": 30,
-    "etcd": 30,
-    "postgres": 180,
-    "redis": 30,
-    "minio": 60,
-    "lb": 30,
-    "edge": 30,
-    "web": 90,
-    "worker": 90,
-}
+from reviewlab_lab import kinds
 
 
 @dataclass(frozen=True)
@@ -42,28 +30,20 @@ def _http(url: str, timeout: float = 1.5) -> Probe:
     return Probe(reply.status_code == 200, f"{url}: HTTP {reply.status_code} {body}")
 
 
-def _tcp(node: Node) -> Probe:
-    try:
-        with socket.create_connection((node.address, node.port), timeout=1.0):
-            return Probe(True, f"{node.endpoint} accepts connections")
-    except OSError as exc:
-        return Probe(False, f"{node.endpoint}: {exc}")
-
-
 def probe(topology: Topology, node: Node) -> Probe:
-    """Is this node doing its job right now?"""
-    match node.kind:
+    """Is this node doing its job right now? (kinds.KindSpec.ready_check; Compose's health
+    check runs the same check inside the container.)"""
+    spec = kinds.of(node)
+    match spec.ready_check:
+        case "http":
+            assert spec.ready_url is not None
+            return _http(spec.ready_url(node))
         case "dns":
             try:
                 found = lab_dns.lookup(topology, "ns", timeout=1.0)
             except lab_dns.DnsError as exc:
                 return Probe(False, str(exc))
             return Probe(bool(found), f"ns.{topology.lab.domain} -> {found}")
-        case "etcd":
-            return _http(f"{node.url}/health")
-        case "postgres":
-            # Patroni's /readiness: Postgres is up and, on a replica, streaming without lag.
-            return _http(f"http://{node.address}:{node.rest_port}/readiness")
         case "redis":
             try:
                 client = queue.connect(topology, "admin", timeout=1.0)
@@ -72,15 +52,7 @@ def probe(topology: Topology, node: Node) -> Probe:
                 return Probe(ok and not loading, "PONG" if ok else "no PONG")
             except redis.RedisError as exc:
                 return Probe(False, str(exc))
-        case "minio":
-            return _http(f"{node.url}/minio/health/ready")
-        case "lb":
-            return _tcp(node)
-        case "edge":
-            return _http(f"{node.url}/healthz")
-        case "web" | "worker":
-            return _http(f"{node.url}/readyz")
-    return Probe(False, f"no probe for kind {node.kind}")
+    return Probe(False, f"no readiness check {spec.ready_check!r} for kind {node.kind}")
 
 
 def wait_ready(
@@ -102,7 +74,7 @@ def wait_ready(
             elapsed = time.monotonic() - start
             if result.ready:
                 report(node, result, elapsed)
-            elif elapsed > BASE_DEADLINE_S[node.kind] * slow_factor:
+            elif elapsed > kinds.of(node).ready_deadline_s * slow_factor:
                 return [(n, last[n.name]) for n in pending]
             else:
                 still.append(node)

@@ -8,17 +8,8 @@ from typing import Any
 
 from reviewlab_common.topology import Node, Topology
 
-from reviewlab_lab import dnsrecords, ready, runtimes
+from reviewlab_lab import dnsrecords, kinds, ready, runtimes
 from reviewlab_lab.runtimes.base import Runtime
-
-ROLE_OF_KIND = {
-    "dns": "authoritative",
-    "etcd": "member",
-    "redis": "queue",
-    "minio": "origin",
-    "edge": "edge",
-    "worker": "segmentation",
-}
 
 
 @dataclass
@@ -61,7 +52,7 @@ def _role(
         return f"vip {mode.layer} {mode.algorithm}", None
     if node.kind == "web":
         return "+".join(node.roles), None
-    return ROLE_OF_KIND.get(node.kind, node.kind), None
+    return kinds.of(node).role or node.kind, None
 
 
 def collect(topology: Topology) -> list[NodeStatus]:

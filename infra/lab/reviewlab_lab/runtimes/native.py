@@ -11,6 +11,7 @@ import subprocess
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.topology import Topology
 
+from reviewlab_lab import kinds
 from reviewlab_lab.files import write_if_changed
 from reviewlab_lab.loadbalancer import LbMode
 from reviewlab_lab.paths import LabPaths
@@ -18,20 +19,6 @@ from reviewlab_lab.procs import Supervisor, postmaster_pid, run_user_ids, stop_o
 from reviewlab_lab.render import Program, Renderer
 from reviewlab_lab.runtimes import lbswitch
 from reviewlab_lab.runtimes.base import NodeProcess, Runtime, Say
-
-STOP_PRIORITY = {
-    "dns": 10,
-    "etcd": 20,
-    "postgres": 30,
-    "redis": 40,
-    "minio": 40,
-    "edge": 50,
-    "web": 60,
-    "worker": 70,
-    "lb": 80,
-}
-# Nodes that re-read their config on SIGHUP instead of a restart.
-RELOAD_ON_HUP = ("lb", "edge")
 
 
 def own_data_dir(topology: Topology, paths: LabPaths) -> None:
@@ -76,7 +63,7 @@ def supervisor_config(paths: LabPaths, programs: list[Program]) -> str:
             f"[program:{node.name}]",
             f"command={program.command}",
             f"directory={paths.data(node.name)}",
-            f"priority={STOP_PRIORITY[node.kind]}",
+            f"priority={kinds.of(node).stop_priority}",
             "autostart=true",
             "autorestart=true",
             "startsecs=1",
@@ -128,7 +115,7 @@ class NativeRuntime(Runtime):
             return
         touched = self.supervisor.update() if conf_changed else []
         for name in sorted(renderer.changed - set(touched)):
-            hup = self.topology.nodes[name].kind in RELOAD_ON_HUP
+            hup = kinds.of(self.topology.nodes[name]).reload_on_hup
             say(f"  config of {name} changed: " + ("reloading" if hup else "restarting"))
             if hup:
                 self.supervisor.signal_node(name, "HUP")

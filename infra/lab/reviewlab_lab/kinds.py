@@ -1,0 +1,191 @@
+"""The registry of node kinds: what the lab knows about each kind, in one entry per kind.
+
+Both runtimes, readiness, status, the CLI and the Compose file read this table instead of
+keeping their own. Adding a kind is one KindSpec here (plus its templates and its program in
+render.py); docs/architecture.md walks through an example.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from reviewlab_common.topology import Node, TopologyError
+
+# How a kind says it is ready. "http": a GET of its ready_url answers 200. "dns": the
+# server answers for ns.<domain>. "redis": the server answers a PING.
+READY_CHECKS = ("http", "dns", "redis")
+# Faults the lab can switch on a node of the kind, besides what any node suffers.
+FAULTS = ("delay",)
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """One kind of node: its image, its lifecycle, its readiness, its label."""
+
+    name: str
+    image: str  # the image (Dockerfile target) its container runs
+    stateful: bool  # its data outlives a container (a named volume at its data directory)
+    stop_priority: int  # supervisord's priority: starts in ascending, stops in descending order
+    ready_check: str  # one of READY_CHECKS
+    ready_deadline_s: int  # how long `reviewlab up` waits for it (REVIEWLAB_SLOW scales it)
+    role: str = ""  # the label `reviewlab status` shows when the node reports no role itself
+    ready_url: Callable[[Node], str] | None = None  # for ready_check "http"
+    reload_on_hup: bool = False  # re-reads its config on SIGHUP instead of a restart
+    needs_provisioning: bool = False  # starts only once the lab is provisioned (second wave)
+    provisioning_needs_it: bool = False  # provisioning writes into it: it must be ready first
+    after: tuple[str, ...] = ()  # kinds whose nodes must be ready before it starts (Compose)
+    published: tuple[str, ...] = ()  # "tcp" and/or "udp": its port is published on the machine
+    publishes_ceiling: bool = False  # its ceiling_port is published too
+    start_period_s: int = 30  # Compose's grace before failed health checks count
+    stop_grace: str | None = None  # Compose's wait before SIGKILL on stop
+    faults: tuple[str, ...] = ()  # of FAULTS
+
+    @property
+    def wave(self) -> int:
+        """1: infrastructure, started and waited for first; 2: the services on top of it."""
+        return 2 if self.needs_provisioning else 1
+
+
+def _http(path: str, port: str = "port") -> Callable[[Node], str]:
+    def url(node: Node) -> str:
+        return f"http://{node.address}:{getattr(node, port)}{path}"
+
+    return url
+
+
+KINDS: dict[str, KindSpec] = {
+    spec.name: spec
+    for spec in (
+        KindSpec(
+            "dns",
+            image="dns",
+            stateful=True,
+            stop_priority=10,
+            ready_check="dns",
+            ready_deadline_s=30,
+            role="authoritative",
+            provisioning_needs_it=True,
+            published=("udp", "tcp"),
+        ),
+        KindSpec(
+            "etcd",
+            image="etcd",
+            stateful=True,
+            stop_priority=20,
+            ready_check="http",
+            ready_url=_http("/health"),
+            ready_deadline_s=30,
+            role="member",
+            provisioning_needs_it=True,
+        ),
+        KindSpec(
+            "postgres",
+            image="postgres",
+            stateful=True,
+            stop_priority=30,
+            # Patroni's /readiness: Postgres is up and, on a replica, streaming without lag.
+            ready_check="http",
+            ready_url=_http("/readiness", "rest_port"),
+            ready_deadline_s=180,
+            provisioning_needs_it=True,
+            after=("etcd", "dns"),
+            start_period_s=120,
+            # Patroni needs time to hand over or shut Postgres down cleanly.
+            stop_grace="60s",
+        ),
+        KindSpec(
+            "redis",
+            image="redis",
+            stateful=True,
+            stop_priority=40,
+            ready_check="redis",
+            ready_deadline_s=30,
+            role="queue",
+            provisioning_needs_it=True,
+        ),
+        KindSpec(
+            "minio",
+            image="minio",
+            stateful=True,
+            stop_priority=40,
+            ready_check="http",
+            ready_url=_http("/minio/health/ready"),
+            ready_deadline_s=60,
+            role="origin",
+            provisioning_needs_it=True,
+        ),
+        KindSpec(
+            "edge",
+            image="nginx",
+            stateful=True,
+            stop_priority=50,
+            ready_check="http",
+            ready_url=_http("/healthz"),
+            ready_deadline_s=30,
+            role="edge",
+            reload_on_hup=True,
+            after=("minio",),
+            published=("tcp",),
+        ),
+        KindSpec(
+            "lb",
+            image="nginx",
+            stateful=True,
+            stop_priority=80,
+            # nginx answering on the vIP's own address: its static ceiling location, which
+            # both layers keep (a TCP accept alone said nothing about the config).
+            ready_check="http",
+            ready_url=_http("/", "ceiling_port"),
+            ready_deadline_s=30,
+            reload_on_hup=True,
+            after=("edge",),
+            published=("tcp",),
+            publishes_ceiling=True,
+        ),
+        KindSpec(
+            "web",
+            image="app",
+            stateful=False,
+            stop_priority=60,
+            ready_check="http",
+            ready_url=_http("/readyz"),
+            ready_deadline_s=90,
+            needs_provisioning=True,
+            faults=("delay",),
+        ),
+        KindSpec(
+            "worker",
+            image="app",
+            stateful=False,
+            stop_priority=70,
+            ready_check="http",
+            ready_url=_http("/readyz"),
+            ready_deadline_s=90,
+            role="segmentation",
+            needs_provisioning=True,
+            faults=("delay",),
+        ),
+    )
+}
+
+
+def spec(kind: str) -> KindSpec:
+    """The entry for KIND; a kind the topology allows but the lab does not know is an error."""
+    found = KINDS.get(kind)
+    if found is None:
+        raise TopologyError(f"the lab has no entry for node kind {kind!r} in reviewlab_lab.kinds")
+    return found
+
+
+def of(node: Node) -> KindSpec:
+    return spec(node.kind)
+
+
+def with_fault(fault: str) -> tuple[str, ...]:
+    """The kinds a lab-only FAULT switch applies to."""
+    return tuple(k.name for k in KINDS.values() if fault in k.faults)
+
+
+def of_wave(wave: int) -> tuple[str, ...]:
+    return tuple(k.name for k in KINDS.values() if k.wave == wave)
