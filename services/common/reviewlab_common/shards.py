@@ -10,6 +10,8 @@ import threading
 import time
 from collections.abc import Mapping
 
+import httpx
+
 from reviewlab_common.etcd import Etcd, EtcdError
 from reviewlab_common.topology import Topology
 
@@ -118,6 +120,9 @@ class ShardMap:
             except (EtcdError, ShardMapMissing, OSError, ValueError) as exc:
                 log.warning("shard map watch: %s; retrying", exc)
                 self._stop.wait(2.0)
+            except httpx.ReadTimeout:
+                # The watch's own window ended with no change: the normal case, start another.
+                continue
             except Exception as exc:  # httpx stream errors end one watch; start another
                 log.warning("shard map watch ended: %s", exc)
                 self._stop.wait(1.0)

@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import ORJSONResponse
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
-from prometheus_client import Counter, Histogram
 from reviewlab_common.faults import DelaySwitch
 
-from reviewlab_web import errors, health, methods
+from reviewlab_web import errors, health, methods, telemetry
 from reviewlab_web.backends import Backends
 from reviewlab_web.reviews import views as reviews_views
 from reviewlab_web.settings import WebSettings
 from reviewlab_web.shop import views as shop_views
-
-REQUESTS = Counter("web_requests_total", "Requests served", ["method", "route", "status"])
-LATENCY = Histogram("web_request_seconds", "Request latency", ["method", "route"])
 
 
 @asynccontextmanager
@@ -38,6 +31,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
+    telemetry.configure_logging()
     # Swagger UI and ReDoc are served from the package's own copy under /docs/assets, not from
     # a public CDN: the docs page renders on a machine with no internet access.
     app = FastAPIOffline(
@@ -46,7 +40,6 @@ def create_app() -> FastAPI:
         description="Product reviews with photos: sharded, replicated, served through a vIP.",
         version="0.1.0",
         lifespan=lifespan,
-        default_response_class=ORJSONResponse,
     )
     errors.install(app)
     app.include_router(health.router)
@@ -54,22 +47,8 @@ def create_app() -> FastAPI:
     app.include_router(shop_views.router)
     app.mount("/shop/assets", StaticFiles(directory=shop_views.ASSETS), name="shop-assets")
     app.add_middleware(methods.MethodHygiene)
-
-    @app.middleware("http")
-    async def served_by(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        delay = request.app.state.delay.delay_seconds()
-        if delay and request.url.path.startswith("/api/"):
-            await asyncio.sleep(delay)  # a lab-only fault: `reviewlab fault delay NODE MS`
-        response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-        LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
-        response.headers["X-Served-By"] = request.app.state.backends.node.name
-        return response
-
+    # Outermost: the 405s and 501s of MethodHygiene are logged and counted too.
+    app.add_middleware(telemetry.Telemetry)
     return app
 
 

@@ -43,11 +43,11 @@ def merge(token: dict[str, str], shard: str, lsn: str) -> dict[str, str]:
     return merged
 
 
-def from_request(
+async def from_request(
     header: Annotated[str | None, Header(alias=HEADER)] = None,
     cookie: Annotated[str | None, Cookie(alias=COOKIE)] = None,
 ) -> dict[str, str]:
-    """The caller's token: the header wins over the cookie."""
+    """The caller's token: the header wins over the cookie (async: no threadpool hop)."""
     return parse(header or cookie)
 
 

@@ -9,7 +9,8 @@ from fastapi import Depends, Request
 from reviewlab_web.backends import Backends
 
 
-def get_backends(request: Request) -> Backends:
+async def get_backends(request: Request) -> Backends:
+    # async: FastAPI runs a plain `def` dependency in the threadpool, a hop per request.
     backends: Backends = request.app.state.backends
     return backends
 

@@ -23,6 +23,7 @@ from reviewlab_web import consistency
 from reviewlab_web.auth import CurrentUserDep
 from reviewlab_web.deps import BackendsDep
 from reviewlab_web.errors import ApiError
+from reviewlab_web.responses import json_reply
 from reviewlab_web.reviews import schemas, service
 
 router = APIRouter(prefix="/api", tags=["reviews"])
@@ -82,7 +83,7 @@ def post_review(
         UploadFile | None, File(description=f"JPEG, PNG or WebP, at most {PHOTO_MIB} MiB")
     ] = None,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-) -> schemas.Review:
+) -> Response:
     """Post a review, optionally with a photo of yourself wearing the item."""
     if "\x00" in body:
         raise ApiError(422, "invalid_body", "body: must not contain NUL characters")
@@ -103,19 +104,19 @@ def post_review(
     response.headers["Location"] = f"/api/reviews/{review.id}"
     if written.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    return review
+    return json_reply(review, response, status.HTTP_201_CREATED)
 
 
 @router.get("/reviews/{review_id}", response_model=schemas.Review, responses={404: {}})
 def get_review(
     backends: BackendsDep, positions: ConsistencyDep, response: Response, review_id: int
-) -> schemas.Review:
+) -> Response:
     try:
         review, source = service.get(backends, review_id, positions)
     except service.NotFound as exc:
         raise ApiError(404, "review_not_found", str(exc)) from exc
     read_from(response, [source])
-    return review
+    return json_reply(review, response)
 
 
 @router.get("/reviews", response_model=schemas.ReviewPage)
@@ -124,23 +125,23 @@ def recent_reviews(
     positions: ConsistencyDep,
     response: Response,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> schemas.ReviewPage:
+) -> Response:
     """The newest reviews across all shards (each shard queried in parallel)."""
     items, sources = service.list_recent(backends, limit=limit, min_lsns=positions)
     read_from(response, sources)
-    return schemas.ReviewPage(items=items, next_cursor=None)
+    return json_reply(schemas.ReviewPage(items=items, next_cursor=None), response)
 
 
 @router.get("/products/{product_id}", response_model=schemas.Product, responses={404: {}})
 def get_product(
     backends: BackendsDep, positions: ConsistencyDep, response: Response, product_id: ProductId
-) -> schemas.Product:
+) -> Response:
     try:
         found, sources = service.product(backends, product_id, positions)
     except service.NotFound as exc:
         raise ApiError(404, "product_not_found", str(exc)) from exc
     read_from(response, sources)
-    return found
+    return json_reply(found, response)
 
 
 @router.get("/products/{product_id}/reviews", response_model=schemas.ReviewPage)
@@ -151,7 +152,7 @@ def product_reviews(
     product_id: ProductId,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
-) -> schemas.ReviewPage:
+) -> Response:
     """A product's reviews, newest first, one page at a time."""
     before = None
     if cursor is not None:
@@ -167,9 +168,10 @@ def product_reviews(
     read_from(response, [source])
     more = len(items) > limit
     items = items[:limit]
-    return schemas.ReviewPage(
+    page = schemas.ReviewPage(
         items=items, next_cursor=str(items[-1].id) if more and items else None
     )
+    return json_reply(page, response)
 
 
 @router.post(
@@ -187,7 +189,7 @@ def mark_helpful(
     positions: ConsistencyDep,
     response: Response,
     review_id: int,
-) -> schemas.Review:
+) -> Response:
     """Mark a review helpful. Once per reader: repeating it changes nothing (200 either way;
     Idempotent-Replayed: true when this reader's vote was already counted)."""
     try:
@@ -197,7 +199,7 @@ def mark_helpful(
     consistency.attach(response, consistency.merge(positions, written.review.shard, written.lsn))
     if written.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    return written.review
+    return json_reply(written.review, response)
 
 
 @router.delete("/reviews/{review_id}", status_code=204, responses={403: {}, 404: {}, **ERRORS})
