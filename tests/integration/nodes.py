@@ -149,6 +149,18 @@ class Nodes:
         )
         assert done.returncode == 0, done.stdout + done.stderr
 
+    @contextmanager
+    def vip_in_layer(self, layer: str) -> Iterator[None]:
+        """The vIP switched to LAYER (round robin) for a block, back to the default after."""
+        from reviewlab_lab import loadbalancer
+
+        self.set_lb(layer, "round_robin")
+        try:
+            yield
+        finally:
+            default = loadbalancer.LbMode()
+            self.set_lb(default.layer, default.algorithm)
+
     def set_delay(self, name: str, delay_ms: int) -> None:
         """The lab-only latency switch of a web server or worker (0 removes it)."""
         self.runtime.set_delay(name, delay_ms)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import httpx
 import pytest
 from reviewlab_common.topology import Topology
@@ -21,16 +18,6 @@ def public_client(vip: str) -> httpx.Client:
     return httpx.Client(base_url=vip, transport=transport, timeout=15)
 
 
-@contextmanager
-def vip_in_layer(nodes: Nodes, layer: str) -> Iterator[None]:
-    nodes.set_lb(layer, "round_robin")
-    try:
-        yield
-    finally:
-        default = loadbalancer.LbMode()
-        nodes.set_lb(default.layer, default.algorithm)
-
-
 def assert_error(reply: httpx.Response, status: int, code: str) -> dict[str, str]:
     assert reply.status_code == status, reply.text
     assert reply.headers["content-type"].startswith("application/json")
@@ -39,7 +26,23 @@ def assert_error(reply: httpx.Response, status: int, code: str) -> dict[str, str
     return error
 
 
-@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "BREW", "PROPFIND"])
+@pytest.mark.parametrize("layer", loadbalancer.LAYERS)
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT"])
+def test_trace_and_connect_are_405_with_allow_through_the_vip(
+    vip: str, nodes: Nodes, layer: str, method: str
+) -> None:
+    """Methods HTTP defines: 405 and the resource's Allow list at either layer, never a 501
+    (nginx refuses both itself at layer 7; a web server's answer is passed on)."""
+    with nodes.vip_in_layer(layer), public_client(vip) as http:
+        replies = [http.request(method, path) for path in ("/api/reviews", "/api/products/7")]
+    for reply, allow in zip(replies, ("GET, HEAD, POST", "GET, HEAD"), strict=True):
+        error = assert_error(reply, 405, "http_405")
+        assert reply.headers["Allow"] == allow, reply.headers
+        assert reply.headers["X-Served-By"].startswith("web-")
+        assert method in error["message"]
+
+
+@pytest.mark.parametrize("method", ["BREW", "PROPFIND"])
 def test_a_method_nothing_implements_is_501_from_the_vip(vip: str, method: str) -> None:
     with public_client(vip) as http:
         reply = http.request(method, "/api/reviews")
@@ -122,7 +125,7 @@ def test_the_openapi_document_says_metrics_are_text_not_json(vip: str) -> None:
 def test_the_public_sees_the_api_and_docs_but_no_node_internals(
     nodes: Nodes, vip: str, layer: str
 ) -> None:
-    with vip_in_layer(nodes, layer), public_client(vip) as http:
+    with nodes.vip_in_layer(layer), public_client(vip) as http:
         for path in ("/metrics", "/readyz"):
             error = assert_error(http.get(path), 403, "node_only")
             assert "own address" in error["message"]

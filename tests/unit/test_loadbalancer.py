@@ -164,16 +164,17 @@ def test_stats_report_says_when_the_log_is_empty(topology: Topology, tmp_path: P
     assert "nothing" in text and "send some requests" in text
 
 
-def test_unimplemented_methods_are_501_at_l7(topology: Topology, tmp_path: Path) -> None:
+def test_unknown_methods_are_501_and_trace_405_at_l7(topology: Topology, tmp_path: Path) -> None:
     config = render(topology, tmp_path, loadbalancer.LbMode())
     passed = block(config, "map $request_method $lb_method_passed")
-    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "QUERY"):
         assert f" {method} 1;" in passed
     assert "TRACE" not in passed and "CONNECT" not in passed
     server = block(config, f"server {{\n        listen {topology.one('lb').endpoint};")
     assert "if ($lb_method_passed = 0)" in server
-    # nginx rejects TRACE and CONNECT itself, with a 405 that lists no Allow header.
-    assert "error_page 405 =501 @not_implemented;" in server
+    # nginx rejects TRACE and CONNECT itself, with a bare 405: a web server gives the answer.
+    assert "error_page 405 = @not_allowed;" in server
+    assert "proxy_pass http://web_api;" in block(config, "location @not_allowed")
     error = json.loads(
         re.findall(r"return 501 '(.*)';", block(config, "location @not_implemented"))[0]
     )
