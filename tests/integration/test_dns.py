@@ -6,6 +6,7 @@ import base64
 import ipaddress
 import json
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from functools import partial
@@ -210,3 +211,24 @@ def test_an_update_signed_with_the_wrong_key_is_refused(
     with pytest.raises(dns.tsig.PeerBadSignature):
         dns.query.tcp(update, node.address, port=node.port, timeout=3)
     assert views.inside(scratch_name) == []
+
+
+def test_the_cli_looks_up_full_and_short_names_from_any_source(
+    topology: Topology, views: Views
+) -> None:
+    """`reviewlab dns lookup www www.shop.internal --from 127.0.1.5`: the public view, once per
+    spelling of the name."""
+    from reviewlab_common import install
+
+    full = topology.fqdn("www")
+    argv = [str(install.current().bin / "reviewlab"), "dns", "lookup", "www", full]
+    done = subprocess.run(
+        [*argv, "--from", PUBLIC_SOURCE],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found["www"] == found[full] == views.public("www")["www"] != []

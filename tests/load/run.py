@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import html
 import os
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import time
 from pathlib import Path
 
 import httpx
+from markdown_it import MarkdownIt
 from reviewlab_common.topology import Topology
 from reviewlab_lab import runtimes
 from reviewlab_lab.paths import REPO
@@ -72,12 +72,24 @@ def ready_latency(stats: dict[str, dict[str, str]]) -> serverside.ReadyLatency |
     )
 
 
+# Close to the look of Locust's own report tables, so the server's side reads as part of it.
+SERVER_SIDE_STYLE = """<style>
+.server-side { margin: 2em; font-family: sans-serif; }
+.server-side table { border-collapse: collapse; margin: 0.5em 0 1em; }
+.server-side th, .server-side td { border: 1px solid #ccc; padding: 0.3em 0.8em; }
+.server-side th { background: #f0f0f0; }
+</style>"""
+
+
+def server_side_html(markdown: str) -> str:
+    """The server's side report (Markdown) as an HTML section: headings, tables and lists."""
+    rendered = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
+    return f'{SERVER_SIDE_STYLE}<section class="server-side">{rendered}</section>'
+
+
 def add_to_html(report_html: Path, markdown: str) -> None:
-    """The server's side at the end of Locust's own report, as preformatted text."""
-    section = (
-        '<section style="font-family: monospace; margin: 2em;"><pre>'
-        f"{html.escape(markdown)}</pre></section>"
-    )
+    """The server's side at the end of Locust's own report, rendered in its page."""
+    section = server_side_html(markdown)
     text = report_html.read_text()
     at = text.rfind("</body>")
     report_html.write_text(text[:at] + section + text[at:] if at >= 0 else text + section)

@@ -102,3 +102,19 @@ def test_compose_without_a_docker_daemon_says_how_to_start_one(
     result = reviewlab(env, "up")
     assert_one_line_error(result, "no Docker daemon answers")
     assert "make docker" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("lb", "stats", "--since", "-5"), "--since must be a positive number of seconds, not -5"),
+        (("lb", "stats", "--since", "0"), "--since must be a positive number of seconds"),
+        (("token", "kim", "--ttl", "-1"), "--ttl must be a positive number of seconds, not -1"),
+        (("token", "kim", "--ttl", "0"), "--ttl must be a positive number of seconds"),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, tuple) else None,
+)
+def test_a_negative_duration_is_refused_in_one_line(
+    lab_down: dict[str, str], args: tuple[str, ...], says: str
+) -> None:
+    assert_one_line_error(reviewlab(lab_down, *args), says)

@@ -26,6 +26,9 @@ from reviewlab_lab.users import user_id
 
 # Any address outside the internal network: it sees the public DNS view.
 PUBLIC_SOURCE = "127.0.1.5"
+# The story's linen shirt: "Linen shirt" in the catalog's seed (catalog migration 0001).
+LINEN_SHIRT = 30
+DEMO_BODY = "Fits perfectly, lovely linen."
 T = TypeVar("T")
 
 
@@ -63,6 +66,34 @@ def resolve(topology: Topology, name: str) -> str:
     return found[0]
 
 
+def product_name(client: httpx.Client, product_id: int) -> str:
+    reply = client.get(f"/api/products/{product_id}")
+    if reply.status_code != 200:
+        raise DemoFailed(f"GET /api/products/{product_id} answered {reply.status_code}")
+    return str(reply.json()["name"])
+
+
+def remove_previous(client: httpx.Client, token: str, kim: int) -> list[str]:
+    """Delete the review an earlier `make demo` posted, so the shop shows one, not one a run."""
+    auth = {"Authorization": f"Bearer {token}"}  # a bearer token also bypasses the micro-cache
+    removed: list[str] = []
+    cursor: str | None = None
+    while True:
+        params = {"limit": "100", **({"cursor": cursor} if cursor else {})}
+        page = client.get(f"/api/products/{LINEN_SHIRT}/reviews", params=params, headers=auth)
+        if page.status_code != 200:
+            raise DemoFailed(f"listing the linen shirt's reviews answered {page.status_code}")
+        for review in page.json()["items"]:
+            if int(review["user_id"]) == kim and review["body"] == DEMO_BODY:
+                gone = client.delete(f"/api/reviews/{review['id']}", headers=auth)
+                if gone.status_code not in (204, 404):
+                    raise DemoFailed(f"deleting review {review['id']} answered {gone.status_code}")
+                removed.append(str(review["id"]))
+        cursor = page.json()["next_cursor"]
+        if not cursor:
+            return removed
+
+
 def run(topology: Topology) -> None:
     domain = topology.lab.domain
     www_port = topology.nodes[topology.services["www"]].port
@@ -71,17 +102,24 @@ def run(topology: Topology) -> None:
         hidden = lab_dns.lookup(topology, "primary.catalog", source=PUBLIC_SOURCE, published=True)
         print(f"    www.{domain} -> {www} (the load balancer's vIP)")
         print(f"    primary.catalog.{domain} -> {hidden or 'NXDOMAIN: internal names stay hidden'}")
-    token = tokens.issue(lab_secrets.load(topology).token_secret, user_id(topology, "kim"))
+    kim = user_id(topology, "kim")
+    token = tokens.issue(lab_secrets.load(topology).token_secret, kim)
     photo = kims_photo()
     base = f"http://{www}:{www_port}"
-    with httpx.Client(base_url=base, timeout=30) as client:
+    with httpx.Client(base_url=base, headers={"Host": f"www.{domain}"}, timeout=30) as client:
+        shirt = product_name(client, LINEN_SHIRT)
+        removed = remove_previous(client, token, kim)
+        if removed:
+            print(f"    (replaced the review an earlier demo posted: {', '.join(removed)})")
         with step(
-            2, f"Kim posts a 5-star review of product 7 with her photo ({len(photo) // 1024} KB)"
+            2,
+            f"Kim posts a 5-star review of the {shirt.lower()} (product {LINEN_SHIRT}) "
+            f"with her photo ({len(photo) // 1024} KB)",
         ):
             reply = client.post(
                 "/api/reviews",
-                headers={"Authorization": f"Bearer {token}", "Host": f"www.{domain}"},
-                data={"product_id": "7", "rating": "5", "body": "Fits perfectly, lovely linen."},
+                headers={"Authorization": f"Bearer {token}"},
+                data={"product_id": str(LINEN_SHIRT), "rating": "5", "body": DEMO_BODY},
                 files={"photo": ("kim.jpg", photo, "image/jpeg")},
             )
             if reply.status_code != 201:
@@ -128,6 +166,10 @@ def run(topology: Topology) -> None:
         f"  reviewlab status"
     )
     print(shop_page_line(topology))
+    print(
+        "next: `make load` (shoppers under load), `make lb-demo` (the balancing algorithms), "
+        "`make chaos` (a replica lost under load); a second `make demo` replaces this review"
+    )
 
 
 def shop_page_line(topology: Topology) -> str:

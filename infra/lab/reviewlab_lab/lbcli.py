@@ -9,6 +9,7 @@ from typing import Any
 from reviewlab_common.topology import Topology
 
 from reviewlab_lab import lbstats, loadbalancer, runtimes
+from reviewlab_lab.errors import LabFailed
 from reviewlab_lab.paths import LabPaths
 from reviewlab_lab.runtimes.lbswitch import RELOADED
 
@@ -49,6 +50,8 @@ def run(topology: Topology, args: argparse.Namespace) -> None:
         print(describe(topology, mode))
         return
     if args.lb_command == "stats":
+        if args.since is not None and not args.since > 0:
+            raise LabFailed(f"--since must be a positive number of seconds, not {args.since:g}")
         # The vIP's own log, where the vIP writes it (the CLI runs there under Compose).
         log = loadbalancer.access_log(LabPaths.of(topology))
         print(lbstats.report(topology, log, str(mode), args.since))
