@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 import httpx
+from reviewlab_common import dns as lab_dns
 from reviewlab_common.topology import Topology
 
 from tests.conftest import deadline
@@ -57,7 +58,22 @@ def test_a_stopped_replica_leaves_the_read_rotation_and_is_probed_back(
         assert reply.status_code == 200, reply.text
         return reply.headers["x-read-node"].split(",")[0].strip()
 
+    address = topology.nodes[victim].address
+
+    def replicas_record() -> list[str]:
+        try:
+            return lab_dns.lookup(topology, f"replicas.{catalog.name}", timeout=2.0)
+        except lab_dns.DnsError:
+            return []
+
+    assert address in replicas_record()
     with nodes.stopped(victim):
+        # The DNS node's watch drops it (Patroni alone would keep it until ttl).
+        eventually(
+            lambda: address not in replicas_record(),
+            within=5,
+            what=f"replicas.{catalog.name} without {victim}",
+        )
         statuses: list[str] = []
         limit = time.monotonic() + deadline(3)
         while time.monotonic() < limit:
@@ -66,7 +82,13 @@ def test_a_stopped_replica_leaves_the_read_rotation_and_is_probed_back(
         assert statuses.count(victim) == 0, statuses
         assert len(statuses) > 10, statuses
 
-    # Back and streaming: a probe lets it serve reads again, with no restart of the web tier.
+    # Back and streaming: in the DNS again, and a probe lets it serve reads again, with no
+    # restart of the web tier.
+    eventually(
+        lambda: address in replicas_record(),
+        within=30,
+        what=f"replicas.{catalog.name} with {victim} again",
+    )
     eventually(
         lambda: victim in {catalog_reader() for _ in range(12)},
         within=30,

@@ -6,7 +6,11 @@ from typing import Any
 
 import httpx
 from reviewlab_common import dns as lab_dns
+from reviewlab_common.outliers import accepts_connections
 from reviewlab_common.topology import Cluster, Topology
+
+# Patroni's state of a replica that replays the primary's WAL.
+STREAMING = "streaming"
 
 
 def static_records(topology: Topology) -> dict[str, list[str]]:
@@ -47,15 +51,36 @@ def cluster_roles(cluster: Cluster, timeout: float = 2.0) -> dict[str, str]:
     return {name: str(m["role"]) for name, m in patroni_members(cluster, timeout).items()}
 
 
+def serving_replicas(
+    topology: Topology, cluster: Cluster, members: dict[str, dict[str, Any]]
+) -> list[str]:
+    """Addresses of the replicas that stream (Patroni's view) and answer a connect now.
+
+    Patroni keeps a lost member's last state until its key expires (ttl); the connect, bounded
+    by the runtime's connect timeout, is what tells a dead member from a live one at once.
+    """
+    timeout = topology.lab.runtime.connect_timeout_s
+    return sorted(
+        m.address
+        for m in cluster.members
+        if (member := members.get(m.name))
+        and member.get("role") != "leader"
+        and member.get("state") == STREAMING
+        and accepts_connections(m.address, m.port, timeout)
+    )
+
+
 def role_records(topology: Topology, cluster: Cluster) -> dict[str, list[str]]:
-    """primary.<cluster> and replicas.<cluster> from Patroni's view of the cluster."""
-    roles = cluster_roles(cluster)
-    if not roles:
+    """primary.<cluster> and replicas.<cluster>: Patroni's leader, and the replicas serving."""
+    members = patroni_members(cluster)
+    if not members:
         return {}  # nobody answered: keep the last known records rather than erase them
     by_name = {m.name: m.address for m in cluster.members}
-    primary = [by_name[n] for n, r in roles.items() if r == "leader" and n in by_name]
-    replicas = sorted(by_name[n] for n, r in roles.items() if r != "leader" and n in by_name)
-    return {f"primary.{cluster.name}": primary, f"replicas.{cluster.name}": replicas}
+    primary = [by_name[n] for n, m in members.items() if m.get("role") == "leader" and n in by_name]
+    return {
+        f"primary.{cluster.name}": primary,
+        f"replicas.{cluster.name}": serving_replicas(topology, cluster, members),
+    }
 
 
 def sync(topology: Topology, clusters: list[Cluster] | None = None) -> dict[str, list[str]]:

@@ -200,7 +200,9 @@ class Renderer:
         venv_bin = self.install.bin
         match node.kind:
             case "dns":
-                return Program(node, f"/usr/sbin/named -g -c {self.paths.conf / 'named.conf'}")
+                # named under the replicas watch (reviewlab_lab.dnswatch), which forwards stops.
+                named = f"/usr/sbin/named -g -c {self.paths.conf / 'named.conf'}"
+                return Program(node, f"{venv_bin}/python -m reviewlab_lab.dnswatch {named}", env)
             case "etcd":
                 # Every member is named: a new lab bootstraps them together. etcd reads the
                 # --initial-* flags only on a first start; later it knows its members itself.
