@@ -43,6 +43,10 @@ def _dns(topology: Topology, args: argparse.Namespace) -> None:
     if args.dns_command == "lookup":
         from reviewlab_common import dns as lab_dns
 
+        from reviewlab_lab import labnetwork
+
+        if args.source is None:  # asked at the DNS's lab-network address
+            labnetwork.require(topology)
         found = {
             # A source address asks where the machine reaches the DNS (published under Compose).
             name: lab_dns.lookup(
