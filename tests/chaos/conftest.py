@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tests.integration.conftest import lab_ready, nodes, topology
+from tests.integration.conftest import lab_ready, nodes, token_for, topology
 
-__all__ = ["lab_ready", "nodes", "topology"]
+__all__ = ["lab_ready", "nodes", "token_for", "topology"]

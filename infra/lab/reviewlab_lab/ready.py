@@ -19,6 +19,8 @@ from reviewlab_lab import kinds
 class Probe:
     ready: bool
     detail: str
+    # Ready, with a dependency its requests can do without down (a web server without Redis).
+    degraded: bool = False
 
 
 def _http(url: str, timeout: float = 1.5) -> Probe:
@@ -27,7 +29,8 @@ def _http(url: str, timeout: float = 1.5) -> Probe:
     except httpx.HTTPError as exc:
         return Probe(False, f"{url}: {type(exc).__name__}")
     body = reply.text.strip().replace("\n", " ")[:160]
-    return Probe(reply.status_code == 200, f"{url}: HTTP {reply.status_code} {body}")
+    degraded = reply.status_code == 200 and '"status":"degraded"' in reply.text.replace(" ", "")
+    return Probe(reply.status_code == 200, f"{url}: HTTP {reply.status_code} {body}", degraded)
 
 
 def probe(topology: Topology, node: Node) -> Probe:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from reviewlab_common.topology import Node, Topology
@@ -25,6 +27,7 @@ class NodeStatus:
     pid: int | None
     postmaster_pid: int | None
     detail: str
+    degraded: bool = False
 
 
 def _patroni_members(topology: Topology) -> dict[str, dict[str, Any]]:
@@ -75,8 +78,11 @@ def collect(topology: Topology) -> list[NodeStatus]:
                 role=role,
                 address=node.address,
                 port=node.port,
-                state=info.state if info else "stopped",
+                state=_state(
+                    node, info.state if info else "stopped", info.pid if info else None, probe
+                ),
                 ready=probe.ready,
+                degraded=probe.degraded,
                 lag_bytes=lag,
                 pid=info.pid if info else None,
                 postmaster_pid=runtime.postmaster_pid(node.name)
@@ -86,6 +92,31 @@ def collect(topology: Topology) -> list[NodeStatus]:
             )
         )
     return result
+
+
+def _age_s(pid: int) -> float | None:
+    """Seconds since process PID started (/proc: the machine's view, for either runtime)."""
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return uptime - ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _state(node: Node, state: str, pid: int | None, probe: ready.Probe) -> str:
+    """The runtime's state, but 'starting' for a node that runs, is not ready yet and started
+    within its kind's ready deadline (a node just restarted)."""
+    if state != "running" or probe.ready or not pid:
+        return state
+    age = _age_s(pid)
+    return "starting" if age is not None and age < kinds.of(node).ready_deadline_s else state
+
+
+def _ready_word(s: NodeStatus) -> str:
+    if not s.ready:
+        return "NO"
+    return "degr." if s.degraded else "yes"
 
 
 def as_json(statuses: list[NodeStatus]) -> list[dict[str, Any]]:
@@ -102,8 +133,9 @@ def table(statuses: list[NodeStatus], runtime: str) -> str:
         lag = "" if s.lag_bytes is None else str(s.lag_bytes)
         lines.append(
             f"{s.name:<12} {s.kind:<9} {s.role:<22} {s.address + ':' + str(s.port):<18} "
-            f"{s.state:<9} {'yes' if s.ready else 'NO':<6} {lag:>8} {s.pid or '':>8}"
+            f"{s.state:<9} {_ready_word(s):<6} {lag:>8} {s.pid or '':>8}"
         )
+    lines += [f"degraded: {s.name}: {s.detail}" for s in statuses if s.ready and s.degraded]
     not_ready = [s for s in statuses if not s.ready]
     if not_ready:
         lines.append("")

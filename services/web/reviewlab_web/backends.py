@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -11,6 +11,19 @@ from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.db import ClusterRouter, app_router
 from reviewlab_common.shards import ShardMap
 from reviewlab_common.topology import Node, Topology
+
+# Dependencies a request can do without: reviews and reads still work, photos wait for them.
+OPTIONAL_DEPENDENCIES = frozenset({"redis", "minio"})
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """What this server cannot reach, split by whether it can serve requests without it."""
+
+    missing: dict[str, str] = field(default_factory=dict)
+    degraded: dict[str, str] = field(default_factory=dict)
+    # Cluster -> read replicas its router has ejected right now.
+    out_of_rotation: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -50,6 +63,22 @@ class Backends:
         self.catalog.close()
         for shard in self.shards.values():
             shard.close()
+
+    def routers(self) -> dict[str, ClusterRouter]:
+        return {"catalog": self.catalog, **self.shards}
+
+    def readiness(self) -> Readiness:
+        """Ready, degraded (an optional dependency is down) or not ready, and why."""
+        found = self.problems()
+        return Readiness(
+            missing={k: v for k, v in found.items() if k not in OPTIONAL_DEPENDENCIES},
+            degraded={k: v for k, v in found.items() if k in OPTIONAL_DEPENDENCIES},
+            out_of_rotation={
+                name: sorted(ejected)
+                for name, router in self.routers().items()
+                if (ejected := router.ejector.ejected())
+            },
+        )
 
     def problems(self) -> dict[str, str]:
         """What this server cannot reach right now (empty when ready)."""

@@ -1,4 +1,8 @@
-"""Health and metrics: /healthz (alive), /readyz (reaches its dependencies), /metrics.
+"""Health and metrics: /healthz (alive), /readyz (serves its requests), /metrics.
+
+/readyz is 503 only when a dependency every request needs is unreachable (the catalog, a
+shard, the shard map); without Redis or MinIO the server still takes reviews and reads, so it
+is ready and says it is degraded. It also names the read replicas its router has ejected.
 
 /healthz is public. /readyz and /metrics describe one web server and name internal
 dependencies, so they answer on the server's own address only: a request that came through
@@ -46,22 +50,33 @@ async def healthz(backends: BackendsDep) -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    responses={**NODE_ONLY, 503: {"description": "a dependency is unreachable; the body names it"}},
+    responses={
+        **NODE_ONLY,
+        200: {"description": "ready, or degraded: serving, with a feature off (the body says)"},
+        503: {"description": "a dependency every request needs is unreachable; the body names it"},
+    },
 )
 def readyz(backends: BackendsDep, _: OwnAddress) -> JSONResponse:
-    problems = backends.problems()
-    if problems:
+    check = backends.readiness()
+    if check.missing:
         return JSONResponse(
             {
                 "error": {
                     "code": "not_ready",
-                    "message": "cannot reach: " + ", ".join(sorted(problems)),
-                    "details": problems,
+                    "message": "cannot reach: " + ", ".join(sorted(check.missing)),
+                    "details": check.missing,
                 }
             },
             status_code=503,
         )
-    return JSONResponse({"status": "ready", "node": backends.node.name})
+    body: dict[str, Any] = {
+        "status": "degraded" if check.degraded else "ready",
+        "node": backends.node.name,
+        "out_of_rotation": check.out_of_rotation,
+    }
+    if check.degraded:
+        body["degraded"] = check.degraded
+    return JSONResponse(body)
 
 
 @router.get(

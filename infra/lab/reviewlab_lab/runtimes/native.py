@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+from pathlib import Path
 
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.topology import Topology
@@ -142,7 +143,7 @@ class NativeRuntime(Runtime):
 
     def processes(self) -> dict[str, NodeProcess]:
         return {
-            name: NodeProcess(name, info.state.lower(), info.pid or None)
+            name: NodeProcess(name, _frozen_or(info.state.lower(), info.pid), info.pid or None)
             for name, info in self.supervisor.processes().items()
         }
 
@@ -227,3 +228,14 @@ class NativeRuntime(Runtime):
     def log_command(self, name: str, lines: int, follow: bool) -> list[str]:
         path = self.paths.log(name)
         return ["tail", "-n", str(lines), *(["-F"] if follow else []), str(path)]
+
+
+def _frozen_or(state: str, pid: int) -> str:
+    """supervisord calls a SIGSTOPped process running; /proc/<pid>/stat says 'T' (stopped)."""
+    if state != "running" or not pid:
+        return state
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return state
+    return "paused" if stat.rsplit(")", 1)[-1].split()[0] == "T" else state
