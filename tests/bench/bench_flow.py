@@ -19,12 +19,13 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 import httpx
+from reviewlab_common import consistency, tokens
 from reviewlab_common import secrets as lab_secrets
-from reviewlab_common import tokens
+from reviewlab_common.photos import PhotoStatus
 from reviewlab_common.topology import Topology
 from reviewlab_lab import photos, runtimes
 
-CONSISTENCY = "X-Consistency-Token"
+CONSISTENCY = consistency.HEADER
 POLL_S = 0.05
 MAX_COUNT = 500
 MAX_CONCURRENCY = 16
@@ -82,9 +83,9 @@ def one_flow(vip: str, token: str, run: str, n: int, timeout_s: float) -> Flow:
             reply = http.get(f"/api/reviews/{review_id}", headers={CONSISTENCY: consistency})
             if reply.status_code == 200:
                 photo = reply.json()["photo"]
-                if photo["status"] == "ready":
+                if photo["status"] == PhotoStatus.READY:
                     return Flow(review_id, post_s, time.perf_counter() - started, "ready")
-                if photo["status"] == "failed":
+                if photo["status"] == PhotoStatus.FAILED:
                     return Flow(review_id, post_s, None, f"failed: {photo['error']}")
             time.sleep(POLL_S)
         return Flow(review_id, post_s, None, f"not ready within {timeout_s:.0f} s")

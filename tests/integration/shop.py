@@ -9,14 +9,15 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from reviewlab_common import db, queue, shards
+from reviewlab_common import consistency, db, queue, shards
 from reviewlab_common import secrets as lab_secrets
+from reviewlab_common.photos import PhotoStatus
 from reviewlab_common.topology import Cluster, Node, Topology
 from reviewlab_lab import dnsrecords, photos
 
 from tests.integration.conftest import eventually
 
-CONSISTENCY = "X-Consistency-Token"
+CONSISTENCY = consistency.HEADER
 # Users seeded by the lab: 1 kim, 2 alex, 3 sam, 4 noor, 5 loadtest.
 KIM, ALEX, SAM, NOOR = 1, 2, 3, 4
 
@@ -72,9 +73,9 @@ def wait_photo_ready(
         assert reply.status_code == 200, reply.text
         review: dict[str, Any] = reply.json()
         status = review["photo"]["status"]
-        if status == "failed":
+        if status == PhotoStatus.FAILED:
             pytest.fail(f"photo of review {review_id} failed: {review['photo']['error']}")
-        return review if status == "ready" else None
+        return review if status == PhotoStatus.READY else None
 
     return eventually(ready, within=within, every=0.2, what=f"photo of review {review_id} ready")
 

@@ -25,8 +25,9 @@ import httpx
 from locust import HttpUser, events, task
 from locust.env import Environment
 from locust.runners import MasterRunner
+from reviewlab_common import consistency, tokens
 from reviewlab_common import secrets as lab_secrets
-from reviewlab_common import tokens
+from reviewlab_common.photos import PhotoStatus
 from reviewlab_lab import photos, runtimes, users
 
 from tests.load.names import (
@@ -42,7 +43,7 @@ from tests.load.names import (
     REVIEWS_PAGE,
 )
 
-CONSISTENCY = "X-Consistency-Token"
+CONSISTENCY = consistency.HEADER
 PRODUCTS = range(1, 51)  # the seeded catalog
 PAGE = 10
 POLL_S = 0.2
@@ -203,10 +204,10 @@ class Shopper(HttpUser):
                     problem = f"status read failed ({reply.status_code})"
                     break
                 photo = reply.json()["photo"]
-            if photo["status"] == "ready":
+            if photo["status"] == PhotoStatus.READY:
                 self.record_ready(started, None)
                 return str(photo["cutout_url"])
-            if photo["status"] == "failed":
+            if photo["status"] == PhotoStatus.FAILED:
                 problem = f"photo failed: {photo['error']}"
                 break
             time.sleep(POLL_S)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from reviewlab_common import queue
+from reviewlab_common.photos import PhotoJob
 from reviewlab_worker import jobs
 from reviewlab_worker.jobs import BACKOFF_CAP_S, Delivery, JobRunner, cutout_key
 from reviewlab_worker.segmentation import PortraitSegmenter
@@ -42,7 +43,7 @@ class Lab:
         queue.ensure_group(self.redis)  # type: ignore[arg-type]
         self.job_id = queue.publish(
             self.redis,  # type: ignore[arg-type]
-            {"review_id": REVIEW, "shard": self.shard.name, "original_key": ORIGINAL},
+            PhotoJob(REVIEW, self.shard.name, ORIGINAL).to_fields(),
         )
 
     def worker(self, consumer: str = "worker-1") -> JobRunner:
@@ -210,7 +211,8 @@ def test_a_job_whose_review_was_deleted_is_acknowledged(lab: Lab) -> None:
 
 
 def test_a_malformed_job_is_a_dead_letter(lab: Lab) -> None:
-    queue.publish(lab.redis, {"review_id": "not-a-number", "shard": "reviews-9"})  # type: ignore[arg-type]
+    malformed = {"review_id": "not-a-number", "shard": "reviews-9"}
+    queue.publish(lab.redis, malformed)  # type: ignore[arg-type]
     worker = lab.worker()
     lab.s3.objects[ORIGINAL] = PORTRAIT.read_bytes()
     step(worker)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import redis
 from reviewlab_common import queue
+from reviewlab_common.photos import PhotoJob
 from reviewlab_worker import relay
 
 from tests.unit.edges import FakeRedis, FakeShard, OutboxRow
@@ -21,8 +22,8 @@ from tests.unit.edges import FakeRedis, FakeShard, OutboxRow
 def shard_with_jobs(count: int, name: str = "reviews-0", first_id: int = 1) -> FakeShard:
     shard = FakeShard(name=name)
     for row_id in range(first_id, first_id + count):
-        job = {"review_id": 1000 + row_id, "shard": name, "original_key": f"originals/{row_id}.jpg"}
-        shard.outbox.append(OutboxRow(row_id, json.dumps(job)))
+        job = PhotoJob(1000 + row_id, name, f"originals/{row_id}.jpg")
+        shard.outbox.append(OutboxRow(row_id, job.to_payload()))
     return shard
 
 
@@ -119,3 +120,10 @@ def wait_for(check: Any, what: str, within: float = 5.0) -> None:
             return
         time.sleep(0.01)
     raise AssertionError(f"not within {within} s: {what}")
+
+
+def test_a_malformed_outbox_row_is_published_as_it_is_for_the_dead_letters() -> None:
+    shard, client = FakeShard(), FakeRedis()
+    shard.outbox.append(OutboxRow(7, json.dumps({"review_id": "x", "shard": "reviews-0"})))
+    assert relay_once(shard, client) == 1
+    assert published(client) == [{"review_id": "x", "shard": "reviews-0", "outbox_id": "7"}]

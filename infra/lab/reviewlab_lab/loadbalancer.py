@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import jinja2
-from reviewlab_common import images
+from reviewlab_common import consistency, images
 from reviewlab_common.topology import Node, Topology
 
 from reviewlab_lab.paths import LabPaths
@@ -63,9 +63,9 @@ class MicroCache:
     """The vIP's short cache of anonymous product review listings (see lb-l7.j2)."""
 
     ttl_s: int = 1
-    # A reader carrying either (reviewlab_web.consistency) bypasses the cache: read-your-writes.
-    consistency_header: str = "X-Consistency-Token"
-    consistency_cookie: str = "reviewlab-lsn"
+    # A reader carrying either bypasses the cache: read-your-writes.
+    consistency_header: str = consistency.HEADER
+    consistency_cookie: str = consistency.COOKIE
 
 
 MICRO_CACHE = MicroCache()

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from PIL import Image
 from reviewlab_common import shards, storage
 from reviewlab_common.etcd import Etcd
+from reviewlab_common.photos import product_key
 from reviewlab_common.topology import Topology
 
 from reviewlab_lab import dbmigrate, dnsrecords, etcdaccess
@@ -28,7 +29,7 @@ def product_image(product_id: int) -> bytes:
 def seed_media(topology: Topology) -> None:
     s3 = storage.client(topology, retries=3)
     for product_id in range(1, 51):
-        key = f"products/{product_id}.jpg"
+        key = product_key(product_id)
         if not storage.exists(s3, key):
             storage.put_object(
                 s3, key, product_image(product_id), content_type="image/jpeg", immutable=False

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Literal
 
 import redis
 
@@ -64,7 +65,6 @@ def ensure_group(client: redis.Redis) -> None:
             raise
 
 
-def publish(client: redis.Redis, job: dict[str, Any]) -> str:
-    """Append one job; returns its stream id."""
-    fields = {k: str(v) for k, v in job.items()}
-    return str(client.xadd(JOBS_STREAM, fields))  # type: ignore[arg-type]
+def publish(client: redis.Redis, fields: Mapping[str, str]) -> str:
+    """Append one job's stream fields (photos.PhotoJob.to_fields); returns its stream id."""
+    return str(client.xadd(JOBS_STREAM, dict(fields)))  # type: ignore[arg-type]

@@ -10,9 +10,9 @@ import re
 from typing import Annotated
 
 from fastapi import Cookie, Header, Response
+from reviewlab_common.consistency import COOKIE, HEADER
 
-HEADER = "X-Consistency-Token"
-COOKIE = "reviewlab-lsn"
+__all__ = ["COOKIE", "HEADER"]  # with the helpers below
 _LSN = re.compile(r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$")
 
 

@@ -9,7 +9,6 @@ that cannot succeed, goes to the dead-letter stream and its photo is marked fail
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -23,6 +22,7 @@ from reviewlab_common import queue, storage
 from reviewlab_common.db import ClusterRouter, DatabaseUnavailable
 from reviewlab_common.faults import DelaySwitch
 from reviewlab_common.images import PhotoRejected
+from reviewlab_common.photos import InvalidPhotoJob, PhotoJob, PhotoStatus, cutout_key
 from reviewlab_common.storage import StorageUnavailable
 from reviewlab_common.tables import compiled, reviews
 from sqlalchemy import bindparam, literal_column, null, select, update
@@ -37,7 +37,6 @@ STAGE_SECONDS = Histogram(
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 JOBS = Counter("worker_jobs_total", "Jobs finished", ["outcome"])
-MODEL_TAG = "selfie-v1"
 # Pending jobs looked at per round, oldest first.
 PENDING_SCAN = 100
 # The longest wait before a delivery, however often the job was delivered before.
@@ -53,7 +52,7 @@ MARK_READY = compiled(
     update(reviews)
     .where(reviews.c.id == bindparam("id"))
     .values(
-        photo_status=literal_column("'ready'"),
+        photo_status=literal_column(f"'{PhotoStatus.READY}'"),
         photo_cutout_key=bindparam("cutout_key"),
         photo_error=null(),
         photo_attempts=bindparam("attempts"),
@@ -63,10 +62,11 @@ MARK_READY = compiled(
 MARK_FAILED = compiled(
     update(reviews)
     .where(
-        reviews.c.id == bindparam("id"), reviews.c.photo_status == literal_column("'processing'")
+        reviews.c.id == bindparam("id"),
+        reviews.c.photo_status == literal_column(f"'{PhotoStatus.PROCESSING}'"),
     )
     .values(
-        photo_status=literal_column("'failed'"),
+        photo_status=literal_column(f"'{PhotoStatus.FAILED}'"),
         photo_error=bindparam("error"),
         photo_attempts=bindparam("attempts"),
     )
@@ -82,14 +82,17 @@ class Delivery:
     """One delivery of a job, and how often Redis has delivered it (this one included)."""
 
     message_id: str
-    job: dict[str, str]
+    # The stream entry as it came: a malformed one still reaches the dead-letter stream whole.
+    fields: dict[str, str]
     deliveries: int
 
-
-def cutout_key(original_key: str) -> str:
-    """Content-versioned: the same original and model always give the same key."""
-    digest = hashlib.sha256(f"{original_key}:{MODEL_TAG}".encode()).hexdigest()[:32]
-    return f"cutouts/{digest}.webp"
+    @property
+    def job(self) -> PhotoJob:
+        """The photo job it carries; PermanentFailure when it is none."""
+        try:
+            return PhotoJob.from_fields(self.fields)
+        except InvalidPhotoJob as exc:
+            raise PermanentFailure(f"the job names no review this lab holds ({exc})") from exc
 
 
 def failure_reason(exc: Exception, attempts: int) -> str:
@@ -136,11 +139,11 @@ class JobRunner:
         self.delay = delay
 
     # One job ---------------------------------------------------------------------------------
-    def _review_of(self, job: dict[str, str]) -> tuple[ClusterRouter, int]:
-        try:
-            return self.shards[job["shard"]], int(job["review_id"])
-        except (KeyError, ValueError) as exc:
-            raise PermanentFailure(f"the job names no review this lab holds ({exc!r})") from exc
+    def _review_of(self, job: PhotoJob) -> tuple[ClusterRouter, int]:
+        shard = self.shards.get(job.shard)
+        if shard is None:
+            raise PermanentFailure(f"the job names shard {job.shard!r}, which this lab lacks")
+        return shard, job.review_id
 
     def _photo_state(self, shard: ClusterRouter, review_id: int) -> str | None:
         def read(conn: psycopg.Connection[Any]) -> str | None:
@@ -157,19 +160,19 @@ class JobRunner:
         state = self._photo_state(shard, review_id)
         if state is None:
             return "review_gone"  # deleted before its photo was processed
-        if state == "ready":
+        if state == PhotoStatus.READY:
             return "already_done"
         pause = self.delay.delay_seconds()
         if pause:
             time.sleep(pause)  # a lab-only fault, so chaos can kill a worker mid-job
-        original = storage.get_object(self.s3, job["original_key"])
+        original = storage.get_object(self.s3, job.original_key)
         try:
             cut = self.segmenter.cutout(original, max_side=self.max_side)
         except (PhotoRejected, OSError, ValueError) as exc:
             raise PermanentFailure("the stored photo is not a readable image") from exc
         for stage, seconds in cut.timings.items():
             STAGE_SECONDS.labels(stage).observe(seconds)
-        key = cutout_key(job["original_key"])
+        key = cutout_key(job.original_key)
         storage.put_object(self.s3, key, cut.webp, content_type="image/webp")
 
         def mark(conn: psycopg.Connection[Any]) -> None:
@@ -195,7 +198,7 @@ class JobRunner:
         self.client.xack(queue.JOBS_STREAM, queue.WORKERS_GROUP, delivery.message_id)
         JOBS.labels(outcome).inc()
         log.info(
-            "job %s review %s: %s", delivery.message_id, delivery.job.get("review_id"), outcome
+            "job %s review %s: %s", delivery.message_id, delivery.fields.get("review_id"), outcome
         )
 
     def _failed(self, delivery: Delivery, exc: Exception) -> None:
@@ -241,7 +244,7 @@ class JobRunner:
         if cause:
             error += f" ({type(cause).__name__}: {cause})"
         dead = {
-            **delivery.job,
+            **delivery.fields,
             "message_id": delivery.message_id,
             "deliveries": str(delivery.deliveries),
             "consumer": self.consumer,

@@ -6,7 +6,6 @@ review written while Redis is down still get processed once Redis is back.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from typing import Any
@@ -16,6 +15,7 @@ import redis
 from prometheus_client import Counter
 from reviewlab_common import queue
 from reviewlab_common.db import ClusterRouter, DatabaseUnavailable
+from reviewlab_common.photos import PhotoJob
 from reviewlab_common.tables import compiled, outbox
 from sqlalchemy import BigInteger, any_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -45,8 +45,14 @@ def relay_once(shard: ClusterRouter, client: redis.Redis) -> int:
     def move(conn: psycopg.Connection[Any]) -> int:
         rows = conn.execute(UNPUBLISHED, {"limit": BATCH}).fetchall()
         for row_id, payload in rows:
-            job = payload if isinstance(payload, dict) else json.loads(payload)
-            queue.publish(client, {**job, "outbox_id": row_id})
+            try:
+                fields = PhotoJob.from_payload(payload, outbox_id=row_id).to_fields()
+            except ValueError as exc:  # InvalidPhotoJob, or not JSON at all
+                # Published as it is: the worker dead-letters it, where it can be seen.
+                log.warning("outbox row %s of %s: %s", row_id, shard.cluster.name, exc)
+                raw = payload if isinstance(payload, dict) else {"payload": payload}
+                fields = {**{k: str(v) for k, v in raw.items()}, "outbox_id": str(row_id)}
+            queue.publish(client, fields)
         if rows:
             conn.execute(MARK_PUBLISHED, {"ids": [r[0] for r in rows]})
         return len(rows)

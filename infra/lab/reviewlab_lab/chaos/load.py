@@ -14,8 +14,8 @@ import uuid
 from dataclasses import dataclass, field, replace
 
 import httpx
+from reviewlab_common import consistency, shards, tokens
 from reviewlab_common import secrets as lab_secrets
-from reviewlab_common import shards, tokens
 from reviewlab_common.topology import Topology
 
 # The seeded demo user the load writes as, and the seeded products it reads and reviews.
@@ -27,7 +27,7 @@ REQUEST_TIMEOUT_S = 10.0
 PACE_S = 0.05
 # With photos, one more writer posts a review with a photo this often (a segmentation job).
 PHOTO_PACE_S = 1.0
-CONSISTENCY = "X-Consistency-Token"
+CONSISTENCY = consistency.HEADER
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, Field
+from reviewlab_common import photos
 
-PhotoStatus = Literal["processing", "ready", "failed"]
+PhotoStatus = photos.PhotoStatus
 
 
 class Photo(BaseModel):

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from reviewlab_common import shards, storage, tables
+from reviewlab_common import photos, shards, storage, tables
 from reviewlab_common.db import ReadSource
 from reviewlab_common.images import ValidatedPhoto
 from reviewlab_common.tables import compiled
@@ -186,7 +185,7 @@ class Written:
 def cdn_url(backends: Backends, key: str) -> str:
     topology = backends.topology
     edge = topology.nodes[topology.services["cdn"]]
-    return f"http://{topology.fqdn('cdn')}:{edge.port}/media/{key}"
+    return photos.media_url(f"http://{topology.fqdn('cdn')}:{edge.port}", key)
 
 
 def _to_review(backends: Backends, row: tuple[Any, ...], shard: str) -> schemas.Review:
@@ -216,7 +215,7 @@ def _to_review(backends: Backends, row: tuple[Any, ...], shard: str) -> schemas.
 
 def original_key(photo: ValidatedPhoto) -> str:
     """Content-addressed: the same bytes always land under the same key."""
-    return f"originals/{photo.sha256}.{photo.extension}"
+    return photos.original_key(photo.sha256, photo.extension)
 
 
 def request_hash(user_id: int, new: NewReview) -> str:
@@ -292,13 +291,13 @@ def create(
             "user_id": user_id,
             "rating": new.rating,
             "body": new.body,
-            "photo_status": "processing" if key else None,
+            "photo_status": photos.PhotoStatus.PROCESSING if key else None,
             "photo_original_key": key,
         }
         inserted = conn.execute(INSERT_REVIEW, review).fetchone()
         if inserted and key:
-            job = {"review_id": review_id, "shard": shard_name, "original_key": key}
-            conn.execute(INSERT_JOB, {"review_id": review_id, "payload": json.dumps(job)})
+            job = photos.PhotoJob(review_id, shard_name, key)
+            conn.execute(INSERT_JOB, {"review_id": review_id, "payload": job.to_payload()})
         row = conn.execute(REVIEW_BY_ID, {"id": review_id}).fetchone()
         assert row is not None
         return row, inserted is None
