@@ -8,7 +8,7 @@ ifdef RUNTIME
 export REVIEWLAB_RUNTIME := $(RUNTIME)
 endif
 
-.PHONY: help setup docker images up down reset status demo test check lint unit integration lb-demo chaos load load-ui bench bench-lb bench-worker bench-flow
+.PHONY: help setup docker images up down reset status demo test check lint unit lb-demo chaos load load-ui bench bench-lb bench-worker bench-flow
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'

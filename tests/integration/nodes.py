@@ -179,11 +179,3 @@ class Nodes:
             yield
         finally:
             self.start(name)
-
-    @contextmanager
-    def paused(self, name: str) -> Iterator[None]:
-        self.pause(name)
-        try:
-            yield
-        finally:
-            self.resume(name)

@@ -3,7 +3,6 @@ second; a reader with a consistency token, its cookie or a bearer token bypasses
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 
@@ -85,14 +84,18 @@ def test_a_bypassing_reader_does_not_fill_the_shared_copy(
 ) -> None:
     # proxy_no_cache: a token holder's reply (maybe fresher, from the primary) never becomes
     # the copy anonymous readers get. A query no one else sends gives a key no one cached.
-    listing = f"{LISTING}?limit=20&visit={uuid.uuid4().hex}"
+    # The anonymous reply does fill it: the next anonymous read within the copy's second of
+    # life is a HIT. A fresh key per try, so a slow moment on a busy machine (the second ran
+    # out between the two reads) costs a retry, never the assertion.
+    seen = []
     with httpx.Client(base_url=vip, timeout=15) as http:
-        signed_in = http.get(listing, headers=auth(token_for(SAM)))
-        assert signed_in.headers[CACHE] == "BYPASS"
-        filled = time.monotonic()
-        anonymous = http.get(listing)
-        assert anonymous.headers[CACHE] == "MISS"
-        again = http.get(listing)
-    # The anonymous reply did fill it (unless its second of life ran out in between).
-    if time.monotonic() - filled < loadbalancer.MICRO_CACHE.ttl_s:
-        assert again.headers[CACHE] == "HIT"
+        for _ in range(5):
+            listing = f"{LISTING}?limit=20&visit={uuid.uuid4().hex}"
+            signed_in = http.get(listing, headers=auth(token_for(SAM)))
+            assert signed_in.headers[CACHE] == "BYPASS"
+            anonymous = http.get(listing)
+            assert anonymous.headers[CACHE] == "MISS", "the token holder's reply was cached"
+            seen.append(http.get(listing).headers[CACHE])
+            if seen[-1] == "HIT":
+                break
+    assert "HIT" in seen, f"no anonymous read hit the copy an anonymous read filled: {seen}"

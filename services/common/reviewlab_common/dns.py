@@ -10,7 +10,6 @@ import dns.name
 import dns.query
 import dns.rcode
 import dns.rdatatype
-import dns.resolver
 import dns.tsig
 import dns.tsigkeyring
 import dns.update
@@ -21,17 +20,6 @@ from reviewlab_common.topology import Topology
 
 class DnsError(RuntimeError):
     """The private DNS did not answer or refused a change."""
-
-
-def resolver(topology: Topology, timeout: float = 2.0) -> dns.resolver.Resolver:
-    """A resolver that asks only the lab's DNS node."""
-    node = topology.one("dns")
-    res = dns.resolver.Resolver(configure=False)
-    res.nameservers = [node.address]
-    res.port = node.port
-    res.lifetime = timeout
-    res.timeout = timeout
-    return res
 
 
 def lookup(

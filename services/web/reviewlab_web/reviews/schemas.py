@@ -29,6 +29,12 @@ class Review(BaseModel):
     helpful_votes: int = Field(0, description="readers who marked it helpful")
 
 
+class RecentReviews(BaseModel):
+    """The newest reviews across every shard: one page, no cursor (a product's listing pages)."""
+
+    items: list[Review]
+
+
 class ReviewPage(BaseModel):
     items: list[Review]
     next_cursor: str | None = Field(None, description="pass as ?cursor= for the next page")

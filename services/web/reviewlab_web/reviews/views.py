@@ -119,7 +119,7 @@ def get_review(
     return json_reply(review, response)
 
 
-@router.get("/reviews", response_model=schemas.ReviewPage)
+@router.get("/reviews", response_model=schemas.RecentReviews)
 def recent_reviews(
     backends: BackendsDep,
     positions: ConsistencyDep,
@@ -129,7 +129,7 @@ def recent_reviews(
     """The newest reviews across all shards (each shard queried in parallel)."""
     items, sources = service.list_recent(backends, limit=limit, min_lsns=positions)
     read_from(response, sources)
-    return json_reply(schemas.ReviewPage(items=items, next_cursor=None), response)
+    return json_reply(schemas.RecentReviews(items=items), response)
 
 
 @router.get("/products/{product_id}", response_model=schemas.Product, responses={404: {}})
