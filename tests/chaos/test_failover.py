@@ -15,6 +15,7 @@ from reviewlab_common.topology import Topology
 from reviewlab_lab.chaos.run import Options, execute
 from reviewlab_lab.chaos.scenarios import scenario
 
+from tests.conftest import SLOW
 from tests.integration.nodes import Nodes
 
 pytestmark = pytest.mark.chaos
@@ -37,6 +38,40 @@ def assert_whole_again(report: dict[str, Any], nodes: Nodes) -> None:
     assert report["timings"]["full_redundancy_s"] is not None, report["events"]
     assert all(len(names) == 1 for names in leaders(report).values()), leaders(report)
     nodes.wait_all_ready(within=60)
+
+
+def goals_met(report: dict[str, Any]) -> list[str]:
+    """The report's goals that were missed, even with the margin REVIEWLAB_SLOW allows."""
+    missed = []
+    for goal in report["goals"]:
+        value, limit = goal["value"], goal["limit"]
+        if goal["met"]:
+            continue
+        if value is not None and limit and goal["at_least"] and value >= limit / SLOW:
+            continue
+        if value is not None and limit and not goal["at_least"] and value <= limit * SLOW:
+            continue
+        missed.append(f"{goal['what']}: {goal['measured']} (goal {goal['target']})")
+    return missed
+
+
+def test_a_killed_catalog_replica_costs_about_a_second_and_the_report_says_so(
+    topology: Topology, nodes: Nodes
+) -> None:
+    report = run(topology, "replica-kill")
+    names = {g["what"] for g in report["goals"]}
+    assert {
+        "reads/s during the impact vs the baseline",
+        "writes/s during the impact vs the baseline",
+    } <= names
+    assert any(g["what"].startswith("read p99") for g in report["goals"])
+    assert goals_met(report) == [], report["goals"]
+    target = report["target"]
+    # The DNS node's watch dropped the dead replica from replicas.catalog, and put it back.
+    assert report["timings"]["dns_replicas_dropped_s"] is not None, report["events"]
+    assert report["timings"]["dns_replicas_back_s"] is not None, report["events"]
+    assert target in report["final"]["dns_replicas"]["catalog"]
+    assert_whole_again(report, nodes)
 
 
 def test_killing_a_catalog_replica_fails_no_request(topology: Topology, nodes: Nodes) -> None:

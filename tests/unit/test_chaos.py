@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from reviewlab_common.topology import Topology, TopologyError, load
 from reviewlab_lab.chaos import report, scenarios
@@ -81,3 +83,45 @@ def test_a_partition_cuts_a_member_from_etcd_and_its_peers(topology: Topology) -
     assert "reviews-1b" in peers
     assert {n.name for n in topology.of_kind("etcd")} <= set(peers)
     assert "reviews-1a" not in peers
+
+
+def test_the_live_view_fits_80x24_and_shows_the_dns_records_and_real_states() -> None:
+    from reviewlab_lab.chaos import view
+    from reviewlab_lab.chaos.load import Outcome
+    from reviewlab_lab.chaos.watch import Event, Look, Member
+    from rich.console import Console
+
+    clusters = {
+        name: {
+            f"{name}-1": Member("leader", "running", None),
+            f"{name}-2": Member("sync_standby", "streaming", 0),
+            f"{name}-3": Member("replica", "streaming", 40488),
+        }
+        for name in ("catalog", "reviews-0", "reviews-1")
+    }
+    look = Look(
+        at=0.0,
+        clusters=clusters,
+        dns_primary={c: f"{c}-1" for c in clusters},
+        nodes={"catalog-3": "stopped"},
+        webs_ready={"web-1": True, "web-2": True, "web-3": False},
+        dns_replicas={c: [f"{c}-2"] for c in clusters},
+    )
+    outcomes = [
+        Outcome(at=t / 10, kind=k, shard="catalog", ok=True, status=200, latency=0.02)
+        for t in range(300)
+        for k in ("read", "write")
+    ]
+    events = [Event(float(i), f"event number {i} " + "x" * 90, "node") for i in range(40)]
+    console = Console(width=80, height=24, record=True, color_system=None, file=io.StringIO())
+    console.print(
+        view.render("chaos replica-kill on catalog-3", "fault", outcomes, 30.0, look, events)
+    )
+    lines = console.export_text().rstrip("\n").split("\n")
+    assert len(lines) <= 24, lines
+    assert all(len(line) <= 80 for line in lines), max(lines, key=len)
+    text = "\n".join(lines)
+    assert "replicas catalog-2" in text
+    assert "3 repl STOPPED" in text  # the runtime's word, not Patroni's stale "streaming"
+    assert "event number 39" in text  # the newest event is on screen
+    assert any(ch in text for ch in view.BARS)

@@ -22,6 +22,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--duration", type=float, metavar="S", help="seconds the fault lasts")
     p.add_argument("--load", type=int, default=4, metavar="N", help="N writers and N readers")
     p.add_argument("--no-live", action="store_true", help="no live view (for logs and CI)")
+    p.add_argument(
+        "--all-events",
+        action="store_true",
+        help="the report's timeline shows every cluster, not only those the fault touched",
+    )
     p = chaos_sub.add_parser("report", help="print the last run's report")
     p.add_argument("--json", action="store_true")
     chaos_sub.add_parser("heal", help="undo every network partition a run left behind")
@@ -55,10 +60,15 @@ def run(topology: Topology, args: argparse.Namespace) -> None:
                 duration=args.duration,
                 load=args.load,
                 live=not args.no_live and sys.stdout.isatty(),
+                all_events=args.all_events,
             )
             try:
                 result = execute(topology, options, print)
             except KeyboardInterrupt:
                 sys.exit("chaos run interrupted: every node it touched was restored")
             print(report.as_markdown(result))
-            print(f"report: {result['path']} (and .json); `reviewlab chaos report` re-prints it")
+            base = result["path"].removesuffix(".md")
+            print(
+                f"report: {result['path']} (and {base}.html with the chart, .svg, .json); "
+                "`reviewlab chaos report` re-prints it"
+            )

@@ -1,7 +1,11 @@
-"""The run's report: timeline, outages, acknowledged writes read back, timings; MD and JSON."""
+"""The run's report: goals met or not, a chart, outages, writes read back, timings, timeline.
+
+Written as JSON, Markdown, an SVG chart beside them and an HTML page that embeds the chart.
+"""
 
 from __future__ import annotations
 
+import html
 import itertools
 import json
 import time
@@ -14,6 +18,8 @@ from reviewlab_common import db
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.topology import Topology
 
+from reviewlab_lab.chaos import chart
+from reviewlab_lab.chaos.goals import Second
 from reviewlab_lab.chaos.load import Load, Outcome
 from reviewlab_lab.chaos.watch import Event
 from reviewlab_lab.errors import LabFailed
@@ -136,9 +142,13 @@ def first(events: list[Event], kind: str, *, node: str = "", cluster: str = "") 
 
 
 def timings(events: list[Event], target: str, cluster: str | None) -> dict[str, float | None]:
-    """Seconds from the fault to detection, promotion, the DNS update and full redundancy."""
+    """Seconds from the fault to each thing that noticed it, the promotion, the DNS updates."""
     found: dict[str, float | None] = {
-        "detect_s": first(events, "detected", node=target),
+        # Patroni's view of the target changed (stopped, or its key expired after ttl).
+        "patroni_noticed_s": first(events, "detected", node=target),
+        # The DNS node's watch dropped it from replicas.<cluster>, and put it back.
+        "dns_replicas_dropped_s": first(events, "dns_dropped", node=target),
+        "dns_replicas_back_s": first(events, "dns_back", node=target),
         "role_changes": sum(e.kind in ("promoted", "demoted") for e in events if e.at >= 0),
     }
     if cluster:
@@ -149,17 +159,44 @@ def timings(events: list[Event], target: str, cluster: str | None) -> dict[str, 
     return found
 
 
+def touched(events: list[Event], topology: Topology, target: str) -> list[Event]:
+    """The events of the clusters the fault touched (the target's), and of non-cluster nodes."""
+    cluster = topology.nodes[target].cluster if target in topology.nodes else None
+    members = {m.name for m in topology.clusters[cluster].members} if cluster else {target}
+    others = [c for c in topology.clusters if c != cluster]
+    keep = []
+    for event in events:
+        node = topology.nodes.get(event.node)
+        about_other = any(event.what.startswith(f"{c}:") or f".{c} " in event.what for c in others)
+        if event.node in members or (node is not None and node.cluster is None) or not about_other:
+            keep.append(event)
+    return keep
+
+
 def write(report: dict[str, Any]) -> Path:
-    """Write the report as JSON and Markdown; return the Markdown's path."""
+    """Write the report as JSON, Markdown, an SVG chart and HTML; return the Markdown's path."""
     REPORTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = REPORTS / f"chaos-{stamp}-{report['scenario']}"
+    svg_path = base.with_suffix(".svg")
+    report["chart"] = svg_path.name
     text = json.dumps(report, indent=2)
     base.with_suffix(".json").write_text(text)
     LAST.write_text(text)
+    seconds = [Second(**s) for s in report.get("series", [])]
+    picture = chart.svg(
+        f"{report['scenario']} on {report['target']}", seconds, (0.0, float(report["fault_s"]))
+    )
+    svg_path.write_text(picture)
     markdown = base.with_suffix(".md")
     markdown.write_text(as_markdown(report))
+    base.with_suffix(".html").write_text(as_html(report, picture))
     return markdown
+
+
+def shown(value: object) -> str:
+    """A report value: '-' when it did not happen."""
+    return "-" if value is None else str(value)
 
 
 def last() -> dict[str, Any]:
@@ -179,8 +216,20 @@ def as_markdown(report: dict[str, Any]) -> str:
         "",
         f"- started: {report['started']}, runtime {report['runtime']}, load "
         f"{report['load']['writers']} writers + {report['load']['readers']} readers",
-        f"- goal: {report['goal']}",
         f"- fault lasted {report['fault_s']} s; the run lasted {report['run_s']} s",
+        "",
+        "## Goals",
+        "",
+        "| goal | target | measured | met |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {g['what']} | {g['target']} | {g['measured']} | {'yes' if g['met'] else '**NO**'} |"
+        for g in report.get("goals", [])
+    ]
+    lines += [
+        "",
+        f"![throughput and p99 over time]({report.get('chart', '')})",
         "",
         "## Acknowledged writes",
         "",
@@ -199,20 +248,51 @@ def as_markdown(report: dict[str, Any]) -> str:
     ]
     for name, c in report["clusters"].items():
         lines.append(
-            f"| {name} | {c['writes_ok']} | {c['writes_failed']} | {c['write_gap_s']} "
-            f"| {c.get('writes_back_s')} "
+            f"| {name} | {c['writes_ok']} | {c['writes_failed']} | {shown(c['write_gap_s'])} "
+            f"| {shown(c.get('writes_back_s'))} "
             f"| {c['reads_ok']} | {c['reads_failed']} "
-            f"| {c.get('median_failure_s')} / {c['slowest_failure_s']} | {c['p99_s']} "
+            f"| {shown(c.get('median_failure_s'))} / {shown(c['slowest_failure_s'])} "
+            f"| {shown(c['p99_s'])} "
             f"| {' '.join(map(str, c['failure_statuses']))} |"
         )
     jobs = report.get("photo_jobs")
     if jobs:
         lines += ["", "## Photo jobs", "", "- " + ", ".join(f"{k}: {v}" for k, v in jobs.items())]
     lines += ["", "## Timings (seconds after the fault)", ""]
-    lines += [f"- {k}: {v}" for k, v in report["timings"].items()]
-    lines += ["", "## Timeline", "", "| t (s) | event |", "|---|---|"]
+    lines += [f"- {k}: {shown(v)}" for k, v in report["timings"].items()]
+    retried = report.get("lb_retries")
+    if retried is not None:
+        lines += [
+            "",
+            "## The vIP",
+            "",
+            f"- requests nginx retried on another web server: {retried}",
+        ]
+    scope = "every cluster" if report.get("all_events") else "the clusters the fault touched"
+    lines += ["", f"## Timeline ({scope})", "", "| t (s) | event |", "|---|---|"]
     lines += [f"| {e['at']:+.2f} | {e['what']} |" for e in report["events"]]
     return "\n".join(lines) + "\n"
+
+
+def as_html(report: dict[str, Any], picture: str) -> str:
+    """A page with the goals, the chart inline and the whole Markdown report."""
+    rows = "".join(
+        f"<tr><td>{html.escape(g['what'])}</td><td>{html.escape(g['target'])}</td>"
+        f"<td>{html.escape(g['measured'])}</td>"
+        f"<td style='color:{'green' if g['met'] else 'red'}'>{'met' if g['met'] else 'NOT met'}"
+        "</td></tr>"
+        for g in report.get("goals", [])
+    )
+    title = html.escape(f"Chaos run: {report['scenario']} on {report['target']}")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
+        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
+        "td,th{border:1px solid #ccc;padding:4px 8px}table{border-collapse:collapse}</style>"
+        f"</head><body><h1>{title}</h1><p>{html.escape(report['about'])}</p>"
+        f"<h2>Goals</h2><table><tr><th>goal</th><th>target</th><th>measured</th><th></th></tr>"
+        f"{rows}</table><h2>Throughput and p99</h2>{picture}"
+        f"<h2>The whole report</h2><pre>{html.escape(as_markdown(report))}</pre></body></html>\n"
+    )
 
 
 def events_json(events: list[Event]) -> list[dict[str, Any]]:

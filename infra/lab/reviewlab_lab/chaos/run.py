@@ -10,7 +10,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from reviewlab_common.topology import Topology
@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.live import Live
 
 from reviewlab_lab import ready, runtimes
-from reviewlab_lab.chaos import report, view
+from reviewlab_lab.chaos import goals, report, view
 from reviewlab_lab.chaos.load import Load
 from reviewlab_lab.chaos.scenarios import (
     PRIMARY,
@@ -49,6 +49,8 @@ class Options:
     duration: float | None = None
     load: int = 4
     live: bool = True
+    # The report's timeline: every cluster's events, not only the ones the fault touched.
+    all_events: bool = False
 
 
 def check_options(options: Options) -> None:
@@ -156,7 +158,14 @@ def execute(topology: Topology, options: Options, say: Callable[[str], None]) ->
 
     def frame() -> Any:
         return view.render(
-            title, phase, load.snapshot(), load.now(), watcher.latest, watcher.events
+            title,
+            phase,
+            load.snapshot(),
+            load.now(),
+            watcher.latest,
+            watcher.events,
+            height=console.size.height,
+            width=console.size.width,
         )
 
     def wait(seconds: float, live: Live | None, until: Callable[[], bool] | None = None) -> bool:
@@ -221,7 +230,7 @@ def execute(topology: Topology, options: Options, say: Callable[[str], None]) ->
     found_timings = report.timings(watcher.events, target, cluster)
     if chosen.fault == "partition":
         # The cut-off node's leader key expired when its peers lost it (or promoted another).
-        expiry = found_timings.get("detect_s") or found_timings.get("promote_s")
+        expiry = found_timings.get("patroni_noticed_s") or found_timings.get("promote_s")
         writes["lost_after_key_expiry"] = (
             None
             if expiry is None
@@ -231,6 +240,7 @@ def execute(topology: Topology, options: Options, say: Callable[[str], None]) ->
         found_timings["full_redundancy_s"] = round(marks["redundant"] - marks["fault"], 2)
     else:
         found_timings["full_redundancy_s"] = None
+    clusters = report.per_cluster(load.outcomes, marks["fault"], end_t)
     result = {
         "scenario": chosen.name,
         "target": target,
@@ -242,9 +252,25 @@ def execute(topology: Topology, options: Options, say: Callable[[str], None]) ->
         "fault_s": round(marks["restored"] - marks["fault"], 2),
         "run_s": round(end_t, 2),
         "writes": writes,
-        "clusters": report.per_cluster(load.outcomes, marks["fault"], end_t),
+        "clusters": clusters,
+        "goals": goals.as_json(
+            goals.evaluate(
+                chosen.name,
+                load.outcomes,
+                writes,
+                clusters,
+                baseline=(min(1.0, marks["fault"] / 2), marks["fault"]),
+                impact=(marks["fault"], max(marks["restored"], marks["fault"] + 1.0)),
+            )
+        ),
+        "series": [asdict(s) for s in goals.series(load.outcomes, marks["fault"], end_t)],
         "timings": found_timings,
-        "events": report.events_json(watcher.events),
+        "all_events": options.all_events,
+        "events": report.events_json(
+            watcher.events
+            if options.all_events
+            else report.touched(watcher.events, topology, target)
+        ),
         "final": describe(watcher.latest) if watcher.latest else {},
         "photo_jobs": jobs,
     }

@@ -39,13 +39,17 @@ class Look:
     dns_primary: dict[str, str]
     nodes: dict[str, str]
     webs_ready: dict[str, bool]
+    # The members replicas.<cluster> names (the DNS node's watch keeps it to serving replicas).
+    dns_replicas: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Event:
     at: float  # seconds since the fault (negative before it)
     what: str
-    kind: str  # fault, detected, promoted, dns, rejoined, caught_up, node, web, restored
+    # fault, detected, promoted, dns, dns_dropped, dns_back, rejoined, caught_up, node, web,
+    # restored
+    kind: str
     node: str = ""
 
 
@@ -72,6 +76,14 @@ def answers(web: Node) -> bool:
         return httpx.get(f"{web.url}/healthz", timeout=1.0).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def _dns_replicas(topology: Topology, cluster: str) -> list[str]:
+    try:
+        found = lab_dns.lookup(topology, f"replicas.{cluster}", timeout=1.0, signed=True)
+    except lab_dns.DnsError:
+        return []
+    return sorted(n.name if (n := topology.node_at(a)) else a for a in found)
 
 
 def _dns_primary(topology: Topology, cluster: str) -> str:
@@ -124,6 +136,7 @@ class Watcher:
         webs = self.topology.of_kind("web")
         views = self._pool.map(lambda c: cluster_view(c, self.target), clusters)
         names = self._pool.map(lambda c: _dns_primary(self.topology, c.name), clusters)
+        replicas = self._pool.map(lambda c: _dns_replicas(self.topology, c.name), clusters)
         probes = self._pool.map(answers, webs)
         processes = self.runtime.processes()
         return Look(
@@ -134,6 +147,7 @@ class Watcher:
                 n: processes[n].state if n in processes else "stopped" for n in self.topology.nodes
             },
             webs_ready={w.name: r for w, r in zip(webs, probes, strict=True)},
+            dns_replicas={c.name: r for c, r in zip(clusters, replicas, strict=True)},
         )
 
     def _loop(self) -> None:
@@ -168,6 +182,14 @@ def changes(before: Look, now: Look) -> list[tuple[str, str, str]]:
                     now.dns_primary[cluster],
                 )
             )
+        listed, listing = (
+            set(before.dns_replicas.get(cluster, [])),
+            set(now.dns_replicas.get(cluster, [])),
+        )
+        for name in sorted(listed - listing):
+            found.append((f"DNS replicas.{cluster} dropped {name}", "dns_dropped", name))
+        for name in sorted(listing - listed):
+            found.append((f"DNS replicas.{cluster} back: {name}", "dns_back", name))
     for web, ok in now.webs_ready.items():
         if before.webs_ready.get(web) != ok:
             found.append((f"{web} {'back behind' if ok else 'out of'} the vIP", "web", web))
@@ -212,4 +234,5 @@ def describe(look: Look) -> dict[str, Any]:
             for c, ms in look.clusters.items()
         },
         "dns_primary": look.dns_primary,
+        "dns_replicas": look.dns_replicas,
     }
