@@ -1,11 +1,13 @@
 """`make bench`: every figure of the lab beside its ceiling, in one run, into docs/benchmarks.md.
 
 Run: python -m tests.bench.suite [--duration S] [--connections N] [--out PATH]
-Not a test: it measures (a) the nginx ceiling on the vIP, (b) the FastAPI floor through it,
+Not a test: it measures (a) the nginx ceiling on the vIP, (b) the FastAPI floor through it
+beside a bare FastAPI peer behind the same nginx (bench_peer.py),
 (c) a hot product listing, uncached and through the vIP's micro-cache, (d) a CDN HIT beside
 nginx serving the same bytes from disk, (e) 100 concurrent cold requests for one new cutout
 and the origin fetches they caused, (f) POST to cutout ready with 10 shoppers, (g) the
-worker's stages beside raw inference. The goals of issue 10 are reported, never asserted.
+worker's stages beside raw inference. The goals of issues 10 and 18 are reported, never
+asserted.
 The parts stay runnable alone: bench_lb.py, bench_flow.py, bench_worker.py.
 """
 
@@ -34,7 +36,7 @@ from reviewlab_lab import edgestats, loadbalancer, runtimes
 from reviewlab_lab.paths import REPO, LabPaths
 from reviewlab_worker.segmentation import STAGES, PortraitSegmenter
 
-from tests.bench import bench_flow, bench_lb, bench_worker
+from tests.bench import bench_flow, bench_lb, bench_peer, bench_worker
 
 LOADTEST_USER = 5
 LISTING = "/api/products/7/reviews"
@@ -44,6 +46,9 @@ BURST_SOURCE = "127.0.3.100"
 SHOPPERS = 10
 FLOWS = 30
 WORKER_RUNS = 10
+# What follows this line in docs/benchmarks.md is written by hand (before/after tables,
+# profiles) and kept when `make bench` writes the measured part above it again.
+KEPT = "<!-- kept by make bench: written by hand below this line -->"
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,9 @@ def static_nginx(address: str, files: dict[str, bytes]) -> Iterator[str]:
         conf.write_text(
             f"worker_processes 1; daemon off; master_process off; pid {tmp}/nginx.pid;\n"
             f"error_log {tmp}/error.log; events {{ worker_connections 1024; }}\n"
-            f"http {{ access_log off; {temp} default_type application/octet-stream;\n"
+            # The edge's own file settings, so the two differ only in the cache in between.
+            f"http {{ access_log off; sendfile on; tcp_nopush on; {temp}\n"
+            f"  default_type application/octet-stream;\n"
             f"  server {{ listen {address}:{port}; root {root}; }} }}\n"
         )
         argv = ["nginx", "-p", tmp, "-c", str(conf), "-e", f"{tmp}/error.log"]
@@ -186,7 +193,13 @@ def measure(topology: Topology, duration: int, connections: int) -> tuple[list[F
         return bench_lb.wrk(label, url, duration, connections, headers)
 
     ceiling = wrk("(a) nginx ceiling", f"http://{lb.host_address}:{lb.ceiling_port}/")
-    floor = wrk("(b) FastAPI floor", f"{vip}/healthz")
+    with bench_peer.running(topology) as peer_url:
+        # Side by side: the bare peer, our /healthz, the peer again (the better of its two).
+        peers = [wrk("(b) bare FastAPI peer", peer_url)] if peer_url else []
+        floor = wrk("(b) FastAPI floor", f"{vip}/healthz")
+        if peer_url:
+            peers.append(wrk("(b) bare FastAPI peer", peer_url))
+    peer = max(peers, key=lambda r: r.per_second) if peers else None
     listing = wrk("(c) hot listing, uncached", f"{vip}{LISTING}", signed_in)
     cached = wrk("(c) hot listing, micro-cache", f"{vip}{LISTING}")
 
@@ -197,9 +210,14 @@ def measure(topology: Topology, duration: int, connections: int) -> tuple[list[F
         edge, edgestats.access_log(paths, edge), cutout
     )
     cutout_bytes = httpx.get(f"{edge.host_url}{cutout}", timeout=15).content
-    cdn_hit = wrk("(d) CDN HIT", f"{edge.host_url}{cutout}")
     with static_nginx(edge.host_address, {"cutout.webp": cutout_bytes}) as static:
-        from_disk = wrk("(d) nginx from disk", f"{static}/cutout.webp")
+        # Alternated, the better of two each: the machine's other load hits both alike.
+        hits, disks = [], []
+        for _ in range(2):
+            hits.append(wrk("(d) CDN HIT", f"{edge.host_url}{cutout}"))
+            disks.append(wrk("(d) nginx from disk", f"{static}/cutout.webp"))
+    cdn_hit = max(hits, key=lambda r: r.per_second)
+    from_disk = max(disks, key=lambda r: r.per_second)
 
     progress(f"  (f) {FLOWS} reviews with photos, {SHOPPERS} at a time")
     before = worker_stage_totals(topology)
@@ -225,6 +243,14 @@ def measure(topology: Topology, duration: int, connections: int) -> tuple[list[F
             "(b) `GET /healthz` through the vIP (the FastAPI floor)",
             rps(floor),
             f"{floor.per_second / ceiling.per_second:.3f} × (a)",
+        ),
+        Figure(
+            "(b) a bare FastAPI app (one async `/healthz`, tests/bench/bare_app.py) beside each "
+            "web server, same uvicorn settings, behind the same nginx",
+            rps(peer) if peer else "not measured: the vIP cannot reach it (Compose)",
+            f"{floor.per_second / peer.per_second:.2f} = (b) ÷ peer" if peer else "",
+            "(b) ≥ 0.9 × peer",
+            verdict(floor.per_second >= 0.9 * peer.per_second) if peer else "",
         ),
         Figure(
             f"(c) hot listing `GET {LISTING}`, signed in (bypasses the micro-cache)",
@@ -273,8 +299,8 @@ def measure(topology: Topology, duration: int, connections: int) -> tuple[list[F
             f"{WORKER_RUNS}) vs raw inference {raw_ms:.1f} ms",
             f"{at_1024[2]['total']:.1f} ms",
             f"{at_1024[3]:.1f} × raw inference",
-            "≤ 10 ×",
-            verdict(at_1024[3] <= 10),
+            "≤ 6 ×",
+            verdict(at_1024[3] <= 6),
         ),
     ]
     stages = " | ".join(f"{stage} {at_1024[2][stage]:.1f}" for stage in STAGES)
@@ -334,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         runtime.apply_lb_mode(mode)
     text = markdown(figures, detail, args.duration, args.connections)
+    if args.out.exists() and KEPT in (previous := args.out.read_text()):
+        text += "\n" + previous[previous.index(KEPT) :]
     args.out.write_text(text)
     print(text)
     print(f"written to {args.out}")

@@ -112,6 +112,17 @@ def pools(topology: Topology) -> dict[str, list[Node]]:
     }
 
 
+# The bench's peer (tests/bench/bare_app.py): a bare FastAPI app that `make bench` runs beside
+# each web server, on its address and the next port. The vIP's ceiling server proxies it under
+# PEER_PATH as the vIP proxies the web servers; without the bench it answers 502.
+PEER_PATH = "/peer/"
+
+
+def bench_peers(topology: Topology) -> list[tuple[str, int]]:
+    """Where the bench's bare FastAPI peers listen: one per web server, (address, port)."""
+    return [(web.address, web.port + 1) for web in topology.of_kind("web")]
+
+
 def error_pages(limits: Limits) -> list[tuple[str, int, str, str]]:
     """The JSON errors the vIP answers by itself: (location, status, code, message)."""
     retry = "A GET is safe to retry; retry a POST only with the same Idempotency-Key."
@@ -177,4 +188,7 @@ def render_config(
         edges=topology.of_kind("edge"),
         error_pages=error_pages(limits),
         micro_cache=MICRO_CACHE,
+        peers=bench_peers(topology),
+        peer_path=PEER_PATH,
+        peer_log=paths.logs / "lb.peer.log",
     )
