@@ -39,7 +39,7 @@ def test_get_by_id_is_served_by_the_products_shard(
         review = authored.add(posted, KIM)
         assert posted.headers["Location"] == f"/api/reviews/{review['id']}"
         assert review["shard"] == shard
-        assert shards.bucket_of_review(review["id"]) == shards.bucket_of(
+        assert shards.bucket_of_review(int(review["id"])) == shards.bucket_of(
             products[0], topology.lab.buckets
         )
 
@@ -97,7 +97,7 @@ def test_product_reviews_page_newest_first_without_duplicates(
             body=marker(f"page item {n}"),
             headers={CONSISTENCY: consistency} if consistency else None,
         )
-        mine.append(authored.add(posted, ALEX)["id"])
+        mine.append(int(authored.add(posted, ALEX)["id"]))
         consistency = posted.headers[CONSISTENCY]
 
     seen: list[int] = []
@@ -116,7 +116,7 @@ def test_product_reviews_page_newest_first_without_duplicates(
         page = reply.json()
         assert len(page["items"]) <= 2
         assert all(item["product_id"] == product_id for item in page["items"])
-        seen.extend(item["id"] for item in page["items"])
+        seen.extend(int(item["id"]) for item in page["items"])
         cursor = page["next_cursor"]
         if set(mine) <= set(seen) or cursor is None:
             break
@@ -141,7 +141,7 @@ def test_listing_merges_every_shard_newest_first(
             body=marker(f"listed from {shard}"),
             headers={CONSISTENCY: consistency} if consistency else None,
         )
-        mine[shard] = authored.add(posted, KIM)["id"]
+        mine[shard] = int(authored.add(posted, KIM)["id"])
         # The token of a write carries every shard the caller wrote before.
         consistency = posted.headers[CONSISTENCY]
     assert set(db_token_shards(consistency)) == set(mine)
@@ -152,7 +152,7 @@ def test_listing_merges_every_shard_newest_first(
     # One page of the newest: no cursor is promised (a product's listing is what pages).
     assert set(reply.json()) == {"items"}, reply.json().keys()
     items = reply.json()["items"]
-    ids = [item["id"] for item in items]
+    ids = [int(item["id"]) for item in items]
     assert ids == sorted(ids, reverse=True)
     assert len(ids) == len(set(ids))
     # Ids begin with the web server's millisecond; created_at is the database's clock, so

@@ -186,7 +186,7 @@ class Shopper(HttpUser):
         ) as reply:
             if reply.status_code != 200:
                 reply.failure(f"{reply.status_code}: {reply.text[:200]}")
-            elif review_id not in {item["id"] for item in reply.json()["items"]}:
+            elif review_id not in {int(item["id"]) for item in reply.json()["items"]}:
                 reply.failure(f"review {review_id} missing from the next read: no read-your-writes")
 
     def wait_cutout_ready(

@@ -56,3 +56,30 @@ def test_the_product_id_bound_is_an_exact_integer(document: dict[str, Any]) -> N
         # shows it as it is, not rounded.
         assert maximum == service.MAX_PRODUCT_ID
         assert int(float(maximum)) == service.MAX_PRODUCT_ID
+
+
+def test_review_ids_are_strings_of_digits_in_the_schema(document: dict[str, Any]) -> None:
+    review_id = document["components"]["schemas"]["Review"]["properties"]["id"]
+    assert review_id["type"] == "string" and review_id["pattern"] == "^[1-9][0-9]{0,18}$"
+    assert document["info"]["version"] == "0.2.0"
+
+
+def test_a_review_id_above_2_53_is_a_string_in_the_json() -> None:
+    from datetime import UTC, datetime
+
+    from reviewlab_web.reviews.schemas import Review
+
+    big = 121384641495047564  # above 2^53: a double would round it
+    review = Review(
+        id=big,
+        product_id=30,
+        user_id=1,
+        rating=5,
+        body="Fits",
+        created_at=datetime(2026, 12, 2, tzinfo=UTC),
+        shard="reviews-0",
+    )
+    assert review.model_dump_json().startswith('{"id":"121384641495047564",')
+    # Both forms are accepted on input.
+    assert Review.model_validate_json(review.model_dump_json()).id == big
+    assert Review.model_validate({**review.model_dump(), "id": big}).id == big

@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PlainSerializer, WithJsonSchema
 from reviewlab_common import photos
 
 PhotoStatus = photos.PhotoStatus
+
+# A review id is a 63-bit number: above 2^53, where a double-based JSON parser (JavaScript's
+# JSON.parse, jq 1.6) rounds it to another review's id. So the JSON carries it as a string
+# of digits, as public APIs with 64-bit ids do; inside the lab it stays an int.
+ReviewId = Annotated[
+    int,
+    PlainSerializer(str, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": "^[1-9][0-9]{0,18}$",
+            "description": "a 64-bit review id as a string of digits (it carries the review's "
+            "bucket, hence its shard); read it as a string, not as a number",
+            "examples": ["121384641495047564"],
+        }
+    ),
+]
 
 
 class Photo(BaseModel):
@@ -18,7 +36,7 @@ class Photo(BaseModel):
 
 
 class Review(BaseModel):
-    id: int = Field(description="64-bit id; it carries the review's bucket, hence its shard")
+    id: ReviewId
     product_id: int
     user_id: int
     rating: int

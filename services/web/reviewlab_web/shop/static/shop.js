@@ -122,8 +122,8 @@ form.addEventListener("submit", async (event) => {
       body: data,
     });
     if (reply.status === 201) {
-      // Review ids are 64-bit: read them from Location, never as a JavaScript number.
-      const id = reply.headers.get("Location").split("/").pop();
+      // Review ids are 64-bit: the JSON carries them as strings, so JSON.parse keeps them.
+      const { id } = await reply.json();
       statusLine.textContent = `review ${id} stored; reading the page again…`;
       window.location.assign(`/?posted=${id}#review-${id}`);
       return;
