@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -236,3 +238,33 @@ def test_idempotency_key_replays_the_same_review_once(
     alex = post_review(client, token_for(ALEX), product_id=9, body=body, headers=key)
     assert authored.add(alex, ALEX)["id"] != review["id"]
     assert sum(rows_with_body(topology, body).values()) == 2
+
+
+def test_the_catalog_is_listed_page_by_page(client: httpx.Client) -> None:
+    listed: list[dict[str, Any]] = []
+    cursor: str | None = None
+    for _ in range(20):
+        params = {"limit": 20, **({"cursor": cursor} if cursor else {})}
+        reply = client.get("/api/products", params=params)
+        assert reply.status_code == 200, reply.text
+        page = reply.json()
+        assert len(page["items"]) <= 20
+        listed += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    ids = [p["id"] for p in listed]
+    assert ids == sorted(set(ids)) and len(ids) >= 50, ids
+    assert all(p["name"] and p["shard"].startswith("reviews-") for p in listed)
+    assert_error(client.get("/api/products", params={"cursor": "next"}), 422)
+
+
+def test_the_shop_page_offers_every_product(client: httpx.Client) -> None:
+    catalog = client.get("/api/products", params={"limit": 100}).json()["items"]
+    page = client.get("/")
+    assert page.status_code == 200
+    form = page.text[page.text.index('<select name="product_id">') :]
+    offered = re.findall(r'<option value="(\d+)">', form[: form.index("</select>")])
+    assert [int(i) for i in offered] == [p["id"] for p in catalog]
+    shown = re.findall(r'<article class="product" id="product-(\d+)"', page.text)
+    assert [int(i) for i in shown] == [p["id"] for p in catalog]

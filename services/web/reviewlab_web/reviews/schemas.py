@@ -65,3 +65,17 @@ class Product(BaseModel):
     rating_count: int
     rating_average: float | None
     shard: str
+
+
+class CatalogProduct(BaseModel):
+    """A product as the catalog lists it (its ratings are on GET /api/products/{id})."""
+
+    id: int
+    name: str
+    image_url: str | None
+    shard: str = Field(description="the review shard that holds its reviews")
+
+
+class ProductPage(BaseModel):
+    items: list[CatalogProduct]
+    next_cursor: str | None = Field(None, description="pass as ?cursor= for the next page")

@@ -62,6 +62,12 @@ PRODUCT = compiled(
         tables.products.c.id == bindparam("id")
     )
 )
+PRODUCT_LIST = compiled(
+    select(tables.products.c.id, tables.products.c.name, tables.products.c.image_key)
+    .where(tables.products.c.id > bindparam("after", type_=BigInteger))
+    .order_by(tables.products.c.id)
+    .limit(bindparam("limit"))
+)
 RESERVE_KEY = compiled(
     pg_insert(tables.idempotency_keys)
     .values(
@@ -361,6 +367,26 @@ def list_recent(
         results = list(pool.map(one, sorted(backends.shards)))
     merged = sorted((r for rows, _ in results for r in rows), key=lambda r: r.id, reverse=True)
     return merged[:limit], [source for _, source in results]
+
+
+def list_products(
+    backends: Backends, *, limit: int, after: int
+) -> tuple[list[schemas.CatalogProduct], ReadSource]:
+    """Up to LIMIT products with ids above AFTER, in id order, from the catalog."""
+
+    def fetch(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+        return conn.execute(PRODUCT_LIST, {"after": after, "limit": limit}).fetchall()
+
+    rows, source = backends.catalog.read(fetch)
+    return [
+        schemas.CatalogProduct(
+            id=int(pid),
+            name=str(name),
+            image_url=cdn_url(backends, key) if key else None,
+            shard=backends.shard_map.shard_for_product(int(pid)),
+        )
+        for pid, name, key in rows
+    ], source
 
 
 def product(

@@ -132,6 +132,31 @@ def recent_reviews(
     return json_reply(schemas.RecentReviews(items=items), response)
 
 
+@router.get("/products", response_model=schemas.ProductPage)
+def list_products(
+    backends: BackendsDep,
+    response: Response,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> Response:
+    """Every product in the catalog, in id order, one page at a time."""
+    after = 0
+    if cursor is not None:
+        if not (cursor.isascii() and cursor.isdigit()) or int(cursor) > service.MAX_PRODUCT_ID:
+            raise ApiError(
+                422, "bad_cursor", "cursor: pass the next_cursor value of the previous page"
+            )
+        after = int(cursor)
+    items, source = service.list_products(backends, limit=limit + 1, after=after)
+    read_from(response, [source])
+    more = len(items) > limit
+    items = items[:limit]
+    page = schemas.ProductPage(
+        items=items, next_cursor=str(items[-1].id) if more and items else None
+    )
+    return json_reply(page, response)
+
+
 @router.get("/products/{product_id}", response_model=schemas.Product, responses={404: {}})
 def get_product(
     backends: BackendsDep, positions: ConsistencyDep, response: Response, product_id: ProductId

@@ -40,17 +40,14 @@ class Shelf:
 def shelf(
     backends: Backends,
     *,
-    products: int,
     per_product: int,
     min_lsns: dict[str, str],
     posted: int | None = None,
 ) -> Shelf:
-    """The first PRODUCTS products with their newest reviews, and the review POSTED among them."""
+    """Every product with its newest reviews, and the review POSTED among them."""
 
     def catalog(conn: psycopg.Connection[Any]) -> tuple[list[tuple[Any, ...]], dict[int, str]]:
-        rows = conn.execute(
-            "SELECT id, name, image_key FROM products ORDER BY id LIMIT %s", (products,)
-        ).fetchall()
+        rows = conn.execute("SELECT id, name, image_key FROM products ORDER BY id").fetchall()
         users = conn.execute("SELECT id, display_name FROM users").fetchall()
         return rows, {int(uid): str(name) for uid, name in users}
 

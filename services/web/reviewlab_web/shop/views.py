@@ -18,7 +18,6 @@ from reviewlab_web.shop import service
 HERE = Path(__file__).parent
 ASSETS = HERE / "static"
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")
-PRODUCTS_SHOWN = 8
 REVIEWS_PER_PRODUCT = 3
 
 # Not in the OpenAPI document: the page is not part of the API.
@@ -35,7 +34,6 @@ def shop_page(
     """Products and their newest reviews, read with the visitor's consistency token."""
     shelf = service.shelf(
         backends,
-        products=PRODUCTS_SHOWN,
         per_product=REVIEWS_PER_PRODUCT,
         min_lsns=positions,
         posted=posted,
