@@ -18,12 +18,13 @@ from reviewlab_common import db
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.topology import Topology
 
+from reviewlab_lab import lbstats, loadbalancer
 from reviewlab_lab.chaos import chart
 from reviewlab_lab.chaos.goals import Second
 from reviewlab_lab.chaos.load import Load, Outcome
 from reviewlab_lab.chaos.watch import Event
 from reviewlab_lab.errors import LabFailed
-from reviewlab_lab.paths import REPO
+from reviewlab_lab.paths import REPO, LabPaths
 
 REPORTS = REPO / "reports"
 LAST = REPORTS / "chaos-last.json"
@@ -157,6 +158,16 @@ def timings(events: list[Event], target: str, cluster: str | None) -> dict[str, 
         rejoined = [e.at for e in events if e.node == target and e.kind == "rejoined" and e.at >= 0]
         found["rejoined_s"] = rejoined[-1] if rejoined else None
     return found
+
+
+def lb_retries(topology: Topology, since_epoch: float) -> int | None:
+    """Requests of the run that nginx moved on to another web server after a failure, from the
+    vIP's access log (as `reviewlab lb stats` reads it); None without a log to read."""
+    log = loadbalancer.access_log(LabPaths.of(topology))
+    if not log.exists():
+        return None
+    entries = lbstats.read(log, since=time.time() - since_epoch)
+    return sum(1 for e in entries if e.attempts > 1)
 
 
 def touched(events: list[Event], topology: Topology, target: str) -> list[Event]:

@@ -179,6 +179,7 @@ def execute(topology: Topology, options: Options, say: Callable[[str], None]) ->
         return until is not None and until()
 
     started_wall = time.strftime("%Y-%m-%d %H:%M:%S")
+    started_epoch = time.time()
     say(f"{title}: {chosen.about}")
     with interrupts_as_keyboard():
         watcher.start()
@@ -265,6 +266,7 @@ def execute(topology: Topology, options: Options, say: Callable[[str], None]) ->
         ),
         "series": [asdict(s) for s in goals.series(load.outcomes, marks["fault"], end_t)],
         "timings": found_timings,
+        "lb_retries": report.lb_retries(topology, started_epoch),
         "all_events": options.all_events,
         "events": report.events_json(
             watcher.events
