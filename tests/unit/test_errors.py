@@ -52,3 +52,41 @@ def test_json_sent_to_a_form_gets_a_415_that_says_multipart(client: TestClient) 
     error = reply.json()["error"]
     assert error["code"] == "use_multipart"
     assert "multipart/form-data" in error["message"] and "application/json" in error["message"]
+
+
+@pytest.fixture(scope="module")
+def failing() -> TestClient:
+    """Routes that fail the way a dependency or a bug does, behind the same handlers."""
+    from reviewlab_common.etcd import EtcdError
+    from reviewlab_common.shards import ShardMapMissing
+
+    app = FastAPI()
+    errors.install(app)
+    faults = {
+        "etcd": EtcdError("etcd at 127.0.0.40:2379 did not answer"),
+        "missing": ShardMapMissing("no shard map in etcd"),
+        "bug": KeyError(17),
+    }
+
+    @app.get("/fail/{kind}")
+    def fail(kind: str) -> None:
+        raise faults[kind]
+
+    # A raised error must become the answer, as it does in uvicorn, not fail the test.
+    return TestClient(app, raise_server_exceptions=False)
+
+
+@pytest.mark.parametrize("kind", ["etcd", "missing"])
+def test_a_shard_map_fault_is_a_json_503_with_retry_after(failing: TestClient, kind: str) -> None:
+    reply = failing.get(f"/fail/{kind}")
+    assert reply.status_code == 503
+    assert reply.headers["Retry-After"] == "2"
+    assert reply.json()["error"]["code"] == "shard_map_unavailable"
+
+
+def test_anything_else_is_a_json_500(failing: TestClient) -> None:
+    reply = failing.get("/fail/bug")
+    assert reply.status_code == 500
+    assert reply.headers["content-type"] == "application/json"
+    error = reply.json()["error"]
+    assert error["code"] == "internal_error" and "KeyError" in error["message"]

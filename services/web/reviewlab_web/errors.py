@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from reviewlab_common.db import CommitOutcomeUnknown, DatabaseUnavailable
+from reviewlab_common.etcd import EtcdError
+from reviewlab_common.shards import ShardMapMissing
 from reviewlab_common.storage import StorageUnavailable
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reviewlab_web import methods
+
+log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -117,3 +122,25 @@ def install(app: FastAPI) -> None:
             status_code=503,
             headers={"Retry-After": "2"},
         )
+
+    @app.exception_handler(EtcdError)
+    @app.exception_handler(ShardMapMissing)
+    async def shard_map_down(_: Request, exc: Exception) -> JSONResponse:
+        # Which shard holds a product comes from etcd's shard map: without it nothing is read
+        # or written, and the map comes back with etcd (or with provisioning).
+        return JSONResponse(
+            body("shard_map_unavailable", f"the shard map is unavailable ({exc}); retry shortly"),
+            status_code=503,
+            headers={"Retry-After": "2"},
+        )
+
+    @app.exception_handler(Exception)
+    async def last_resort(request: Request, exc: Exception) -> JSONResponse:
+        # Anything else still leaves as JSON; the traceback goes to this server's log.
+        log.exception("%s %s failed", request.method, request.url.path)
+        message = (
+            f"the server failed on {request.method} {request.url.path} ({type(exc).__name__}); "
+            "nothing about your request was wrong. A GET is safe to retry; retry a POST only "
+            "with the same Idempotency-Key"
+        )
+        return JSONResponse(body("internal_error", message), status_code=500)
