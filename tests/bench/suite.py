@@ -146,7 +146,14 @@ def cold_burst(edge: Node, log: Path, path: str) -> tuple[int, Counter[str], int
 
     with ThreadPoolExecutor(max_workers=BURST) as pool:
         codes = list(pool.map(one, range(BURST)))
-    entries = [e for e in edgestats.read(log) if e.uri == path and e.client == BURST_SOURCE]
+
+    def logged() -> list[edgestats.EdgeEntry]:
+        return [e for e in edgestats.read(log) if e.uri == path and e.client == BURST_SOURCE]
+
+    # The edge writes its log in batches, at most a second late.
+    limit = time.monotonic() + 5
+    while len(entries := logged()) < BURST and time.monotonic() < limit:
+        time.sleep(0.1)
     statuses = Counter(e.cache for e in entries)
     return edgestats.origin_fetches(entries, path), statuses, sum(c != 200 for c in codes)
 
