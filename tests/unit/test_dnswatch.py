@@ -90,6 +90,18 @@ def test_a_replica_that_stops_answering_leaves_the_record_and_comes_back_streami
     assert "back " + lab.addresses[victim] in said[-1]
 
 
+def test_a_listed_replica_whose_primary_is_lost_stays_while_it_answers(
+    topology: Topology, lab: Lab
+) -> None:
+    replica = sorted(n for n, m in lab.members.items() if m["role"] != "leader")[0]
+    lab.members[replica]["state"] = "running"  # its primary is gone: not streaming, still reads
+    dnswatch.watch_once(topology, print)
+    assert lab.addresses[replica] in lab.records["replicas.catalog"]
+    lab.members[replica]["state"] = "stopped"
+    dnswatch.watch_once(topology, print)
+    assert lab.addresses[replica] not in lab.records["replicas.catalog"]
+
+
 def test_with_patroni_silent_the_records_are_kept(topology: Topology, lab: Lab) -> None:
     lab.members.clear()
     assert dnswatch.watch_once(topology, print) == {}

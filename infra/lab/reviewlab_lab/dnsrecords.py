@@ -9,8 +9,12 @@ from reviewlab_common import dns as lab_dns
 from reviewlab_common.outliers import accepts_connections
 from reviewlab_common.topology import Cluster, Topology
 
-# Patroni's state of a replica that replays the primary's WAL.
+# Patroni's state of a replica that replays the primary's WAL. A listed replica stays listed
+# while it is "running" too: with its primary lost it stops streaming but still serves reads
+# (the routers check how far it has replayed), and those reads are all a shard has until a
+# replica is promoted. A replica that left the record comes back only once it streams.
 STREAMING = "streaming"
+STILL_SERVING = frozenset({STREAMING, "running"})
 
 
 def static_records(topology: Topology) -> dict[str, list[str]]:
@@ -52,20 +56,30 @@ def cluster_roles(cluster: Cluster, timeout: float = 2.0) -> dict[str, str]:
 
 
 def serving_replicas(
-    topology: Topology, cluster: Cluster, members: dict[str, dict[str, Any]]
+    topology: Topology,
+    cluster: Cluster,
+    members: dict[str, dict[str, Any]],
+    listed: list[str] | None = None,
 ) -> list[str]:
-    """Addresses of the replicas that stream (Patroni's view) and answer a connect now.
+    """Addresses of the replicas that serve reads now: streaming (or running, if LISTED
+    already; None: any that runs) in Patroni's view, and answering a connect.
 
     Patroni keeps a lost member's last state until its key expires (ttl); the connect, bounded
     by the runtime's connect timeout, is what tells a dead member from a live one at once.
     """
     timeout = topology.lab.runtime.connect_timeout_s
+
+    def state_serves(address: str, state: object) -> bool:
+        if state == STREAMING:
+            return True
+        return state in STILL_SERVING and (listed is None or address in listed)
+
     return sorted(
         m.address
         for m in cluster.members
         if (member := members.get(m.name))
         and member.get("role") != "leader"
-        and member.get("state") == STREAMING
+        and state_serves(m.address, member.get("state"))
         and accepts_connections(m.address, m.port, timeout)
     )
 

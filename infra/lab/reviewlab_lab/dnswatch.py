@@ -3,9 +3,10 @@
 Patroni's role-change callbacks set the records when roles change, but a replica that stops
 answering changes no role, and Patroni itself notices a lost member only after ttl. So the DNS
 node checks every cluster each second (like Consul's health-checked DNS answers): a replica
-leaves replicas.<cluster> once it stops answering a connect and comes back once it streams
-again. It runs in the DNS node on either runtime: `python -m reviewlab_lab.dnswatch NAMED...`
-starts named as its child, forwards the stop signal to it and exits with it.
+leaves replicas.<cluster> once it stops answering a connect (or Patroni sees it stopped) and
+comes back once it streams again. It runs in the DNS node on either runtime:
+`python -m reviewlab_lab.dnswatch NAMED...` starts named as its child, forwards the stop
+signal to it and exits with it.
 """
 
 from __future__ import annotations
@@ -45,14 +46,14 @@ def watch_once(topology: Topology, say: Say) -> dict[str, list[str]]:
         members = dnsrecords.patroni_members(cluster, timeout=1.0)
         if not members:
             continue  # Patroni not answering (not provisioned yet, or the cluster is down)
-        serving = dnsrecords.serving_replicas(topology, cluster, members)
         have = published(topology, cluster)
+        serving = dnsrecords.serving_replicas(topology, cluster, members, listed=have)
         if serving != have:
             changes[replicas_name(cluster)] = serving
             gone, back = sorted(set(have) - set(serving)), sorted(set(serving) - set(have))
             say(
                 f"{replicas_name(cluster)}: {' '.join(serving) or '(none)'}"
-                + (f"; dropped {' '.join(gone)} (not streaming or not answering)" if gone else "")
+                + (f"; dropped {' '.join(gone)} (stopped or not answering)" if gone else "")
                 + (f"; back {' '.join(back)}" if back else "")
             )
     if changes:
