@@ -134,7 +134,12 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("init", help="generate the lab's secrets (once) and own its data directory")
     sub.add_parser("up", help="start every node, provision, wait until all are ready")
     sub.add_parser("down", help="stop every node; keep the data")
-    sub.add_parser("reset", help="stop every node and wipe the data")
+    p = sub.add_parser("reset", help="stop every node and wipe the data")
+    p.add_argument(
+        "--data",
+        action="store_true",
+        help="only delete every review and its photos; the lab keeps running",
+    )
     p = sub.add_parser("status", help="one entry per node")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("logs", help="a node's log")
@@ -237,6 +242,11 @@ def _dispatch(topology: Topology, args: argparse.Namespace) -> None:
             lifecycle.up(topology)
         case "down":
             lifecycle.down(topology)
+        case "reset" if args.data:
+            from reviewlab_lab import datareset
+
+            for line in datareset.clear_reviews(topology):
+                print(line)
         case "reset":
             lifecycle.reset(topology)
         case "status":
