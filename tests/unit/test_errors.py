@@ -58,13 +58,14 @@ def test_json_sent_to_a_form_gets_a_415_that_says_multipart(client: TestClient) 
 def failing() -> TestClient:
     """Routes that fail the way a dependency or a bug does, behind the same handlers."""
     from reviewlab_common.etcd import EtcdError
-    from reviewlab_common.shards import ShardMapMissing
+    from reviewlab_common.shards import BucketUnmapped, ShardMapMissing
 
     app = FastAPI()
     errors.install(app)
     faults = {
         "etcd": EtcdError("etcd at 127.0.0.40:2379 did not answer"),
         "missing": ShardMapMissing("no shard map in etcd"),
+        "unmapped": BucketUnmapped("the shard map assigns bucket 9 to no shard"),
         "bug": KeyError(17),
     }
 
@@ -76,7 +77,7 @@ def failing() -> TestClient:
     return TestClient(app, raise_server_exceptions=False)
 
 
-@pytest.mark.parametrize("kind", ["etcd", "missing"])
+@pytest.mark.parametrize("kind", ["etcd", "missing", "unmapped"])
 def test_a_shard_map_fault_is_a_json_503_with_retry_after(failing: TestClient, kind: str) -> None:
     reply = failing.get(f"/fail/{kind}")
     assert reply.status_code == 503
@@ -90,3 +91,11 @@ def test_anything_else_is_a_json_500(failing: TestClient) -> None:
     assert reply.headers["content-type"] == "application/json"
     error = reply.json()["error"]
     assert error["code"] == "internal_error" and "KeyError" in error["message"]
+
+
+def test_a_bucket_the_map_lacks_is_a_shard_map_fault_and_a_lookup_miss() -> None:
+    from reviewlab_common.shards import BucketUnmapped, ShardMapMissing
+
+    fault = BucketUnmapped("the shard map assigns bucket 9 to no shard")
+    assert isinstance(fault, ShardMapMissing) and isinstance(fault, KeyError)
+    assert str(fault) == "the shard map assigns bucket 9 to no shard"

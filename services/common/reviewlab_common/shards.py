@@ -29,6 +29,13 @@ class ShardMapMissing(RuntimeError):
     """The shard map is not in etcd yet (the lab is not provisioned)."""
 
 
+class BucketUnmapped(ShardMapMissing, KeyError):
+    """The shard map assigns the bucket to no shard (a KeyError for callers that look up)."""
+
+    def __str__(self) -> str:  # KeyError's own would quote the message
+        return str(self.args[0])
+
+
 def bucket_of(product_id: int, buckets: int) -> int:
     """The logical bucket of a product: a stable hash, independent of the number of shards."""
     digest = hashlib.blake2b(str(product_id).encode(), digest_size=8).digest()
@@ -92,7 +99,10 @@ class ShardMap:
             self.refresh()
             with self._lock:
                 mapping = self._map
-        return mapping[bucket]
+        try:
+            return mapping[bucket]
+        except KeyError:
+            raise BucketUnmapped(f"the shard map assigns bucket {bucket} to no shard") from None
 
     def shard_for_product(self, product_id: int) -> str:
         return self.shard_for_bucket(bucket_of(product_id, self.topology.lab.buckets))
