@@ -25,6 +25,12 @@ def _token(topology: Topology, args: argparse.Namespace) -> None:
 
 
 def _logs(topology: Topology, args: argparse.Namespace) -> None:
+    from reviewlab_lab import extralogs
+
+    if args.node in extralogs.files(topology):
+        for command in extralogs.commands(topology, args.node, args.lines, args.follow):
+            subprocess.run(command, check=False)
+        return
     runtime = runtimes.of(topology)
     if args.node != "supervisord" or runtime.name != "native":
         runtime.node(args.node)
@@ -143,7 +149,10 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="one entry per node")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("logs", help="a node's log")
-    p.add_argument("node")
+    p.add_argument(
+        "node",
+        help="a node, or lb.access, lb.error, edge-1.access, dns-sync (files nodes write)",
+    )
     p.add_argument("-n", "--lines", type=int, default=50)
     p.add_argument("-f", "--follow", action="store_true")
     p = sub.add_parser("node", help="start, stop, restart, kill (SIGKILL), pause or resume a node")

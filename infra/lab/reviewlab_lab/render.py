@@ -233,7 +233,7 @@ class Renderer:
                 }
                 return Program(
                     node,
-                    f"{self.install.minio} server --quiet --address {node.endpoint} "
+                    f"{self.install.minio} server --anonymous --address {node.endpoint} "
                     f"--console-address {node.address}:{node.console_port} {data}/objects",
                     env,
                 )

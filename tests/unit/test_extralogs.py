@@ -1,0 +1,26 @@
+"""`reviewlab logs lb.access|lb.error|edge-1.access|dns-sync`: the files nodes write."""
+
+from __future__ import annotations
+
+import pytest
+from reviewlab_common.topology import load
+from reviewlab_lab import extralogs, runtimes
+
+
+def test_native_logs_are_tailed_from_the_log_directory() -> None:
+    topology = load(runtime="native")
+    names = extralogs.files(topology)
+    assert {"lb.access", "lb.error", "dns-sync", "edge-1.access"} <= set(names)
+    (command,) = extralogs.commands(topology, "lb.access", 20, follow=False)
+    assert command == ["tail", "-n", "20", str(topology.lab.data_dir / "logs" / "lb.access.log")]
+
+
+def test_under_compose_each_writer_is_read_in_its_container(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(runtimes.NODE_ENV, raising=False)
+    topology = load(runtime="compose")
+    commands = extralogs.commands(topology, "dns-sync", 5, follow=False)
+    writers = [n.name for n in topology.of_kind("postgres")]
+    assert len(commands) == len(writers) and all(c[:2] == ["docker", "exec"] for c in commands)
+    assert extralogs.commands(topology, "dns-sync", 5, follow=True)[0][-2] == "-F"
