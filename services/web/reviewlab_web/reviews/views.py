@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 from fastapi import (
     APIRouter,
-    Depends,
     File,
     Form,
     Header,
@@ -21,13 +20,12 @@ from reviewlab_common.db import ReadSource
 
 from reviewlab_web import consistency
 from reviewlab_web.auth import CurrentUserDep
-from reviewlab_web.deps import BackendsDep
+from reviewlab_web.deps import BackendsDep, ConsistencyDep
 from reviewlab_web.errors import ApiError
 from reviewlab_web.responses import json_reply
 from reviewlab_web.reviews import schemas, service
 
 router = APIRouter(prefix="/api", tags=["reviews"])
-ConsistencyDep = Annotated[dict[str, str], Depends(consistency.from_request)]
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing or bad bearer token"},
     503: {"description": "a dependency is down; nothing was written"},

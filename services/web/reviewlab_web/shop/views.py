@@ -10,9 +10,9 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from reviewlab_web import consistency
-from reviewlab_web.deps import BackendsDep
+from reviewlab_web.deps import BackendsDep, ConsistencyDep
 from reviewlab_web.reviews import service as reviews
-from reviewlab_web.reviews.views import ConsistencyDep, read_from
+from reviewlab_web.reviews.views import read_from
 from reviewlab_web.shop import service
 
 HERE = Path(__file__).parent
