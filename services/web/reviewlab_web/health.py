@@ -11,35 +11,19 @@ the vIP (the load balancer connects from its own address, in both layers) gets 4
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from reviewlab_web.deps import BackendsDep
-from reviewlab_web.errors import ApiError
+from reviewlab_web.deps import BackendsDep, OwnAddress
 
 router = APIRouter(tags=["health"])
 
 NODE_ONLY: dict[int | str, dict[str, Any]] = {
     403: {"description": "asked through the vIP: read it at the web server's own address"}
 }
-
-
-async def on_own_address(request: Request, backends: BackendsDep) -> None:
-    """Refuse a request that reached this server through the load balancer."""
-    vips = {lb.address for lb in backends.topology.of_kind("lb")}
-    if request.client is not None and request.client.host in vips:
-        raise ApiError(
-            403,
-            "node_only",
-            f"{request.url.path} describes one web server and is not served through the vIP; "
-            "read it at that server's own address from the lab's network",
-        )
-
-
-OwnAddress = Annotated[None, Depends(on_own_address)]
 
 
 @router.get("/healthz")
