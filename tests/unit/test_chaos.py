@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pytest
 from reviewlab_common.topology import Topology, TopologyError, load
@@ -125,3 +126,59 @@ def test_the_live_view_fits_80x24_and_shows_the_dns_records_and_real_states() ->
     assert "3 repl STOPPED" in text  # the runtime's word, not Patroni's stale "streaming"
     assert "event number 39" in text  # the newest event is on screen
     assert any(ch in text for ch in view.BARS)
+
+
+def _steady(reads_per_s: int, latency: float, since: float, until: float) -> list[Any]:
+    from reviewlab_lab.chaos.load import Outcome
+
+    count = int((until - since) * reads_per_s)
+    return [
+        Outcome(
+            at=since + i / reads_per_s,
+            kind=kind,
+            shard="catalog",
+            ok=True,
+            status=200,
+            latency=latency,
+        )
+        for i in range(count)
+        for kind in ("read", "write")
+    ]
+
+
+def _replica_kill_goals(during_rate: int, during_latency: float) -> dict[str, Any]:
+    from reviewlab_lab.chaos import goals
+
+    outcomes = _steady(100, 0.02, 0, 4) + _steady(during_rate, during_latency, 4, 14)
+    clusters = {"catalog": {"reads_failed": 0}}
+    writes = {"lost": 0, "acknowledged": 10, "duplicates": 0}
+    found = goals.evaluate(
+        "replica-kill", outcomes, writes, clusters, baseline=(1, 4), impact=(4, 14)
+    )
+    return {g.what: g for g in found}
+
+
+def test_replica_kill_goals_are_met_when_the_loss_costs_little() -> None:
+    found = _replica_kill_goals(95, 0.05)
+    assert all(g.met for g in found.values()), found
+    assert found["reads/s during the impact vs the baseline"].value == 0.95
+
+
+def test_replica_kill_goals_say_not_met_with_the_numbers_when_reads_stall() -> None:
+    found = _replica_kill_goals(6, 2.0)
+    reads = found["reads/s during the impact vs the baseline"]
+    assert not reads.met and reads.measured == "6/s vs 100/s = 6%"
+    p99 = next(g for w, g in found.items() if w.startswith("read p99"))
+    assert not p99.met and p99.measured == "2000 ms"
+
+
+def test_the_chart_is_svg_with_both_series_and_the_fault() -> None:
+    import xml.dom.minidom
+
+    from reviewlab_lab.chaos import chart, goals
+
+    seconds = goals.series(_steady(50, 0.03, 0, 10), 4.0, 10.0)
+    picture = chart.svg("replica-kill on catalog-3", seconds, (0.0, 3.0))
+    xml.dom.minidom.parseString(picture)
+    assert picture.count("<polyline") == 3  # reads/s, writes/s, read p99
+    assert ">fault<" in picture
