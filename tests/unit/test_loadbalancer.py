@@ -197,3 +197,19 @@ def test_the_micro_cache_bypass_names_the_api_consistency_token() -> None:
 
     assert loadbalancer.MICRO_CACHE.consistency_header == consistency.HEADER
     assert loadbalancer.MICRO_CACHE.consistency_cookie == consistency.COOKIE
+
+
+def test_a_scrapers_limits_are_in_the_l7_config(topology: Topology, tmp_path: Path) -> None:
+    config = render(topology, tmp_path, loadbalancer.LbMode())
+    server = block(config, f"server {{\n        listen {topology.one('lb').endpoint};")
+    # A header line past nginx's buffers is a JSON 431, not nginx's HTML 400.
+    assert "error_page 494 = @header_too_large;" in server
+    error = json.loads(
+        re.findall(r"return 431 '(.*)';", block(config, "location @header_too_large"))[0]
+    )
+    assert error["error"]["code"] == "header_too_large"
+    assert "client_header_timeout 10s;" in server and "client_body_timeout 10s;" in server
+    # 1,000 clients in flight hold 2,000 connections at layer 7.
+    connections = int(re.findall(r"worker_connections (\d+);", config)[0])
+    files = int(re.findall(r"worker_rlimit_nofile (\d+);", config)[0])
+    assert connections >= 2 * 1000 + 100 and files >= 2 * connections

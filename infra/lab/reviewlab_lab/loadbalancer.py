@@ -135,6 +135,13 @@ def error_pages(limits: Limits) -> list[tuple[str, int, str, str]]:
             f"A photo may be at most {images.MAX_PHOTO_BYTES // 2**20} MiB: send a smaller one.",
         ),
         (
+            "header_too_large",
+            431,
+            "header_too_large",
+            "a request header line is longer than the 8 KiB the vIP buffers, so nothing was "
+            "processed. Send shorter headers: an Idempotency-Key is at most 200 characters.",
+        ),
+        (
             "too_many",
             429,
             "rate_limited",
