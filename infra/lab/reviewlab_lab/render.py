@@ -156,11 +156,13 @@ class Renderer:
     def _patroni(self, node: Node) -> None:
         assert node.cluster is not None
         callback = self.paths.conf / "patroni-callback.sh"
+        log = f"{self.paths.logs}/dns-sync.log"
         script = (
             "#!/bin/sh\n"
             "# Patroni runs: <script> <action> <role> <scope>; it resyncs the scope's DNS.\n"
-            f'exec {self.install.bin / "reviewlab"} dns sync --cluster "$3" '
-            f">> {self.paths.logs}/dns-sync.log 2>&1\n"
+            "# Each sync is headed by when and why, so the log lines up with the others.\n"
+            f'echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) $1: $3 member is $2" >> {log}\n'
+            f'exec {self.install.bin / "reviewlab"} dns sync --cluster "$3" >> {log} 2>&1\n'
         )
         self._write(node.name, callback, script, 0o755)
         etcd = ",".join(n.endpoint for n in self.topology.of_kind("etcd"))
