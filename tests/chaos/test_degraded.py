@@ -26,10 +26,11 @@ def test_with_redis_stopped_the_web_servers_are_ready_degraded_and_take_reviews(
     with httpx.Client(base_url=vip, timeout=15) as client, nodes.stopped("redis"):
         for web in webs:
             body = eventually(
-                lambda web=web: (r := httpx.get(f"{web.url}/readyz", timeout=5)).status_code
-                == 200
-                and r.json().get("status") == "degraded"
-                and r.json(),
+                lambda web=web: (
+                    (r := httpx.get(f"{web.url}/readyz", timeout=5)).status_code == 200
+                    and r.json().get("status") == "degraded"
+                    and r.json()
+                ),
                 within=10,
                 what=f"{web.name} ready and degraded without Redis",
             )
