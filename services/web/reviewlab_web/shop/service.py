@@ -8,6 +8,9 @@ from typing import Any
 import psycopg
 from reviewlab_common import tokens
 from reviewlab_common.db import ReadSource
+from reviewlab_common.tables import compiled, products, users
+from sqlalchemy import BigInteger, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from reviewlab_web.backends import Backends
 from reviewlab_web.reviews import schemas
@@ -17,6 +20,18 @@ from reviewlab_web.reviews import service as reviews
 # post to the API. A real shop signs its users in; this lab has no sign-in.
 DEMO_USER = "kim"
 DEMO_TOKEN_TTL_S = 15 * 60
+
+# The page's statements, compiled once.
+PRODUCTS = compiled(
+    select(products.c.id, products.c.name, products.c.image_key).order_by(products.c.id)
+)
+# Only the names the page shows: its reviews' authors, never the whole users table.
+USER_NAMES = compiled(
+    select(users.c.id, users.c.display_name).where(
+        users.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))
+    )
+)
+DEMO_USER_ID = compiled(select(users.c.id).where(users.c.handle == bindparam("handle")))
 
 
 @dataclass(frozen=True)
@@ -46,18 +61,23 @@ def shelf(
 ) -> Shelf:
     """Every product with its newest reviews, and the review POSTED among them."""
 
-    def catalog(conn: psycopg.Connection[Any]) -> tuple[list[tuple[Any, ...]], dict[int, str]]:
-        rows = conn.execute("SELECT id, name, image_key FROM products ORDER BY id").fetchall()
-        users = conn.execute("SELECT id, display_name FROM users").fetchall()
-        return rows, {int(uid): str(name) for uid, name in users}
+    def catalog(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+        return conn.execute(PRODUCTS).fetchall()
 
-    (rows, user_names), catalog_source = backends.catalog.read(catalog)
+    rows, catalog_source = backends.catalog.read(catalog)
     ids = [int(row[0]) for row in rows]
     latest, review_sources = reviews.latest_for_products(
         backends, ids, per_product=per_product, min_lsns=min_lsns
     )
     if posted is not None:
         _include_posted(backends, latest, posted, min_lsns)
+    authors = sorted({r.user_id for shown in latest.values() for r in shown})
+
+    def names(conn: psycopg.Connection[Any]) -> dict[int, str]:
+        found = conn.execute(USER_NAMES, {"ids": authors}).fetchall() if authors else []
+        return {int(uid): str(name) for uid, name in found}
+
+    user_names, _ = backends.catalog.read(names)
     shown = [
         ShopProduct(
             id=int(pid),
@@ -92,7 +112,7 @@ def demo_token(backends: Backends) -> str:
     """A short-lived bearer token for the demo user (lab only, see DEMO_USER)."""
 
     def find(conn: psycopg.Connection[Any]) -> tuple[Any, ...] | None:
-        return conn.execute("SELECT id FROM users WHERE handle = %s", (DEMO_USER,)).fetchone()
+        return conn.execute(DEMO_USER_ID, {"handle": DEMO_USER}).fetchone()
 
     row, _ = backends.catalog.read(find)
     if row is None:
