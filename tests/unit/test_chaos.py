@@ -182,3 +182,14 @@ def test_the_chart_is_svg_with_both_series_and_the_fault() -> None:
     xml.dom.minidom.parseString(picture)
     assert picture.count("<polyline") == 3  # reads/s, writes/s, read p99
     assert ">fault<" in picture
+
+
+def test_a_replica_ejected_by_a_read_router_is_an_event() -> None:
+    from reviewlab_lab.chaos.watch import Look, changes
+
+    before = Look(0.0, {}, {}, {}, {}, {}, {})
+    now = Look(0.5, {}, {}, {}, {}, {}, {"catalog-2": ["web-1", "web-3"]})
+    assert changes(before, now) == [
+        ("catalog-2 ejected by the read router of web-1, web-3", "ejected", "catalog-2")
+    ]
+    assert changes(now, now) == []

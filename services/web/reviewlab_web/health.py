@@ -75,5 +75,22 @@ def readyz(backends: BackendsDep, _: OwnAddress) -> JSONResponse:
         },
     },
 )
-def metrics(_: OwnAddress) -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+def metrics(backends: BackendsDep, _: OwnAddress) -> Response:
+    return Response(
+        generate_latest() + out_of_rotation_metric(backends), media_type=CONTENT_TYPE_LATEST
+    )
+
+
+OUT_OF_ROTATION = "web_replica_out_of_rotation"
+
+
+def out_of_rotation_metric(backends: BackendsDep) -> bytes:
+    """One gauge line per read replica this server's router has ejected right now."""
+    lines = [
+        f"# HELP {OUT_OF_ROTATION} Read replicas the router has ejected (1 while out)",
+        f"# TYPE {OUT_OF_ROTATION} gauge",
+    ]
+    for cluster, router in backends.routers().items():
+        for member in sorted(router.ejector.ejected()):
+            lines.append(f'{OUT_OF_ROTATION}{{cluster="{cluster}",member="{member}"}} 1')
+    return ("\n".join(lines) + "\n").encode()

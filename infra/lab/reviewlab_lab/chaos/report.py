@@ -145,6 +145,8 @@ def first(events: list[Event], kind: str, *, node: str = "", cluster: str = "") 
 def timings(events: list[Event], target: str, cluster: str | None) -> dict[str, float | None]:
     """Seconds from the fault to each thing that noticed it, the promotion, the DNS updates."""
     found: dict[str, float | None] = {
+        # A web server's read router ejected the target (a failed connect or a timeout).
+        "router_ejected_s": first(events, "ejected", node=target),
         # Patroni's view of the target changed (stopped, or its key expired after ttl).
         "patroni_noticed_s": first(events, "detected", node=target),
         # The DNS node's watch dropped it from replicas.<cluster>, and put it back.

@@ -8,6 +8,7 @@ probes.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +42,8 @@ class Look:
     webs_ready: dict[str, bool]
     # The members replicas.<cluster> names (the DNS node's watch keeps it to serving replicas).
     dns_replicas: dict[str, list[str]] = field(default_factory=dict)
+    # Read replicas some web server's router has ejected now -> the web servers that did.
+    ejected: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,18 @@ def answers(web: Node) -> bool:
         return httpx.get(f"{web.url}/healthz", timeout=1.0).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+EJECTED_METRIC = re.compile(r'^web_replica_out_of_rotation\{cluster="[^"]*",member="([^"]+)"\} 1')
+
+
+def ejected_by(web: Node) -> list[str]:
+    """The replicas WEB's read router has out of rotation now (its /metrics)."""
+    try:
+        text = httpx.get(f"{web.url}/metrics", timeout=1.0).text
+    except httpx.HTTPError:
+        return []
+    return [m.group(1) for line in text.splitlines() if (m := EJECTED_METRIC.match(line))]
 
 
 def _dns_replicas(topology: Topology, cluster: str) -> list[str]:
@@ -138,6 +153,7 @@ class Watcher:
         names = self._pool.map(lambda c: _dns_primary(self.topology, c.name), clusters)
         replicas = self._pool.map(lambda c: _dns_replicas(self.topology, c.name), clusters)
         probes = self._pool.map(answers, webs)
+        ejections = self._pool.map(ejected_by, webs)
         processes = self.runtime.processes()
         return Look(
             at=time.monotonic(),
@@ -148,6 +164,7 @@ class Watcher:
             },
             webs_ready={w.name: r for w, r in zip(webs, probes, strict=True)},
             dns_replicas={c.name: r for c, r in zip(clusters, replicas, strict=True)},
+            ejected=_by_member(webs, list(ejections)),
         )
 
     def _loop(self) -> None:
@@ -161,6 +178,14 @@ class Watcher:
                 for what, kind, node in changes(self.latest, now):
                     self.note(what, kind, node)
             self.latest = now
+
+
+def _by_member(webs: list[Node], ejections: list[list[str]]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for web, members in zip(webs, ejections, strict=True):
+        for member in members:
+            found.setdefault(member, []).append(web.name)
+    return found
 
 
 def changes(before: Look, now: Look) -> list[tuple[str, str, str]]:
@@ -190,6 +215,11 @@ def changes(before: Look, now: Look) -> list[tuple[str, str, str]]:
             found.append((f"DNS replicas.{cluster} dropped {name}", "dns_dropped", name))
         for name in sorted(listing - listed):
             found.append((f"DNS replicas.{cluster} back: {name}", "dns_back", name))
+    for member, webs in now.ejected.items():
+        if member not in before.ejected:
+            found.append(
+                (f"{member} ejected by the read router of {', '.join(webs)}", "ejected", member)
+            )
     for web, ok in now.webs_ready.items():
         if before.webs_ready.get(web) != ok:
             found.append((f"{web} {'back behind' if ok else 'out of'} the vIP", "web", web))
