@@ -87,3 +87,14 @@ def test_the_cli_says_it_in_one_line_with_a_non_zero_exit(
     assert exited.value.code == 1
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: Compose is not running"), lines
+
+
+def test_inside_a_node_the_check_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reviewlab_lab.runtimes.base import NODE_ENV
+
+    def no_ip(*_: Any, **__: Any) -> Any:
+        raise AssertionError("the images carry no `ip`")
+
+    monkeypatch.setenv(NODE_ENV, "web-1")
+    monkeypatch.setattr(labnetwork, "local_interfaces", no_ip)
+    labnetwork.require(load(runtime="compose"))

@@ -3,17 +3,20 @@
 A probe sent to an address of a network no interface is on leaves by the default route, to
 whoever answers there. So before the CLI probes nodes, it checks that some interface of this
 machine (the bridge under Compose, loopback natively, a container's own eth0 inside a node)
-sits on the lab's network. The check reads `ip -o -4 addr show`: no packet is sent.
+sits on the lab's network. The check reads `ip -o -4 addr show`: no packet is sent. Inside a
+node's container it is skipped: the container is on the lab's network.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import subprocess
 
 from reviewlab_common.topology import Topology
 
 from reviewlab_lab.errors import LabFailed
+from reviewlab_lab.runtimes.base import NODE_ENV
 
 
 def interfaces(ip_output: str) -> list[ipaddress.IPv4Interface]:
@@ -47,6 +50,10 @@ def present(network: ipaddress.IPv4Network, found: list[ipaddress.IPv4Interface]
 
 def require(topology: Topology, found: list[ipaddress.IPv4Interface] | None = None) -> None:
     """LabFailed, before any probe, when no interface of this machine is on the lab's network."""
+    if os.environ.get(NODE_ENV):
+        # Inside a node's container: it runs on the lab's network by construction (and the
+        # images carry no `ip`).
+        return
     runtime = topology.lab.runtime
     if present(runtime.network, local_interfaces() if found is None else found):
         return
