@@ -118,15 +118,20 @@ def cluster_conninfo(
 
 
 def app_router(
-    topology: Topology, cluster: Cluster, *, app: str, max_size: int = 8
+    topology: Topology,
+    cluster: Cluster,
+    *,
+    app: str,
+    max_size: int = 8,
+    secrets: lab_secrets.LabSecrets | None = None,
 ) -> ClusterRouter:
-    """A router to CLUSTER's database as the services' role."""
+    """A router to CLUSTER's database as the services' role (SECRETS: loaded once, or read)."""
     return ClusterRouter(
         topology,
         cluster,
         dbname=database_of(cluster),
         user=APP_USER,
-        password=lab_secrets.load(topology).app_password,
+        password=(secrets or lab_secrets.load(topology)).app_password,
         app=app,
         max_size=max_size,
     )

@@ -52,12 +52,19 @@ def _message(reply: httpx.Response) -> str:
 
 
 class Etcd:
-    def __init__(self, topology: Topology, user: EtcdUser = "web", timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        topology: Topology,
+        user: EtcdUser = "web",
+        timeout: float = 2.0,
+        *,
+        secrets: lab_secrets.LabSecrets | None = None,
+    ) -> None:
         """A client for USER; the default is the least privileged one (read the shard map)."""
         self.urls = [node.url for node in topology.of_kind("etcd")]
         self.timeout = timeout
         self.user = user
-        self.password = lab_secrets.load(topology).etcd_password(user)
+        self.password = (secrets or lab_secrets.load(topology)).etcd_password(user)
         self._token: str | None = None
 
     def _send(self, url: str, path: str, body: dict[str, object]) -> httpx.Response:

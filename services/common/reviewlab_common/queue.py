@@ -42,14 +42,20 @@ def acl_users(secrets: lab_secrets.LabSecrets) -> list[tuple[str, str, str]]:
     ]
 
 
-def connect(topology: Topology, user: RedisUser, *, timeout: float = 2.0) -> redis.Redis:
+def connect(
+    topology: Topology,
+    user: RedisUser,
+    *,
+    timeout: float = 2.0,
+    secrets: lab_secrets.LabSecrets | None = None,
+) -> redis.Redis:
     """A client that authenticates as USER with its password from the lab's secrets."""
     node = topology.one("redis")
     return redis.Redis(
         host=node.address,
         port=node.port,
         username=user,
-        password=lab_secrets.load(topology).redis_password(user),
+        password=(secrets or lab_secrets.load(topology)).redis_password(user),
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         decode_responses=True,

@@ -19,10 +19,16 @@ class StorageUnavailable(RuntimeError):
     """MinIO did not answer or refused the request."""
 
 
-def client(topology: Topology, *, timeout: float = 3.0, retries: int = 1) -> Any:
-    """An S3 client for the lab's MinIO, with the lab's credentials."""
+def client(
+    topology: Topology,
+    *,
+    timeout: float = 3.0,
+    retries: int = 1,
+    secrets: lab_secrets.LabSecrets | None = None,
+) -> Any:
+    """An S3 client for the lab's MinIO, with the lab's credentials (SECRETS, or read)."""
     node = topology.one("minio")
-    creds = lab_secrets.load(topology)
+    creds = secrets or lab_secrets.load(topology)
     return boto3.client(
         "s3",
         endpoint_url=node.url,

@@ -9,6 +9,7 @@ import redis
 from reviewlab_common import health, queue, storage
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.db import ClusterRouter, app_router
+from reviewlab_common.etcd import Etcd
 from reviewlab_common.shards import ShardMap
 from reviewlab_common.topology import Node, Topology
 
@@ -45,11 +46,15 @@ class Backends:
             topology=topology,
             node=node,
             secrets=secret,
-            catalog=app_router(topology, topology.catalog, app=node.name),
-            shards={c.name: app_router(topology, c, app=node.name) for c in topology.shards},
-            shard_map=ShardMap(topology),
-            redis=queue.connect(topology, "web"),
-            s3=storage.client(topology),
+            # Every client from the secrets read once, not one read of lab.json each.
+            catalog=app_router(topology, topology.catalog, app=node.name, secrets=secret),
+            shards={
+                c.name: app_router(topology, c, app=node.name, secrets=secret)
+                for c in topology.shards
+            },
+            shard_map=ShardMap(topology, Etcd(topology, secrets=secret)),
+            redis=queue.connect(topology, "web", secrets=secret),
+            s3=storage.client(topology, secrets=secret),
         )
 
     def open(self) -> None:

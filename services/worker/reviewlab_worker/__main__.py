@@ -8,6 +8,7 @@ import threading
 from types import FrameType
 
 from reviewlab_common import queue, storage
+from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.db import app_router
 from reviewlab_common.faults import DelaySwitch
 from reviewlab_common.health import unreachable
@@ -25,11 +26,16 @@ def main() -> None:
     settings = WorkerSettings()  # type: ignore[call-arg]  # REVIEWLAB_NODE comes from the environment
     topology = settings.topology()
     node = settings.this_node()
-    shards = {c.name: app_router(topology, c, app=node.name, max_size=4) for c in topology.shards}
+    # Every client from the secrets read once, not one read of lab.json each.
+    secrets = lab_secrets.load(topology)
+    shards = {
+        c.name: app_router(topology, c, app=node.name, max_size=4, secrets=secrets)
+        for c in topology.shards
+    }
     for shard in shards.values():
         shard.open()
-    client = queue.connect(topology, "worker", timeout=3.0)
-    s3 = storage.client(topology)
+    client = queue.connect(topology, "worker", timeout=3.0, secrets=secrets)
+    s3 = storage.client(topology, secrets=secrets)
     model = settings.model_path()
     if not model.exists():
         raise SystemExit(f"model {model} is missing: run `make setup`")
@@ -52,7 +58,7 @@ def main() -> None:
         target=relay.run,
         args=(
             list(shards.values()),
-            queue.connect(topology, "worker"),
+            queue.connect(topology, "worker", secrets=secrets),
             settings.relay_interval_s,
             stop,
         ),
