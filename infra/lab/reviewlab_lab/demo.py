@@ -19,6 +19,8 @@ import httpx
 from reviewlab_common import dns as lab_dns
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common import tokens
+from reviewlab_common.consistency import HEADER
+from reviewlab_common.photos import PhotoStatus
 from reviewlab_common.topology import Topology
 
 from reviewlab_lab import errors, hosts, photos, runtimes
@@ -125,7 +127,7 @@ def run(topology: Topology) -> None:
             if reply.status_code != 201:
                 raise DemoFailed(f"POST /api/reviews answered {reply.status_code}: {reply.text}")
             review = reply.json()
-            consistency = reply.headers["X-Consistency-Token"]
+            consistency = reply.headers[HEADER]
             print(f"    201 Created {reply.headers['Location']}")
             print(f"    served by {reply.headers.get('X-Served-By')} via the vIP")
             print(f"    review {review['id']} landed on shard {review['shard']}")
@@ -134,12 +136,12 @@ def run(topology: Topology) -> None:
 
             def cutout_ready() -> dict[str, object] | None:
                 got = client.get(
-                    f"/api/reviews/{review['id']}", headers={"X-Consistency-Token": consistency}
+                    f"/api/reviews/{review['id']}", headers={HEADER: consistency}
                 ).json()
                 status = got["photo"]["status"]
-                if status == "failed":
+                if status == PhotoStatus.FAILED:
                     raise DemoFailed(f"the photo failed: {got['photo']['error']}")
-                return got if status == "ready" else None
+                return got if status == PhotoStatus.READY else None
 
             ready = poll(cutout_ready, 60, "the cutout")
             photo_info = ready["photo"]
