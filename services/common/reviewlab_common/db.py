@@ -377,10 +377,10 @@ class ClusterRouter:
             _drop_broken(pool)
             raise MemberFailed(str(exc)) from exc
 
-    def ping(self) -> str | None:
-        """None if the primary answers, else what went wrong."""
+    def ping(self, wait: float = PRIMARY_WAIT_S) -> str | None:
+        """None if the primary answers (a connection within WAIT s), else what went wrong."""
         try:
-            with self.primary() as conn:
+            with self.primary(wait) as conn:
                 conn.execute("SELECT 1")
         except DatabaseUnavailable as exc:
             return str(exc)

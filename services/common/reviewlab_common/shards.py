@@ -84,8 +84,9 @@ class ShardMap:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def refresh(self) -> None:
-        found = self.etcd.get(SHARD_MAP_KEY)
+    def refresh(self, etcd: Etcd | None = None) -> None:
+        """Read the map from etcd (through ETCD, e.g. a more tightly bounded client)."""
+        found = (etcd or self.etcd).get(SHARD_MAP_KEY)
         if found is None:
             raise ShardMapMissing(f"no shard map at {SHARD_MAP_KEY} in etcd: run `reviewlab up`")
         text, revision = found

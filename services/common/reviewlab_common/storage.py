@@ -23,10 +23,16 @@ def client(
     topology: Topology,
     *,
     timeout: float = 3.0,
+    connect_timeout: float | None = None,
+    read_timeout: float | None = None,
     retries: int = 1,
     secrets: lab_secrets.LabSecrets | None = None,
 ) -> Any:
-    """An S3 client for the lab's MinIO, with the lab's credentials (SECRETS, or read)."""
+    """An S3 client for the lab's MinIO, with the lab's credentials (SECRETS, or read).
+
+    TIMEOUT bounds a connect and a third of a reply, unless CONNECT_TIMEOUT or READ_TIMEOUT
+    says otherwise; RETRIES is how many times a failed request is sent again.
+    """
     node = topology.one("minio")
     creds = secrets or lab_secrets.load(topology)
     return boto3.client(
@@ -36,8 +42,8 @@ def client(
         aws_secret_access_key=creds.minio_password,
         region_name="us-east-1",
         config=Config(
-            connect_timeout=timeout,
-            read_timeout=timeout * 3,
+            connect_timeout=timeout if connect_timeout is None else connect_timeout,
+            read_timeout=timeout * 3 if read_timeout is None else read_timeout,
             retries={"max_attempts": retries, "mode": "standard"},
             s3={"addressing_style": "path"},
             signature_version="s3v4",

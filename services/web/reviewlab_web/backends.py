@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis
-from reviewlab_common import health, queue, storage
+from reviewlab_common import health, storage
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.db import ClusterRouter, app_router
-from reviewlab_common.etcd import Etcd
-from reviewlab_common.shards import ShardMap
+from reviewlab_common.etcd import Etcd, EtcdError
+from reviewlab_common.shards import ShardMap, ShardMapMissing
 from reviewlab_common.topology import Node, Topology
 
 # Dependencies a request can do without: reviews and reads still work, photos wait for them.
@@ -35,26 +34,38 @@ class Backends:
     catalog: ClusterRouter
     shards: dict[str, ClusterRouter]
     shard_map: ShardMap
-    redis: redis.Redis
     s3: Any
+    # Readiness: every dependency checked side by side, bounded (reviewlab_common.health).
+    checks: health.DependencyChecks
 
     @classmethod
     def connect(cls, topology: Topology, node: Node) -> Backends:
         secret = lab_secrets.load(topology)
-
+        # Every client from the secrets read once, not one read of lab.json each.
+        catalog = app_router(topology, topology.catalog, app=node.name, secrets=secret)
+        shards = {
+            c.name: app_router(topology, c, app=node.name, secrets=secret) for c in topology.shards
+        }
+        bounds = health.ProbeBounds.of(topology)
+        shard_map = ShardMap(topology, Etcd(topology, secrets=secret))
+        # The shard map's own check reads etcd only while no map is held (before the first
+        # read, or after etcd lost it), with an etcd client as bounded as the other checks.
+        map_probe = Etcd(topology, timeout=bounds.reply_s, secrets=secret)
         return cls(
             topology=topology,
             node=node,
             secrets=secret,
-            # Every client from the secrets read once, not one read of lab.json each.
-            catalog=app_router(topology, topology.catalog, app=node.name, secrets=secret),
-            shards={
-                c.name: app_router(topology, c, app=node.name, secrets=secret)
-                for c in topology.shards
-            },
-            shard_map=ShardMap(topology, Etcd(topology, secrets=secret)),
-            redis=queue.connect(topology, "web", secrets=secret),
+            catalog=catalog,
+            shards=shards,
+            shard_map=shard_map,
             s3=storage.client(topology, secrets=secret),
+            checks=health.service_checks(
+                topology,
+                clusters={"catalog": catalog, **shards},
+                user="web",
+                secrets=secret,
+                extra={"shard map": shard_map_check(shard_map, map_probe)},
+            ),
         )
 
     def open(self) -> None:
@@ -64,6 +75,7 @@ class Backends:
         self.shard_map.start_watch()
 
     def close(self) -> None:
+        self.checks.close()
         self.shard_map.stop()
         self.catalog.close()
         for shard in self.shards.values():
@@ -87,12 +99,19 @@ class Backends:
 
     def problems(self) -> dict[str, str]:
         """What this server cannot reach right now (empty when ready)."""
-        found = health.unreachable(
-            clusters={"catalog": self.catalog, **self.shards}, queue_client=self.redis, s3=self.s3
-        )
+        return self.checks.unreachable()
+
+
+def shard_map_check(shard_map: ShardMap, etcd: Etcd) -> health.Check:
+    """The shard map is held, or read now through ETCD (a bounded client)."""
+
+    def check() -> str | None:
+        if shard_map.snapshot():
+            return None
         try:
-            if not self.shard_map.snapshot():
-                self.shard_map.refresh()
-        except Exception as exc:
-            found["shard map"] = str(exc)
-        return found
+            shard_map.refresh(etcd)
+        except (EtcdError, ShardMapMissing) as exc:
+            return str(exc)
+        return None
+
+    return check

@@ -11,7 +11,7 @@ from reviewlab_common import queue, storage
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.db import app_router
 from reviewlab_common.faults import DelaySwitch
-from reviewlab_common.health import unreachable
+from reviewlab_common.health import service_checks
 
 from reviewlab_worker import health, relay
 from reviewlab_worker.jobs import JobRunner
@@ -42,10 +42,10 @@ def main() -> None:
     # One interpreter per process: the worker handles one job at a time.
     segmenter = PortraitSegmenter(model, num_threads=1)
 
-    def problems() -> dict[str, str]:
-        return unreachable(clusters=shards, queue_client=client, s3=s3)
-
-    health.serve(node, problems)
+    # Readiness asks its own bounded clients: the job loop's Redis client blocks on the
+    # stream for up to a second, and its S3 client waits out a photo's upload.
+    checks = service_checks(topology, clusters=shards, user="worker", secrets=secrets)
+    health.serve(node, checks.unreachable)
     stop = threading.Event()
 
     def on_signal(signum: int, _: FrameType | None) -> None:
