@@ -40,7 +40,7 @@ def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000.0
 
 
-Row = tuple[int, int, dict[str, float], float, int]  # side, JPEG bytes, medians, x raw, WebP bytes
+Row = tuple[int, int, dict[str, float], float, int]  # side, JPEG in, medians, x raw, cutout bytes
 
 
 def measure(segmenter: PortraitSegmenter, runs: int, max_side: int) -> tuple[float, list[Row]]:
@@ -59,7 +59,7 @@ def measure(segmenter: PortraitSegmenter, runs: int, max_side: int) -> tuple[flo
         data = photos.portrait_as(photos.Variant(side, "JPEG"), tag=f"bench-worker {side}")
         segmenter.cutout(data, max_side=max_side)  # warm-up, not counted
         samples: dict[str, list[float]] = {stage: [] for stage in (*STAGES, "total")}
-        webp_size = 0
+        cutout_size = 0
         for run in range(1, runs + 1):
             progress(f"  {side} px input: run {run}/{runs}")
             started = time.perf_counter()
@@ -67,9 +67,9 @@ def measure(segmenter: PortraitSegmenter, runs: int, max_side: int) -> tuple[flo
             samples["total"].append(time.perf_counter() - started)
             for stage in STAGES:
                 samples[stage].append(cutout.timings[stage])
-            webp_size = len(cutout.webp)
+            cutout_size = len(cutout.photo_jpeg) + len(cutout.mask_png)
         medians = {stage: median_ms(values) for stage, values in samples.items()}
-        rows.append((side, len(data), medians, medians["total"] / raw_ms, webp_size))
+        rows.append((side, len(data), medians, medians["total"] / raw_ms, cutout_size))
     return raw_ms, rows
 
 
@@ -92,10 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.threads} interpreter thread(s)"
     )
     header = f"{'input':>10} {'jpeg KB':>8} " + " ".join(f"{c:>8}" for c in columns)
-    print(header + f" {'x raw':>7} {'webp KB':>8}")
-    for side, jpeg_bytes, medians, ratio, webp_size in rows:
+    print(header + f" {'x raw':>7} {'out KB':>8}")
+    for side, jpeg_bytes, medians, ratio, cutout_size in rows:
         cells = " ".join(f"{medians[c]:8.1f}" for c in columns)
-        print(f"{side:>7} px {jpeg_bytes // 1024:>8} {cells} {ratio:6.1f}x {webp_size // 1024:>8}")
+        print(
+            f"{side:>7} px {jpeg_bytes // 1024:>8} {cells} {ratio:6.1f}x {cutout_size // 1024:>8}"
+        )
     print(f"raw inference (invoke only, 256x256): {raw_ms:.2f} ms median")
     return 0
 

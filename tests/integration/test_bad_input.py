@@ -193,7 +193,7 @@ def test_png_bytes_named_jpg_are_accepted_as_png(
     assert review["photo"]["original_url"].endswith(f"/media/originals/{digest}.png")
     assert storage.exists(storage.client(topology), f"originals/{digest}.png")
     done = wait_photo_ready(client, review["id"], posted.headers[CONSISTENCY])
-    assert done["photo"]["cutout_url"].endswith(".webp")
+    assert done["photo"]["cutout_url"].endswith(".jpg")
 
 
 def test_sql_looking_text_and_emoji_are_stored_verbatim(

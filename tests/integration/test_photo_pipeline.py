@@ -72,11 +72,13 @@ def test_kims_photo_becomes_a_transparent_cutout_served_by_the_cdn(
     cutout_url = ready["photo"]["cutout_url"]
     assert cutout_url and ready["photo"]["error"] is None
     assert httpx.URL(cutout_url).path.startswith("/media/cutouts/")
-    assert cutout_url.endswith(".webp")
+    assert cutout_url.endswith(".jpg")
+    mask_url = ready["photo"]["mask_url"]
+    assert mask_url == cutout_url.removesuffix(".jpg") + ".mask.png"
 
     # The worker reports its time per stage in its metrics.
     scraped = [httpx.get(f"{n.url}/metrics", timeout=5).text for n in topology.of_kind("worker")]
-    for stage in ("decode", "infer", "compose", "encode"):
+    for stage in ("decode", "infer", "mask", "encode"):
         assert any(f'worker_stage_seconds_count{{stage="{stage}"}}' in t for t in scraped), stage
 
     # The CDN's public name resolves to the edge, where the machine reaches it.
@@ -86,25 +88,33 @@ def test_kims_photo_becomes_a_transparent_cutout_served_by_the_cdn(
     first = httpx.get(edge_url(topology, cutout_url), timeout=10)
     assert first.status_code == 200
     assert first.headers["X-Cache-Status"] == "MISS"
-    assert first.headers["Content-Type"] == "image/webp"
+    assert first.headers["Content-Type"] == "image/jpeg"
     assert "immutable" in first.headers["Cache-Control"]
     second = httpx.get(edge_url(topology, cutout_url), timeout=10)
     assert second.status_code == 200
     assert second.headers["X-Cache-Status"] == "HIT"
     assert second.content == first.content
+    mask = httpx.get(edge_url(topology, mask_url), timeout=10)
+    assert mask.status_code == 200
+    assert mask.headers["Content-Type"] == "image/png"
+    assert "immutable" in mask.headers["Cache-Control"]
 
     with Image.open(io.BytesIO(first.content)) as cutout:
-        assert cutout.format == "WEBP"
-        assert cutout.mode == "RGBA"
+        assert (cutout.format, cutout.mode) == ("JPEG", "RGB")
         with Image.open(io.BytesIO(photo)) as source:
             assert cutout.size == source.size
-        low, high = cutout.getchannel("A").getextrema()
-        # Kim is kept and the studio backdrop is cut away: both opaque and clear pixels.
-        assert low <= 10 and high >= 245, (low, high)
-        histogram = cutout.getchannel("A").histogram()
-        pixels = cutout.width * cutout.height
-        clear, opaque = sum(histogram[:16]) / pixels, sum(histogram[240:]) / pixels
-        assert 0.05 < clear < 0.95 and 0.05 < opaque < 0.95, (clear, opaque)
+        size = cutout.size
+    with Image.open(io.BytesIO(mask.content)) as levels:
+        assert (levels.format, levels.mode) == ("PNG", "LA")
+        # Stretched over the photo, as the shop page's CSS mask draws it.
+        alpha = levels.getchannel("A").resize(size, Image.Resampling.BILINEAR)
+    low, high = alpha.getextrema()
+    # Kim is kept and the studio backdrop is cut away: both opaque and clear pixels.
+    assert low <= 10 and high >= 245, (low, high)
+    histogram = alpha.histogram()
+    pixels = size[0] * size[1]
+    clear, opaque = sum(histogram[:16]) / pixels, sum(histogram[240:]) / pixels
+    assert 0.05 < clear < 0.95 and 0.05 < opaque < 0.95, (clear, opaque)
 
     # The original is served by the edge as well, and the upload's bytes are kept as sent.
     served = httpx.get(edge_url(topology, str(original)), timeout=10)
@@ -139,9 +149,9 @@ def test_the_edge_answers_for_a_missing_media_key_without_leaking_the_bucket(
     topology: Topology,
 ) -> None:
     edge = topology.nodes[topology.services["cdn"]]
-    reply = httpx.get(f"{edge.url}/media/cutouts/{'0' * 32}.webp", timeout=10)
+    reply = httpx.get(f"{edge.url}/media/cutouts/{'0' * 32}.jpg", timeout=10)
     assert reply.status_code in (403, 404)
-    refused = httpx.put(f"{edge.url}/media/cutouts/{'0' * 32}.webp", content=b"x", timeout=10)
+    refused = httpx.put(f"{edge.url}/media/cutouts/{'0' * 32}.jpg", content=b"x", timeout=10)
     assert refused.status_code in (403, 405)
 
 

@@ -136,6 +136,20 @@ def test_the_shop_page_in_a_browser(
         f"document.querySelector('#images tr[data-src={json.dumps(cutout)}]').cells[2].textContent"
     )
     assert panel == "MISS", panel
+    # The cutout is the photo under its mask: the CSS mask names the mask, which the browser
+    # loaded from the edge.
+    mask, drawn = browser.evaluate(
+        f"(() => {{ const c = document.querySelector('#review-{review_id} img.cutout');"
+        " const s = getComputedStyle(c); return [c.dataset.mask, s.maskImage || s.webkitMaskImage];"
+        " })()"
+    )
+    assert mask == cutout.removesuffix(".jpg") + ".mask.png" and mask in drawn, (mask, drawn)
+    browser.wait_for(
+        f"performance.getEntriesByName({json.dumps(mask)}).length > 0",
+        within=10,
+        what="the cutout's mask loaded by the page",
+    )
+    assert_from_the_edge(topology, browser, [mask])
 
     # A file that is not a photo: the API's message in the page, nothing saved.
     refused = marker("not a photo")

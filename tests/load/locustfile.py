@@ -172,9 +172,12 @@ class Shopper(HttpUser):
         consistency = {CONSISTENCY: posted.headers[CONSISTENCY]}
         self.client.cookies.clear()  # the token header alone must give read-your-writes
         self.own_review_listed(product_id, review_id, consistency)
-        cutout = self.wait_cutout_ready(review_id, consistency, started)
-        if cutout:
-            self.client.get(f"{CDN}{httpx.URL(cutout).raw_path.decode()}", name=CUTOUT)
+        photo = self.wait_cutout_ready(review_id, consistency, started)
+        if photo:
+            # A page showing the cutout loads the photo and its mask.
+            for url in (photo["cutout_url"], photo.get("mask_url")):
+                if url:
+                    self.client.get(f"{CDN}{httpx.URL(url).raw_path.decode()}", name=CUTOUT)
 
     def own_review_listed(self, product_id: int, review_id: int, token: dict[str, str]) -> None:
         with self.client.get(
@@ -191,7 +194,7 @@ class Shopper(HttpUser):
 
     def wait_cutout_ready(
         self, review_id: int, token: dict[str, str], started: float
-    ) -> str | None:
+    ) -> dict[str, Any] | None:
         """Poll the own review until its cutout is ready; its time is a row of its own."""
         limit = started + READY_WITHIN_S
         problem = f"not ready within {READY_WITHIN_S:.0f} s"
@@ -206,7 +209,7 @@ class Shopper(HttpUser):
                 photo = reply.json()["photo"]
             if photo["status"] == PhotoStatus.READY:
                 self.record_ready(started, None)
-                return str(photo["cutout_url"])
+                return dict(photo)
             if photo["status"] == PhotoStatus.FAILED:
                 problem = f"photo failed: {photo['error']}"
                 break

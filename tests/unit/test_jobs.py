@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from reviewlab_common import queue
-from reviewlab_common.photos import PhotoJob
+from reviewlab_common.photos import PhotoJob, cutout_key, cutout_keys
 from reviewlab_worker import jobs
-from reviewlab_worker.jobs import BACKOFF_CAP_S, Delivery, JobRunner, cutout_key
+from reviewlab_worker.jobs import BACKOFF_CAP_S, Delivery, JobRunner
 from reviewlab_worker.segmentation import PortraitSegmenter
 
 from tests.unit.edges import FakeRedis, FakeS3, FakeShard, ReviewRow
@@ -108,7 +108,9 @@ def test_a_photo_is_cut_out_stored_and_acknowledged(lab: Lab) -> None:
     assert lab.review.photo_status == "ready"
     assert lab.review.photo_cutout_key == cutout_key(ORIGINAL)
     assert lab.review.photo_attempts == 1
-    assert lab.s3.objects[cutout_key(ORIGINAL)][8:12] == b"WEBP"
+    photo, mask = cutout_keys(ORIGINAL)
+    assert lab.s3.objects[photo][:3] == b"\xff\xd8\xff"  # a JPEG
+    assert lab.s3.objects[mask][:8] == b"\x89PNG\r\n\x1a\n"
     assert lab.pending() == {}
     assert lab.dead() == []
 

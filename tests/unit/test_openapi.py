@@ -61,7 +61,7 @@ def test_the_product_id_bound_is_an_exact_integer(document: dict[str, Any]) -> N
 def test_review_ids_are_strings_of_digits_in_the_schema(document: dict[str, Any]) -> None:
     review_id = document["components"]["schemas"]["Review"]["properties"]["id"]
     assert review_id["type"] == "string" and review_id["pattern"] == "^[1-9][0-9]{0,18}$"
-    assert document["info"]["version"] == "0.2.0"
+    assert document["info"]["version"] == "0.3.0"
 
 
 def test_a_review_id_above_2_53_is_a_string_in_the_json() -> None:

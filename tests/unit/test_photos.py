@@ -45,7 +45,10 @@ def test_keys_and_urls() -> None:
     original = photos.original_key("ab12", "png")
     assert original == "originals/ab12.png"
     cutout = photos.cutout_key(original)
-    assert cutout.startswith(photos.CUTOUTS) and cutout.endswith(".webp")
+    assert cutout.startswith(photos.CUTOUTS) and cutout.endswith(".jpg")
+    assert photos.cutout_keys(original) == (cutout, cutout.removesuffix(".jpg") + ".mask.png")
+    assert photos.cutout_mask_key(cutout) == photos.cutout_keys(original)[1]
+    assert photos.cutout_mask_key("cutouts/ab.webp") is None  # made before the split: alpha inside
     assert cutout == photos.cutout_key(original)  # content-versioned: stable
     assert photos.product_key(7) == "products/7.jpg"
     url = photos.media_url("http://cdn.shop.internal:8080/", cutout)

@@ -10,8 +10,17 @@ import numpy as np
 import pytest
 from PIL import Image
 from reviewlab_common import install
-from reviewlab_common.images import PhotoRejected
-from reviewlab_worker.segmentation import STAGES, Cutout, PortraitSegmenter
+from reviewlab_common.images import PhotoRejected, oriented_rgb
+from reviewlab_lab import photos
+from reviewlab_worker.segmentation import (
+    MASK_HIGH,
+    MASK_LOW,
+    STAGES,
+    Cutout,
+    PortraitSegmenter,
+    _fit,
+    alpha_at,
+)
 
 PORTRAIT = Path(__file__).resolve().parents[1] / "fixtures" / "portrait.jpg"
 
@@ -34,17 +43,49 @@ def portrait_cutout(segmenter: PortraitSegmenter) -> Cutout:
 
 
 def alpha_of(cutout: Cutout) -> np.ndarray:
-    with Image.open(io.BytesIO(cutout.webp)) as image:
-        assert image.format == "WEBP"
-        assert image.mode == "RGBA"
-        assert image.size == (cutout.width, cutout.height)
-        return np.asarray(image.getchannel("A"))
+    """The cutout's mask stretched over its photo, as the shop page draws it."""
+    with Image.open(io.BytesIO(cutout.photo_jpeg)) as photo:
+        assert photo.format == "JPEG"
+        assert photo.mode == "RGB"
+        assert photo.size == (cutout.width, cutout.height)
+    return np.asarray(alpha_at(cutout.mask_png, (cutout.width, cutout.height)))
 
 
-def test_cutout_is_a_webp_with_alpha(portrait_cutout: Cutout) -> None:
-    assert portrait_cutout.webp.startswith(b"RIFF")
+def webp_alpha_of_before(segmenter: PortraitSegmenter, data: bytes) -> np.ndarray:
+    """The alpha of the cutout as the worker made it before the split: one WebP with alpha."""
+    image = _fit(oriented_rgb(data, draft_side=1024), 1024)  # decoding has not changed
+    small = image.resize(segmenter.input_size, Image.Resampling.BILINEAR)
+    mask = segmenter.infer_only(np.asarray(small, dtype=np.float32)[np.newaxis] / 255.0)
+    alpha = np.clip((mask - MASK_LOW) * (1.0 / (MASK_HIGH - MASK_LOW)), 0.0, 1.0)
+    small = Image.fromarray(np.rint(alpha * 255.0).astype(np.uint8))
+    cut = image.convert("RGBA")
+    cut.putalpha(small.resize(image.size, Image.Resampling.BILINEAR))
+    buffer = io.BytesIO()
+    cut.save(buffer, format="WEBP", quality=80, method=0, alpha_quality=100)
+    with Image.open(buffer) as webp:
+        return np.asarray(webp.getchannel("A"))
+
+
+def test_cutout_is_a_jpeg_and_a_png_mask(portrait_cutout: Cutout) -> None:
+    assert portrait_cutout.photo_jpeg.startswith(b"\xff\xd8\xff")
+    assert portrait_cutout.mask_png.startswith(b"\x89PNG\r\n\x1a\n")
     assert (portrait_cutout.width, portrait_cutout.height) == (512, 512)
+    with Image.open(io.BytesIO(portrait_cutout.mask_png)) as mask:
+        assert (mask.mode, mask.size) == ("LA", (256, 256))
+        assert mask.getchannel("L").getextrema() == (0, 0)  # black: the alpha is the mask
     assert alpha_of(portrait_cutout).shape == (512, 512)
+
+
+@pytest.mark.parametrize("variant", photos.VARIANTS, ids=lambda v: f"{v.side}-{v.format}")
+def test_mask_matches_the_webp_cutouts_alpha(
+    segmenter: PortraitSegmenter, variant: photos.Variant
+) -> None:
+    data = photos.portrait_as(variant, tag="mask iou")
+    cutout = segmenter.cutout(data)
+    before = webp_alpha_of_before(segmenter, data) >= 128
+    after = alpha_of(cutout) >= 128
+    iou = (before & after).sum() / (before | after).sum()
+    assert iou >= 0.98, f"IoU {iou:.4f} of the new mask against the WebP's alpha"
 
 
 def test_astronaut_is_kept_and_background_cut_away(portrait_cutout: Cutout) -> None:
@@ -60,7 +101,7 @@ def test_astronaut_is_kept_and_background_cut_away(portrait_cutout: Cutout) -> N
 
 
 def test_timings_cover_every_stage(portrait_cutout: Cutout) -> None:
-    assert tuple(portrait_cutout.timings) == STAGES == ("decode", "infer", "compose", "encode")
+    assert tuple(portrait_cutout.timings) == STAGES == ("decode", "infer", "mask", "encode")
     assert all(seconds >= 0 for seconds in portrait_cutout.timings.values())
 
 

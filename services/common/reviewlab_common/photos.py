@@ -85,10 +85,29 @@ def original_key(sha256: str, extension: str) -> str:
     return f"{ORIGINALS}{sha256}.{extension}"
 
 
+# A cutout is the upright photo (CUTOUT_PHOTO) and the person's mask beside it (CUTOUT_MASK,
+# the alpha of a black PNG at the model's resolution), laid over each other by the page.
+# Cutouts made before the split are one WebP with alpha and have no mask object.
+CUTOUT_PHOTO, CUTOUT_MASK = ".jpg", ".mask.png"
+
+
 def cutout_key(original: str) -> str:
     """Content-versioned: the same original and model always give the same key."""
     digest = hashlib.sha256(f"{original}:{MODEL_TAG}".encode()).hexdigest()[:32]
-    return f"{CUTOUTS}{digest}.webp"
+    return f"{CUTOUTS}{digest}{CUTOUT_PHOTO}"
+
+
+def cutout_keys(original: str) -> tuple[str, str]:
+    """The cutout's photo key and its mask's key for ORIGINAL."""
+    photo = cutout_key(original)
+    return photo, photo.removesuffix(CUTOUT_PHOTO) + CUTOUT_MASK
+
+
+def cutout_mask_key(cutout: str) -> str | None:
+    """The mask object of cutout key CUTOUT; None for a WebP that carries its own alpha."""
+    if not cutout.endswith(CUTOUT_PHOTO):
+        return None
+    return cutout.removesuffix(CUTOUT_PHOTO) + CUTOUT_MASK
 
 
 def product_key(product_id: int) -> str:

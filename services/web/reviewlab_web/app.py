@@ -38,8 +38,8 @@ def create_app() -> FastAPI:
         static_url="/docs/assets",
         title="Review Lab shop API",
         description="Product reviews with photos: sharded, replicated, served through a vIP.",
-        # 0.2.0: review ids are strings in JSON (a breaking change; see docs/api-changes.md).
-        version="0.2.0",
+        # 0.3.0: a cutout is a JPEG and a mask (a breaking change; see docs/api-changes.md).
+        version="0.3.0",
         lifespan=lifespan,
     )
     errors.install(app)

@@ -22,7 +22,12 @@ from reviewlab_common import queue, storage
 from reviewlab_common.db import ClusterRouter, DatabaseUnavailable
 from reviewlab_common.faults import DelaySwitch
 from reviewlab_common.images import PhotoRejected
-from reviewlab_common.photos import InvalidPhotoJob, PhotoJob, PhotoStatus, cutout_key
+from reviewlab_common.photos import (
+    InvalidPhotoJob,
+    PhotoJob,
+    PhotoStatus,
+    cutout_keys,
+)
 from reviewlab_common.storage import StorageUnavailable
 from reviewlab_common.tables import compiled, reviews
 from sqlalchemy import bindparam, literal_column, null, select, update
@@ -172,8 +177,10 @@ class JobRunner:
             raise PermanentFailure("the stored photo is not a readable image") from exc
         for stage, seconds in cut.timings.items():
             STAGE_SECONDS.labels(stage).observe(seconds)
-        key = cutout_key(job.original_key)
-        storage.put_object(self.s3, key, cut.webp, content_type="image/webp")
+        key, mask_key = cutout_keys(job.original_key)
+        # The mask first: once the photo exists a reader may look for its mask.
+        storage.put_object(self.s3, mask_key, cut.mask_png, content_type="image/png")
+        storage.put_object(self.s3, key, cut.photo_jpeg, content_type="image/jpeg")
 
         def mark(conn: psycopg.Connection[Any]) -> None:
             done = {"id": review_id, "cutout_key": key, "attempts": delivery.deliveries}

@@ -32,6 +32,9 @@ class Photo(BaseModel):
     status: PhotoStatus
     original_url: str
     cutout_url: str | None = None
+    # The cutout's mask: a PNG whose alpha, stretched over the cutout (a JPEG), keeps the
+    # person. None for cutouts made before the split, a WebP that carries its own alpha.
+    mask_url: str | None = None
     error: str | None = None
 
 

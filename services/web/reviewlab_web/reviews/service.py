@@ -194,6 +194,10 @@ def cdn_url(backends: Backends, key: str) -> str:
     return photos.media_url(f"http://{topology.fqdn('cdn')}:{edge.port}", key)
 
 
+def _mask_key(cutout: str | None) -> str | None:
+    return photos.cutout_mask_key(cutout) if cutout else None
+
+
 def _to_review(backends: Backends, row: tuple[Any, ...], shard: str) -> schemas.Review:
     (rid, product_id, user_id, rating, body, created_at, status, original, cutout, error, votes) = (
         row
@@ -204,6 +208,7 @@ def _to_review(backends: Backends, row: tuple[Any, ...], shard: str) -> schemas.
             status=status,
             original_url=cdn_url(backends, original),
             cutout_url=cdn_url(backends, cutout) if cutout else None,
+            mask_url=cdn_url(backends, mask) if (mask := _mask_key(cutout)) else None,
             error=error,
         )
     return schemas.Review(

@@ -51,14 +51,18 @@ async function describe(img) {
   row.classList.add("described");
 }
 
-function showCutout(slot, url) {
+function showCutout(slot, photo) {
   const board = document.createElement("div");
   board.className = "checkerboard";
   const img = document.createElement("img");
   img.className = "cutout";
   img.alt = "the reviewer, cut out";
-  img.src = url;
+  img.src = photo.cutout_url;
   img.dataset.cdn = "";
+  if (photo.mask_url) {
+    img.dataset.mask = photo.mask_url;
+    img.style.setProperty("--mask", `url(${JSON.stringify(photo.mask_url)})`);
+  }
   board.append(img);
   const caption = document.createElement("figcaption");
   caption.textContent = "cutout (transparent where the checkerboard shows)";
@@ -87,7 +91,7 @@ async function follow(review) {
       continue;
     }
     const photo = answer.photo;
-    if (photo.status === "ready") return showCutout(slot, photo.cutout_url);
+    if (photo.status === "ready") return showCutout(slot, photo);
     if (photo.status === "failed") {
       progress.className = "failed";
       progress.textContent = `cutout failed: ${photo.error}`;
