@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from reviewlab_common.topology import Topology, current
-from reviewlab_lab import files, lbstats, loadbalancer
+from reviewlab_lab import edgestats, files, lbstats, loadbalancer
 from reviewlab_lab.paths import LabPaths
 
 MODES = [
@@ -143,6 +143,33 @@ def test_stats_parse_the_log_format() -> None:
     assert answered is not None and answered.upstream == lbstats.ANSWERED_BY_LB
     redirected = entries[4]
     assert redirected is not None and redirected.upstream == "127.0.0.12:8000"
+
+
+def test_stats_and_edge_parse_lines_led_by_their_iso_time() -> None:
+    # nginx writes $time_iso8601 first for the reader; the parsers take $msec after it.
+    timed = lbstats.parse(
+        "2026-12-02T06:10:29+00:00\t1000.200\tl7\t127.0.0.1\t127.0.0.12:8000, 127.0.0.13:8000"
+        "\t200\t0.020\tGET /api/products/3"
+    )
+    assert timed == lbstats.parse(LINES[1])
+    edge = edgestats.parse(
+        "2026-12-02T06:10:29+00:00\t1000.200\t127.0.0.1\t200\tMISS\t127.0.0.40:9000\t52000"
+        "\t0.004\tGET /media/cutouts/ab.webp"
+    )
+    assert edge == edgestats.EdgeEntry(
+        1000.2, "127.0.0.1", 200, "MISS", 1, "/media/cutouts/ab.webp"
+    )
+    assert lbstats.parse("2026-12-02T06:10:29+00:00\tnot a log line") is None
+
+
+@pytest.mark.parametrize("mode", MODES, ids=str)
+def test_every_log_format_leads_with_an_iso_time(
+    topology: Topology, tmp_path: Path, mode: loadbalancer.LbMode
+) -> None:
+    formats = re.findall(r'log_format (\w+) "([^"]*)"', render(topology, tmp_path, mode))
+    assert len(formats) >= 2, formats
+    for name, layout in formats:
+        assert layout.startswith("$time_iso8601\\t$msec\\t"), name
 
 
 def test_stats_share_per_backend_and_window(topology: Topology, tmp_path: Path) -> None:

@@ -82,7 +82,7 @@ def serve(named: list[str]) -> int:
     stop = threading.Event()
 
     def say(line: str) -> None:
-        print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} dns watch: {line}", flush=True)
+        print(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} dns watch: {line}", flush=True)
 
     threading.Thread(target=watch, args=(topology, stop, say), daemon=True).start()
     status = child.wait()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from reviewlab_common.topology import Node
 
-from reviewlab_lab.lbstats import tail_lines
+from reviewlab_lab.lbstats import fields_of, tail_lines
 from reviewlab_lab.paths import LabPaths
 
 # What nginx's $upstream_cache_status says when the edge answered from its cache.
@@ -34,8 +34,8 @@ def access_log(paths: LabPaths, edge: Node) -> Path:
 
 
 def parse(line: str) -> EdgeEntry | None:
-    fields = line.rstrip("\n").split("\t")
-    if len(fields) != 8:
+    fields = fields_of(line, 8)
+    if fields is None:
         return None  # a line from before the tab-separated format, or not a line at all
     at, client, status, cache, upstream, _bytes, _seconds, request = fields
     fetched = [a for a in upstream.replace(" : ", ", ").split(", ") if a and a != "-"]

@@ -93,6 +93,9 @@ KINDS: dict[str, KindSpec] = {
             start_period_s=120,
             # Patroni needs time to hand over or shut Postgres down cleanly.
             stop_grace="60s",
+            # Patroni re-reads patroni.yml on SIGHUP and reloads Postgres: no failover for a
+            # changed log format or parameter.
+            reload_on_hup=True,
         ),
         KindSpec(
             "redis",

@@ -39,10 +39,19 @@ class BackendShare:
     p99_ms: float
 
 
+def fields_of(line: str, count: int) -> list[str] | None:
+    """A tab-separated log line's COUNT fields after its ISO time (a line written before the
+    time led the line has none), or None if it is not such a line."""
+    fields = line.rstrip("\n").split("\t")
+    if len(fields) == count + 1 and "T" in fields[0]:
+        fields = fields[1:]  # $time_iso8601 is for the reader: $msec after it is parsed
+    return fields if len(fields) == count else None
+
+
 def parse(line: str) -> Entry | None:
     """One log line (tab-separated, see loadbalancer/lb-l*.j2), or None if it is not one."""
-    fields = line.rstrip("\n").split("\t")
-    if len(fields) != 7:
+    fields = fields_of(line, 7)
+    if fields is None:
         return None
     at, layer, client, upstream, status, seconds, request = fields
     # Several servers are listed when nginx moved on ("a, b"), or across an internal redirect

@@ -203,7 +203,7 @@ class Renderer:
         match node.kind:
             case "dns":
                 # named under the replicas watch (reviewlab_lab.dnswatch), which forwards stops.
-                named = f"/usr/sbin/named -g -c {self.paths.conf / 'named.conf'}"
+                named = f"/usr/sbin/named -f -c {self.paths.conf / 'named.conf'}"
                 return Program(node, f"{venv_bin}/python -m reviewlab_lab.dnswatch {named}", env)
             case "etcd":
                 # Every member is named: a new lab bootstraps them together. etcd reads the
@@ -219,7 +219,9 @@ class Renderer:
                     f"--listen-client-urls {node.url} --advertise-client-urls {node.url} "
                     f"--listen-peer-urls {peer} --initial-advertise-peer-urls {peer} "
                     f"--initial-cluster {members} --initial-cluster-state new "
-                    f"--initial-cluster-token {self.topology.lab.domain} --log-level warn",
+                    f"--initial-cluster-token {self.topology.lab.domain} --log-level warn "
+                    # zap: one JSON line per entry with its ISO 8601 time ("ts").
+                    "--logger zap --log-outputs stderr",
                 )
             case "postgres":
                 env["PATH"] = f"{venv_bin}:/usr/bin:/bin"
@@ -235,7 +237,8 @@ class Renderer:
                 }
                 return Program(
                     node,
-                    f"{self.install.minio} server --anonymous --address {node.endpoint} "
+                    # --json: each line carries its ISO 8601 time, which MinIO's plain lines lack.
+                    f"{self.install.minio} server --json --anonymous --address {node.endpoint} "
                     f"--console-address {node.address}:{node.console_port} {data}/objects",
                     env,
                 )

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from prometheus_client import Counter, Histogram
+from reviewlab_common.logs import IsoFormatter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUESTS = Counter("web_requests_total", "Requests served", ["method", "route", "status"])
@@ -37,17 +38,6 @@ FLUSH_LINES = 512
 def iso_now() -> str:
     """The current time as ISO 8601 in UTC with milliseconds, as every lab log line shows it."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class IsoFormatter(logging.Formatter):
-    """Log records as `2026-12-02T05:20:01.123Z LEVEL logger: message`."""
-
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        moment = datetime.fromtimestamp(record.created, UTC)
-        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def configure_logging() -> None:

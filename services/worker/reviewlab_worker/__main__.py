@@ -7,7 +7,7 @@ import signal
 import threading
 from types import FrameType
 
-from reviewlab_common import queue, storage
+from reviewlab_common import logs, queue, storage
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.db import app_router
 from reviewlab_common.faults import DelaySwitch
@@ -20,9 +20,7 @@ from reviewlab_worker.settings import WorkerSettings
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure()
     settings = WorkerSettings()  # type: ignore[call-arg]  # REVIEWLAB_NODE comes from the environment
     topology = settings.topology()
     node = settings.this_node()
