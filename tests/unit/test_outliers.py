@@ -166,6 +166,10 @@ class FakeConnection:
     def rollback(self) -> None:
         return None
 
+    @contextmanager
+    def pipeline(self) -> Iterator[None]:
+        yield
+
 
 class FakeMemberPool:
     """A member's pool: serves, times out (no connection) or breaks mid-read, as told."""

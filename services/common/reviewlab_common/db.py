@@ -44,6 +44,11 @@ class CommitOutcomeUnknown(DatabaseUnavailable):
     """The primary was lost while committing: the write may or may not have been kept."""
 
 
+# Is a member a replica, and has it replayed the reader's last write (a NULL LSN: no write)?
+REPLICA_CHECK = (
+    "SELECT pg_is_in_recovery(), %s::pg_lsn IS NULL OR pg_last_wal_replay_lsn() >= %s::pg_lsn"
+)
+
 # A position no replica ever reaches: a token carrying it sends that shard's reads to the primary.
 PRIMARY_ONLY_LSN = "FFFFFFFF/FFFFFFFF"
 
@@ -191,6 +196,8 @@ class ClusterRouter:
                 conninfo([m.address], m.port, session="any", **credentials),
                 min_size=0,
                 max_size=max_size,
+                # Reads run without BEGIN/ROLLBACK: see _read_on_replica.
+                kwargs={"autocommit": True},
                 open=False,
                 name=f"{cluster.name}-{m.name}",
                 timeout=self.member_wait_s,
@@ -351,15 +358,16 @@ class ClusterRouter:
         pool = self.member_pools[name]
         try:
             with pool.connection(timeout=self.member_wait_s) as conn:
-                row = conn.execute(
-                    "SELECT pg_is_in_recovery(), "
-                    "%s::pg_lsn IS NULL OR pg_last_wal_replay_lsn() >= %s::pg_lsn",
-                    (min_lsn, min_lsn),
-                ).fetchone()
+                # One round trip instead of four (BEGIN, check, WORK, ROLLBACK): the check
+                # and WORK's statements leave together in one pipeline on an autocommit
+                # connection, and WORK's result is dropped when the check says no. Replay
+                # only moves forward, so WORK sees at least what the check saw.
+                with conn.pipeline():
+                    check = conn.execute(REPLICA_CHECK, (min_lsn, min_lsn))
+                    result = work(conn)
+                    row = check.fetchone()
                 if row is None or not row[0] or not row[1]:
                     return None  # not a replica any more, or behind the reader's last write
-                result = work(conn)
-                conn.rollback()
                 return result, ReadSource(self.cluster.name, "replica", name)
         except PoolTimeout as exc:
             # Every pooled connection busy, or no new one yet: only a member that does not
@@ -371,7 +379,8 @@ class ClusterRouter:
                 return None
             raise MemberFailed(f"no connection in {self.member_wait_s:.3f} s: {exc}") from exc
         except psycopg.OperationalError as exc:
-            if isinstance(exc, pg_errors.QueryCanceled):
+            if isinstance(exc, (pg_errors.QueryCanceled, pg_errors.PipelineAborted)):
+                # PipelineAborted: a statement before it in the pipeline failed on a live member.
                 log.info("replica %s timed out a read: %s", name, exc)
                 return None  # a live member's statement timeout: try elsewhere, no ejection
             _drop_broken(pool)
