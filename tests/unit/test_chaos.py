@@ -193,3 +193,42 @@ def test_a_replica_ejected_by_a_read_router_is_an_event() -> None:
         ("catalog-2 ejected by the read router of web-1, web-3", "ejected", "catalog-2")
     ]
     assert changes(now, now) == []
+
+
+def test_writes_read_back_count_a_second_id_for_one_body_as_a_duplicate() -> None:
+    from reviewlab_lab.chaos.load import Outcome
+    from reviewlab_lab.chaos.report import StoredRow, count_writes
+
+    def write(review_id: int | None, key: str) -> Outcome:
+        return Outcome(1.0, "write", "reviews-0", review_id is not None, 201, 0.01, review_id, key)
+
+    outcomes = [write(11, "k1"), write(12, "k2"), write(None, "k3"), write(13, "k3")]
+    acked = {o.review_id: o for o in outcomes if o.review_id}
+    stored = [
+        StoredRow("reviews-0", 11, "chaos r k1"),
+        StoredRow("reviews-0", 12, "chaos r k2"),
+        StoredRow("reviews-0", 99, "chaos r k2"),  # a second review for one write
+        StoredRow("reviews-0", 13, "chaos r k3"),
+        StoredRow("reviews-1", 13, "chaos r k3"),  # the same row on another shard: a copy
+    ]
+    counted = count_writes(acked, stored, outcomes)
+    assert counted["acknowledged"] == 3 and counted["lost"] == 0
+    assert counted["duplicates"] == 1
+    assert counted["duplicate_examples"] == [{"body": "chaos r k2", "ids": ["12", "99"]}]
+    assert counted["on_two_shards"] == 1
+    assert counted["kept_unacknowledged"] == 1  # 99: stored, never acknowledged
+    assert counted["retried_keys"] == 1
+
+
+def test_reading_the_same_rows_twice_is_no_duplicate() -> None:
+    from reviewlab_lab.chaos.report import StoredRow, count_writes
+
+    twice = [StoredRow("reviews-0", 11, "chaos r k1")] * 2
+    assert count_writes({}, twice, [])["duplicates"] == 0
+
+
+def test_the_clean_up_pattern_matches_its_prefix_literally() -> None:
+    from reviewlab_lab.chaos.cleanup import like_prefix
+
+    assert like_prefix("chaos 1a2b_ ") == "chaos 1a2b\\_ %"
+    assert like_prefix("50%") == "50\\%%"

@@ -77,6 +77,7 @@ class Load:
             self.outcomes.append(outcome)
 
     def start(self) -> None:
+        self.started = time.monotonic()  # the run's clock starts with its load
         for number in range(self.writers):
             self._spawn(self._write_loop, number)
         for number in range(self.readers):

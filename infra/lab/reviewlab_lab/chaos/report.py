@@ -9,17 +9,15 @@ import html
 import itertools
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from reviewlab_common import db
-from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.topology import Topology
 
 from reviewlab_lab import lbstats, loadbalancer
-from reviewlab_lab.chaos import chart
+from reviewlab_lab.chaos import chart, cleanup
 from reviewlab_lab.chaos.goals import Second
 from reviewlab_lab.chaos.load import Load, Outcome
 from reviewlab_lab.chaos.watch import Event
@@ -86,48 +84,68 @@ def per_cluster(outcomes: list[Outcome], fault_t: float, end_t: float) -> dict[s
 
 
 def read_back(topology: Topology, load: Load) -> dict[str, Any]:
-    """Every acknowledged write, looked up on its shard's current primary; then cleaned up."""
+    """Every acknowledged write, looked up on its shard's current primary (deleted afterwards
+    by cleanup.remove_run, also when the run is cut short)."""
     acked = {o.review_id: o for o in load.outcomes if o.kind != "read" and o.review_id}
-    password = lab_secrets.load(topology).app_password
-    found: set[int] = set()
-    bodies: dict[str, int] = {}
-    pattern = f"{load.body('')}%"
+    pattern = cleanup.like_prefix(load.body(""))
+
+    def rows_of(conn: psycopg.Connection[Any]) -> list[tuple[int, str]]:
+        found = conn.execute("SELECT id, body FROM reviews WHERE body LIKE %s", (pattern,))
+        return [(int(r[0]), str(r[1])) for r in found.fetchall()]
+
+    stored: list[StoredRow] = []
     for cluster in topology.shards:
-        info = db.cluster_conninfo(
-            cluster, user=db.APP_USER, password=password, app="chaos", session="read-write"
-        )
-        rows = _rows_on_primary(info, pattern, cluster.name)
-        for review_id, body in rows:
-            found.add(int(review_id))
-            bodies[body] = bodies.get(body, 0) + 1
+        try:
+            rows = cleanup.on_primary(topology, cluster, rows_of, within=READ_BACK_S)
+        except LabFailed as exc:
+            raise LabFailed(f"could not read the writes back: {exc}") from exc
+        stored += [StoredRow(cluster.name, review_id, body) for review_id, body in rows]
+    return count_writes(acked, stored, load.outcomes)
+
+
+@dataclass(frozen=True)
+class StoredRow:
+    """A row of the run as a shard's primary holds it."""
+
+    shard: str
+    review_id: int
+    body: str
+
+
+def count_writes(
+    acked: dict[int, Outcome], stored: list[StoredRow], outcomes: list[Outcome]
+) -> dict[str, Any]:
+    """What the shards hold against what the clients were told.
+
+    A duplicate is a second review for one write (its body carries the write's key): another
+    id with the same body. The same id on two shards is not a second review but a row on a
+    shard that does not own its bucket (a copy); it is counted apart, never as a duplicate.
+    """
+    ids_of: dict[str, set[int]] = {}
+    shards_of: dict[int, set[str]] = {}
+    for row in stored:
+        ids_of.setdefault(row.body, set()).add(row.review_id)
+        shards_of.setdefault(row.review_id, set()).add(row.shard)
+    found = set(shards_of)
     lost = sorted(set(acked) - found)
+    doubled = {body: ids for body, ids in ids_of.items() if len(ids) > 1}
     return {
         "acknowledged": len(acked),
         "lost": len(lost),
         "lost_ids": lost[:20],
         "lost_at_s": [round(acked[i].at, 2) for i in lost[:20]],
-        "duplicates": sum(n - 1 for n in bodies.values() if n > 1),
-        "retried_keys": len({o.key for o in load.outcomes if o.kind == "write" and not o.ok}),
+        "duplicates": sum(len(ids) - 1 for ids in doubled.values()),
+        # Which writes were doubled, for a report that has any: the body and every id it got.
+        "duplicate_examples": [
+            {"body": body, "ids": [str(i) for i in sorted(ids)]}
+            for body, ids in sorted(doubled.items())[:5]
+        ],
+        "on_two_shards": sum(len(s) > 1 for s in shards_of.values()),
+        # Rows the client never saw acknowledged (its request failed or timed out, yet the
+        # write was kept): a retry with the same key replays them instead of writing again.
+        "kept_unacknowledged": len(found - set(acked)),
+        "retried_keys": len({o.key for o in outcomes if o.kind == "write" and not o.ok}),
     }
-
-
-def _rows_on_primary(info: str, pattern: str, cluster: str) -> list[tuple[int, str]]:
-    """The run's rows on CLUSTER's primary (then deleted); retried while a primary settles."""
-    limit = time.monotonic() + READ_BACK_S
-    while True:
-        try:
-            with psycopg.connect(info) as conn:
-                rows = conn.execute(
-                    "SELECT id, body FROM reviews WHERE body LIKE %s", (pattern,)
-                ).fetchall()
-                conn.execute("DELETE FROM reviews WHERE body LIKE %s", (pattern,))
-                return [(int(r[0]), str(r[1])) for r in rows]
-        except psycopg.OperationalError as exc:
-            if time.monotonic() > limit:
-                raise LabFailed(
-                    f"could not read the writes back from {cluster}'s primary: {exc}"
-                ) from exc
-            time.sleep(1)
 
 
 def first(events: list[Event], kind: str, *, node: str = "", cluster: str = "") -> float | None:
@@ -250,7 +268,13 @@ def as_markdown(report: dict[str, Any]) -> str:
     verdict = report["writes"]
     lines += [
         f"- acknowledged: {verdict['acknowledged']}, **lost: {verdict['lost']}**, "
-        f"duplicates: {verdict['duplicates']}, keys retried: {verdict['retried_keys']}",
+        f"duplicates: {verdict['duplicates']}, keys retried: {verdict['retried_keys']}, "
+        f"kept though unacknowledged: {shown(verdict.get('kept_unacknowledged'))}, "
+        f"on two shards: {shown(verdict.get('on_two_shards'))}",
+        *(
+            f"- doubled: `{d['body']}` as ids {', '.join(d['ids'])}"
+            for d in verdict.get("duplicate_examples", [])
+        ),
         "",
         "## Per cluster",
         "",

@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.live import Live
 
 from reviewlab_lab import ready, runtimes
-from reviewlab_lab.chaos import goals, report, view
-from reviewlab_lab.chaos.load import Load
+from reviewlab_lab.chaos import cleanup, goals, report, view
+from reviewlab_lab.chaos.load import LOAD_USER, Load
 from reviewlab_lab.chaos.scenarios import (
     PRIMARY,
     REPLICA,
@@ -135,9 +135,38 @@ def recovered(look: Look | None, topology: Topology, target: str, after: float) 
 
 
 def execute(topology: Topology, options: Options, say: Callable[[str], None]) -> dict[str, Any]:
-    """Run the scenario under load; return the report (already written)."""
+    """Run the scenario under load; return the report (already written). Whatever happens,
+    the reviews the load wrote are deleted before it returns."""
     check_options(options)
     lab_is_up(topology)
+    load = Load(
+        topology,
+        writers=options.load,
+        readers=options.load,
+        photos=options.scenario.target == "worker",  # every segmentation job must finish
+    )
+    try:
+        return _execute(topology, options, load, say)
+    finally:
+        try:
+            say(f"cleaned up: {remove_writes(topology, load)}")
+        except LabFailed as exc:
+            say(
+                f"the run's reviews are still in the shop ({exc}); "
+                "`reviewlab reset --data` clears them"
+            )
+
+
+def remove_writes(topology: Topology, load: Load) -> cleanup.Removed:
+    """The load's reviews, photos and Idempotency-Keys, gone from the shop."""
+    return cleanup.remove_run(
+        topology, body_prefix=load.body(""), key_prefix=f"{load.run_id}-", user_id=LOAD_USER
+    )
+
+
+def _execute(
+    topology: Topology, options: Options, load: Load, say: Callable[[str], None]
+) -> dict[str, Any]:
     runtime = runtimes.of(topology)
     chosen = options.scenario
     watcher = Watcher(topology, runtime, options.target or "")
@@ -146,10 +175,6 @@ def execute(topology: Topology, options: Options, say: Callable[[str], None]) ->
     watcher.target = target
     cluster = topology.nodes[target].cluster if chosen.target in (PRIMARY, REPLICA) else None
     duration = chosen.duration if options.duration is None else options.duration
-    # Worker scenarios post photos too: every segmentation job must finish.
-    load = Load(
-        topology, writers=options.load, readers=options.load, photos=chosen.target == "worker"
-    )
     console = Console()
     title = f"chaos {chosen.name} on {target}"
     phase = "baseline"
