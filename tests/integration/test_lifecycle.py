@@ -90,3 +90,10 @@ def test_down_stops_every_process_and_up_brings_the_same_data_back(
     again = httpx.get(f"{vip}/api/reviews/{review['id']}", timeout=10)
     assert again.status_code == 200, again.text
     assert again.json()["body"] == review["body"]
+    # Kept across down/up, then gone: the test leaves no review in the shop.
+    gone = httpx.delete(
+        f"{vip}/api/reviews/{review['id']}",
+        headers={"Authorization": f"Bearer {token_for(2)}"},
+        timeout=15,
+    )
+    assert gone.status_code == 204, gone.text
