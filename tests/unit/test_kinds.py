@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from reviewlab_common.topology import NODE_KINDS, TopologyError, load
-from reviewlab_lab import composefile, kinds
+from reviewlab_lab import composefile, kinds, render
 
 
 def test_every_kind_the_topology_allows_has_one_entry() -> None:
@@ -46,3 +46,9 @@ def test_the_waves_cover_every_kind_once() -> None:
 def test_an_unknown_kind_is_a_clear_error() -> None:
     with pytest.raises(TopologyError, match="no entry for node kind 'cache'"):
         kinds.spec("cache")
+
+
+def test_each_kind_names_a_registered_config_writer_and_program() -> None:
+    specs = kinds.KINDS.values()
+    assert {s.program for s in specs} == set(render.PROGRAMS)
+    assert {s.config for s in specs if s.config} == set(render.CONFIG_WRITERS)

@@ -1,7 +1,9 @@
 """The registry of node kinds: what the lab knows about each kind, in one entry per kind.
 
 Both runtimes, readiness, status, the CLI and the Compose file read this table instead of
-keeping their own. Adding a kind is one KindSpec here (plus its templates and its program in
+keeping their own; render.py writes a node's configs and describes its process with the
+config writer and the program its entry names. Adding a kind is one KindSpec here plus its
+templates (and, for a process the lab does not run yet, a writer and a program registered in
 render.py); docs/architecture.md walks through an example.
 """
 
@@ -40,6 +42,8 @@ class KindSpec:
     start_period_s: int = 30  # Compose's grace before failed health checks count
     stop_grace: str | None = None  # Compose's wait before SIGKILL on stop
     faults: tuple[str, ...] = ()  # of FAULTS
+    config: str | None = None  # render.CONFIG_WRITERS: writes its configs (None: it reads none)
+    program: str = ""  # render.PROGRAMS: describes its process (its command line)
 
     @property
     def wave(self) -> int:
@@ -59,6 +63,8 @@ KINDS: dict[str, KindSpec] = {
     for spec in (
         KindSpec(
             "dns",
+            config="dns",
+            program="dns",
             image="dns",
             stateful=True,
             stop_priority=10,
@@ -70,6 +76,7 @@ KINDS: dict[str, KindSpec] = {
         ),
         KindSpec(
             "etcd",
+            program="etcd",
             image="etcd",
             stateful=True,
             stop_priority=20,
@@ -81,6 +88,8 @@ KINDS: dict[str, KindSpec] = {
         ),
         KindSpec(
             "postgres",
+            config="patroni",
+            program="patroni",
             image="postgres",
             stateful=True,
             stop_priority=30,
@@ -99,6 +108,8 @@ KINDS: dict[str, KindSpec] = {
         ),
         KindSpec(
             "redis",
+            config="redis",
+            program="redis",
             image="redis",
             stateful=True,
             stop_priority=40,
@@ -109,6 +120,7 @@ KINDS: dict[str, KindSpec] = {
         ),
         KindSpec(
             "minio",
+            program="minio",
             image="minio",
             stateful=True,
             stop_priority=40,
@@ -120,6 +132,8 @@ KINDS: dict[str, KindSpec] = {
         ),
         KindSpec(
             "edge",
+            config="edge",
+            program="edge",
             image="nginx",
             stateful=True,
             stop_priority=50,
@@ -133,6 +147,8 @@ KINDS: dict[str, KindSpec] = {
         ),
         KindSpec(
             "lb",
+            config="vip",
+            program="vip",
             image="nginx",
             stateful=True,
             stop_priority=80,
@@ -148,6 +164,7 @@ KINDS: dict[str, KindSpec] = {
         ),
         KindSpec(
             "web",
+            program="uvicorn",
             image="app",
             stateful=False,
             stop_priority=60,
@@ -159,6 +176,7 @@ KINDS: dict[str, KindSpec] = {
         ),
         KindSpec(
             "worker",
+            program="worker",
             image="app",
             stateful=False,
             stop_priority=70,

@@ -7,8 +7,10 @@ programs under supervisord; a Compose container renders its own node and execs i
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from reviewlab_common import install as lab_install
 from reviewlab_common import queue
@@ -17,7 +19,7 @@ from reviewlab_common.etcd import PATRONI_ETCD_USER, PATRONI_NAMESPACE
 from reviewlab_common.storage import MEDIA_BUCKET
 from reviewlab_common.topology import Node, Topology
 
-from reviewlab_lab import dnsrecords, loadbalancer
+from reviewlab_lab import dnsrecords, kinds, loadbalancer
 from reviewlab_lab.files import templates, write_if_changed
 from reviewlab_lab.paths import REPO, LabPaths
 from reviewlab_lab.runtimes.base import NODE_ENV
@@ -38,6 +40,35 @@ class Program:
     @property
     def argv(self) -> list[str]:
         return shlex.split(self.command)
+
+
+ConfigWriter = Callable[["Renderer", Node], None]
+ProgramMaker = Callable[["Renderer", Node], "Program"]
+# What a KindSpec's `config` and `program` name (kinds.py): filled by the decorators below.
+CONFIG_WRITERS: dict[str, ConfigWriter] = {}
+PROGRAMS: dict[str, ProgramMaker] = {}
+W = TypeVar("W", bound=ConfigWriter)
+P = TypeVar("P", bound=ProgramMaker)
+
+
+def config_writer(name: str) -> Callable[[W], W]:
+    """Register a Renderer method as the config writer a KindSpec names NAME."""
+
+    def register(write: W) -> W:
+        CONFIG_WRITERS[name] = write
+        return write
+
+    return register
+
+
+def program_maker(name: str) -> Callable[[P], P]:
+    """Register a Renderer method as the program a KindSpec names NAME."""
+
+    def register(make: P) -> P:
+        PROGRAMS[name] = make
+        return make
+
+    return register
 
 
 class Renderer:
@@ -74,47 +105,52 @@ class Renderer:
 
     # Configs ---------------------------------------------------------------------------------
     def render(self, node: Node) -> None:
-        """Write every config file NODE reads."""
-        match node.kind:
-            case "dns":
-                self._dns(node)
-            case "postgres":
-                self._patroni(node)
-            case "redis":
-                self._template(
-                    node.name,
-                    "redis/redis.conf.j2",
-                    self._conf(node, "redis.conf"),
-                    mode=0o600,
-                    node=node,
-                    data_dir=self.paths.data(node.name),
-                    node_run=self.paths.node_run(node.name),
-                    users=queue.acl_users(self.secrets),
-                )
-            case "lb":
-                text = loadbalancer.render_config(self.topology, self.paths, self.jinja)
-                self._write(node.name, self.paths.conf / loadbalancer.CONFIG_NAME, text)
-            case "edge":
-                self._template(
-                    node.name,
-                    "cdn/edge.conf.j2",
-                    self._conf(node, "nginx.conf"),
-                    node=node,
-                    node_run=self.paths.node_run(node.name),
-                    data_dir=self.paths.data(node.name),
-                    log_dir=self.paths.logs,
-                    domain=self.topology.lab.domain,
-                    origin=self.topology.one("minio"),
-                    bucket=MEDIA_BUCKET,
-                    immutable_ttl="30d",
-                    mutable_ttl="60s",
-                    mutable_ttl_seconds=60,
-                    miss_ttl="5s",
-                )
+        """Write every config file NODE reads (its kind's config writer, if it has one)."""
+        writer = kinds.spec(node.kind).config
+        if writer is not None:
+            CONFIG_WRITERS[writer](self, node)
+
+    @config_writer("redis")
+    def _redis(self, node: Node) -> None:
+        self._template(
+            node.name,
+            "redis/redis.conf.j2",
+            self._conf(node, "redis.conf"),
+            mode=0o600,
+            node=node,
+            data_dir=self.paths.data(node.name),
+            node_run=self.paths.node_run(node.name),
+            users=queue.acl_users(self.secrets),
+        )
+
+    @config_writer("vip")
+    def _vip(self, node: Node) -> None:
+        text = loadbalancer.render_config(self.topology, self.paths, self.jinja)
+        self._write(node.name, self.paths.conf / loadbalancer.CONFIG_NAME, text)
+
+    @config_writer("edge")
+    def _edge(self, node: Node) -> None:
+        self._template(
+            node.name,
+            "cdn/edge.conf.j2",
+            self._conf(node, "nginx.conf"),
+            node=node,
+            node_run=self.paths.node_run(node.name),
+            data_dir=self.paths.data(node.name),
+            log_dir=self.paths.logs,
+            domain=self.topology.lab.domain,
+            origin=self.topology.one("minio"),
+            bucket=MEDIA_BUCKET,
+            immutable_ttl="30d",
+            mutable_ttl="60s",
+            mutable_ttl_seconds=60,
+            miss_ttl="5s",
+        )
 
     def _conf(self, node: Node, suffix: str) -> Path:
         return self.paths.conf / f"{node.name}.{suffix}"
 
+    @config_writer("dns")
     def _dns(self, node: Node) -> None:
         lab = self.topology.lab
         dns_dir = self.paths.data(node.name)
@@ -153,6 +189,7 @@ class Renderer:
             tsig_secret=self.secrets.tsig_secret,
         )
 
+    @config_writer("patroni")
     def _patroni(self, node: Node) -> None:
         assert node.cluster is not None
         callback = self.paths.conf / "patroni-callback.sh"
@@ -196,66 +233,84 @@ class Renderer:
         }
 
     def program(self, node: Node) -> Program:
-        """The process that runs NODE (its configs come from `render`)."""
-        data = self.paths.data(node.name)
-        env = self.environment(node)
+        """The process that runs NODE (its configs come from `render`): its kind's program."""
+        return PROGRAMS[kinds.spec(node.kind).program](self, node)
+
+    @program_maker("dns")
+    def _named(self, node: Node) -> Program:
+        # named under the replicas watch (reviewlab_lab.dnswatch), which forwards stops.
+        named = f"/usr/sbin/named -f -c {self.paths.conf / 'named.conf'}"
+        command = f"{self.install.bin}/python -m reviewlab_lab.dnswatch {named}"
+        return Program(node, command, self.environment(node))
+
+    @program_maker("etcd")
+    def _etcd(self, node: Node) -> Program:
+        # Every member is named: a new lab bootstraps them together. etcd reads the
+        # --initial-* flags only on a first start; later it knows its members itself.
+        peer = f"http://{node.address}:{node.peer_port}"
+        members = ",".join(
+            f"{m.name}=http://{m.address}:{m.peer_port}" for m in self.topology.of_kind("etcd")
+        )
+        return Program(
+            node,
+            f"/usr/bin/etcd --name {node.name} --data-dir {self.paths.data(node.name)} "
+            f"--listen-client-urls {node.url} --advertise-client-urls {node.url} "
+            f"--listen-peer-urls {peer} --initial-advertise-peer-urls {peer} "
+            f"--initial-cluster {members} --initial-cluster-state new "
+            f"--initial-cluster-token {self.topology.lab.domain} --log-level warn "
+            # zap: one JSON line per entry with its ISO 8601 time ("ts").
+            "--logger zap --log-outputs stderr",
+        )
+
+    @program_maker("patroni")
+    def _patroni_program(self, node: Node) -> Program:
         venv_bin = self.install.bin
-        match node.kind:
-            case "dns":
-                # named under the replicas watch (reviewlab_lab.dnswatch), which forwards stops.
-                named = f"/usr/sbin/named -f -c {self.paths.conf / 'named.conf'}"
-                return Program(node, f"{venv_bin}/python -m reviewlab_lab.dnswatch {named}", env)
-            case "etcd":
-                # Every member is named: a new lab bootstraps them together. etcd reads the
-                # --initial-* flags only on a first start; later it knows its members itself.
-                peer = f"http://{node.address}:{node.peer_port}"
-                members = ",".join(
-                    f"{m.name}=http://{m.address}:{m.peer_port}"
-                    for m in self.topology.of_kind("etcd")
-                )
-                return Program(
-                    node,
-                    f"/usr/bin/etcd --name {node.name} --data-dir {data} "
-                    f"--listen-client-urls {node.url} --advertise-client-urls {node.url} "
-                    f"--listen-peer-urls {peer} --initial-advertise-peer-urls {peer} "
-                    f"--initial-cluster {members} --initial-cluster-state new "
-                    f"--initial-cluster-token {self.topology.lab.domain} --log-level warn "
-                    # zap: one JSON line per entry with its ISO 8601 time ("ts").
-                    "--logger zap --log-outputs stderr",
-                )
-            case "postgres":
-                env["PATH"] = f"{venv_bin}:/usr/bin:/bin"
-                conf = self._conf(node, "patroni.yml")
-                return Program(node, f"{venv_bin / 'patroni'} {conf}", env, 60, stop_as_group=False)
-            case "redis":
-                return Program(node, f"/usr/bin/redis-server {self._conf(node, 'redis.conf')}")
-            case "minio":
-                env |= {
-                    "MINIO_ROOT_USER": self.secrets.minio_user,
-                    "MINIO_ROOT_PASSWORD": self.secrets.minio_password,
-                    "MINIO_BROWSER": "on",
-                }
-                return Program(
-                    node,
-                    # --json: each line carries its ISO 8601 time, which MinIO's plain lines lack.
-                    f"{self.install.minio} server --json --anonymous --address {node.endpoint} "
-                    f"--console-address {node.address}:{node.console_port} {data}/objects",
-                    env,
-                )
-            case "lb":
-                return self._nginx(node, self.paths.conf / loadbalancer.CONFIG_NAME)
-            case "edge":
-                return self._nginx(node, self._conf(node, "nginx.conf"))
-            case "web":
-                return Program(
-                    node,
-                    f"{venv_bin}/uvicorn reviewlab_web.app:app --host {node.address} "
-                    f"--port {node.port} --no-access-log --timeout-graceful-shutdown 5",
-                    env,
-                )
-            case "worker":
-                return Program(node, f"{venv_bin}/python -m reviewlab_worker", env)
-        raise ValueError(f"no program for kind {node.kind!r}")
+        env = self.environment(node) | {"PATH": f"{venv_bin}:/usr/bin:/bin"}
+        conf = self._conf(node, "patroni.yml")
+        return Program(node, f"{venv_bin / 'patroni'} {conf}", env, 60, stop_as_group=False)
+
+    @program_maker("redis")
+    def _redis_server(self, node: Node) -> Program:
+        return Program(node, f"/usr/bin/redis-server {self._conf(node, 'redis.conf')}")
+
+    @program_maker("minio")
+    def _minio(self, node: Node) -> Program:
+        env = self.environment(node) | {
+            "MINIO_ROOT_USER": self.secrets.minio_user,
+            "MINIO_ROOT_PASSWORD": self.secrets.minio_password,
+            "MINIO_BROWSER": "on",
+        }
+        return Program(
+            node,
+            # --json: each line carries its ISO 8601 time, which MinIO's plain lines lack.
+            f"{self.install.minio} server --json --anonymous --address {node.endpoint} "
+            f"--console-address {node.address}:{node.console_port} "
+            f"{self.paths.data(node.name)}/objects",
+            env,
+        )
+
+    @program_maker("vip")
+    def _vip_nginx(self, node: Node) -> Program:
+        return self._nginx(node, self.paths.conf / loadbalancer.CONFIG_NAME)
+
+    @program_maker("edge")
+    def _edge_nginx(self, node: Node) -> Program:
+        return self._nginx(node, self._conf(node, "nginx.conf"))
+
+    @program_maker("uvicorn")
+    def _uvicorn(self, node: Node) -> Program:
+        return Program(
+            node,
+            f"{self.install.bin}/uvicorn reviewlab_web.app:app --host {node.address} "
+            f"--port {node.port} --no-access-log --timeout-graceful-shutdown 5",
+            self.environment(node),
+        )
+
+    @program_maker("worker")
+    def _worker(self, node: Node) -> Program:
+        return Program(
+            node, f"{self.install.bin}/python -m reviewlab_worker", self.environment(node)
+        )
 
     def _nginx(self, node: Node, conf: Path) -> Program:
         prefix = self.paths.data(node.name)
