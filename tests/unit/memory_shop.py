@@ -45,6 +45,7 @@ class Tables:
     reviews: dict[int, list[Any]] = dataclasses.field(default_factory=dict)
     votes: set[tuple[int, int]] = dataclasses.field(default_factory=set)
     outbox: list[str] = dataclasses.field(default_factory=list)
+    notified: list[str] = dataclasses.field(default_factory=list)  # NOTIFY channels, in order
 
 
 class Connection:
@@ -53,11 +54,14 @@ class Connection:
     def __init__(self, tables: Tables) -> None:
         self.t = tables
 
-    def execute(self, statement: str, params: Mapping[str, Any]) -> Result:
+    def execute(self, statement: str, params: Mapping[str, Any] | None = None) -> Result:
+        if statement.startswith("NOTIFY "):
+            self.t.notified.append(statement.split()[1])  # a channel's listeners are told
+            return Result([])
         handler = HANDLERS.get(statement)
         if handler is None:
             raise AssertionError(f"the memory shop does not know: {statement[:80]}")
-        return Result(handler(self.t, params))
+        return Result(handler(self.t, params or {}))
 
 
 def _row(review: list[Any]) -> Row:
