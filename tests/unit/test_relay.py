@@ -113,6 +113,26 @@ def test_the_relay_outlives_any_failure_and_keeps_serving_the_other_shards() -> 
     assert sorted(int(j["outbox_id"]) for j in published(client)) == [1, 2, 10, 11]
 
 
+def test_a_notified_job_is_published_at_once_not_at_the_next_poll() -> None:
+    shard, client = FakeShard(), FakeRedis()
+    stop, wake = threading.Event(), threading.Event()
+    thread = threading.Thread(
+        target=relay.run, args=([shard], client, 60.0, stop, wake), daemon=True
+    )
+    thread.start()
+    try:
+        wait_for(lambda: bool(shard.statements), "the first round, which finds nothing")
+        shard.outbox.append(OutboxRow(5, PhotoJob(5, "reviews-0", "originals/a.jpg").to_payload()))
+        wake.set()  # what a listener does on the shard's NOTIFY
+        wait_for(lambda: len(published(client)) == 1, "the job, long before the 60 s poll")
+    finally:
+        stop.set()
+        wake.set()
+        thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert [j["outbox_id"] for j in published(client)] == ["5"]
+
+
 def wait_for(check: Any, what: str, within: float = 5.0) -> None:
     limit = time.monotonic() + within
     while time.monotonic() < limit:

@@ -19,6 +19,9 @@ ORIGINALS, CUTOUTS, PRODUCTS = "originals/", "cutouts/", "products/"
 # Changing the model changes every cutout's key: a new cutout is a new object, never an
 # overwrite the CDN could keep serving stale.
 MODEL_TAG = "selfie-v1"
+# A shard's primary is sent NOTIFY on this channel by the transaction that adds a photo job to
+# its outbox; the workers' relays LISTEN to publish the job at once instead of at their next poll.
+JOBS_CHANNEL = "photo_jobs"
 
 
 class PhotoStatus(StrEnum):

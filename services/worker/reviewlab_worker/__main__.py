@@ -59,6 +59,7 @@ def main() -> None:
             queue.connect(topology, "worker", secrets=secrets),
             settings.relay_interval_s,
             stop,
+            relay.start_listeners(list(shards.values()), stop),
         ),
         name="outbox-relay",
         daemon=True,

@@ -1,7 +1,9 @@
 """The outbox relay: moves committed photo jobs from each shard's outbox to the Redis stream.
 
 A review and its job commit in one transaction on the shard; this relay is what makes a
-review written while Redis is down still get processed once Redis is back.
+review written while Redis is down still get processed once Redis is back. That transaction
+also sends NOTIFY on photos.JOBS_CHANNEL: a listener per shard wakes the relay at once, and
+the relay still polls every interval, for a notification missed while a listener reconnects.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import redis
 from prometheus_client import Counter
 from reviewlab_common import queue
 from reviewlab_common.db import ClusterRouter, DatabaseUnavailable
-from reviewlab_common.photos import PhotoJob
+from reviewlab_common.photos import JOBS_CHANNEL, PhotoJob
 from reviewlab_common.tables import compiled, outbox
 from sqlalchemy import BigInteger, any_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -23,6 +25,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 log = logging.getLogger(__name__)
 RELAYED = Counter("outbox_relayed_total", "Outbox rows published to the job stream", ["shard"])
 BATCH = 50
+# A listener that lost its primary connects again after this long (the poll covers the gap).
+RELISTEN_S = 1.0
 # Compiled once: the oldest unpublished rows (skipping those another relay holds), then
 # marking the ones published.
 UNPUBLISHED = compiled(
@@ -63,11 +67,49 @@ def relay_once(shard: ClusterRouter, client: redis.Redis) -> int:
     return moved
 
 
-def run(
-    shards: list[ClusterRouter], client: redis.Redis, interval_s: float, stop: threading.Event
-) -> None:
-    """Relay forever (until STOP), polling each shard every INTERVAL_S."""
+def listen(shard: ClusterRouter, wake: threading.Event, stop: threading.Event) -> None:
+    """Set WAKE whenever SHARD's primary reports a committed photo job, until STOP."""
     while not stop.is_set():
+        primary = shard.primary_pool.conninfo  # every member: libpq finds the writable one
+        try:
+            with psycopg.connect(
+                primary() if callable(primary) else primary, autocommit=True
+            ) as conn:
+                conn.execute(f"LISTEN {JOBS_CHANNEL}")
+                wake.set()  # a job committed while nobody listened is published now
+                while not stop.is_set():
+                    for _ in conn.notifies(timeout=RELISTEN_S, stop_after=1):
+                        wake.set()
+        except psycopg.Error as exc:
+            # A failover or a lost primary: the relay's poll publishes meanwhile.
+            log.info("relay listener %s: %s; listening again", shard.cluster.name, exc)
+            stop.wait(RELISTEN_S)
+
+
+def start_listeners(shards: list[ClusterRouter], stop: threading.Event) -> threading.Event:
+    """One listener thread per shard; the event they set when a photo job was committed."""
+    wake = threading.Event()
+    for shard in shards:
+        threading.Thread(
+            target=listen,
+            args=(shard, wake, stop),
+            name=f"outbox-listener-{shard.cluster.name}",
+            daemon=True,
+        ).start()
+    return wake
+
+
+def run(
+    shards: list[ClusterRouter],
+    client: redis.Redis,
+    interval_s: float,
+    stop: threading.Event,
+    wake: threading.Event | None = None,
+) -> None:
+    """Relay forever (until STOP): at once when WAKE is set, else every INTERVAL_S."""
+    while not stop.is_set():
+        if wake is not None:
+            wake.clear()  # before the round: a job committed during it wakes the next one
         busy = False
         for shard in shards:
             try:
@@ -78,4 +120,4 @@ def run(
             except Exception:  # nor may anything else end the relay, or stop the other shards
                 log.exception("relay %s failed; will retry", shard.cluster.name)
         if not busy:
-            stop.wait(interval_s)
+            (wake or stop).wait(interval_s)

@@ -105,6 +105,7 @@ INSERT_JOB = compiled(
     .inline()
     .values(review_id=bindparam("review_id"), payload=bindparam("payload"))
 )
+NOTIFY_JOB = f"NOTIFY {photos.JOBS_CHANNEL}"
 REVIEW_BY_ID = compiled(select(*REVIEW).where(tables.reviews.c.id == bindparam("id")))
 PRODUCT_PAGE = compiled(
     select(*REVIEW)
@@ -309,6 +310,7 @@ def create(
         if inserted and key:
             job = photos.PhotoJob(review_id, shard_name, key)
             conn.execute(INSERT_JOB, {"review_id": review_id, "payload": job.to_payload()})
+            conn.execute(NOTIFY_JOB)  # delivered on commit: wakes the relays
         row = conn.execute(REVIEW_BY_ID, {"id": review_id}).fetchone()
         assert row is not None
         return row, inserted is None
