@@ -140,3 +140,13 @@ def test_not_a_photo_is_rejected(segmenter: PortraitSegmenter) -> None:
     with pytest.raises(PhotoRejected) as caught:
         segmenter.cutout(b"GIF89a not really")
     assert caught.value.status == 415
+
+
+def test_an_upright_jpeg_that_fits_is_the_cutouts_photo_byte_for_byte(
+    segmenter: PortraitSegmenter,
+) -> None:
+    data = PORTRAIT.read_bytes()
+    assert segmenter.cutout(data).photo_jpeg == data
+    # Too big for max_side: scaled and encoded again, so not the same bytes.
+    smaller = segmenter.cutout(data, max_side=400)
+    assert smaller.photo_jpeg != data and (smaller.width, smaller.height) == (400, 400)

@@ -40,6 +40,7 @@ JPEG_QUALITY: Final = 85
 
 # The sigmoid's long tails leave a faint haze of background around the person. Stretching
 # [LOW, HIGH] to [0, 1] clears the haze yet keeps a soft edge of a few pixels.
+ORIENTATION_TAG: Final = 0x0112  # EXIF; 1 is upright
 MASK_LOW: Final = 0.2
 MASK_HIGH: Final = 0.8
 
@@ -110,7 +111,13 @@ class PortraitSegmenter:
         timings: dict[str, float] = {}
         started = time.perf_counter()
 
-        image = _fit(oriented_rgb(data, draft_side=max_side), max_side)
+        as_is = _jpeg_size_if_servable(data, max_side)
+        if as_is:
+            # The photo is already what the cutout shows: only the model's input is decoded,
+            # at a quarter or half of the size by the JPEG decoder's own scaling.
+            image = oriented_rgb(data, draft_side=max(self.input_size))
+        else:
+            image = _fit(oriented_rgb(data, draft_side=max_side), max_side)
         timings["decode"], started = _lap(started)
 
         mask = self.infer_only(self.input_tensor(image))
@@ -119,15 +126,20 @@ class PortraitSegmenter:
         levels = mask_levels(mask)
         timings["mask"], started = _lap(started)
 
-        photo, mask_png = io.BytesIO(), io.BytesIO()
-        image.save(photo, format="JPEG", quality=JPEG_QUALITY)
+        mask_png = io.BytesIO()
         levels.save(mask_png, format="PNG")
+        if as_is:
+            photo_jpeg, (width, height) = data, as_is
+        else:
+            photo = io.BytesIO()
+            image.save(photo, format="JPEG", quality=JPEG_QUALITY)
+            photo_jpeg, (width, height) = photo.getvalue(), image.size
         timings["encode"], _ = _lap(started)
         return Cutout(
-            photo_jpeg=photo.getvalue(),
+            photo_jpeg=photo_jpeg,
             mask_png=mask_png.getvalue(),
-            width=image.width,
-            height=image.height,
+            width=width,
+            height=height,
             timings=timings,
         )
 
@@ -135,6 +147,25 @@ class PortraitSegmenter:
 def _lap(started: float) -> tuple[float, float]:
     now = time.perf_counter()
     return now - started, now
+
+
+def _jpeg_size_if_servable(data: bytes, max_side: int) -> tuple[int, int] | None:
+    """The size of an RGB JPEG that is upright and fits MAX_SIDE, read from its header.
+
+    Such an original is the cutout's photo byte for byte (its key, hence its bytes, are fixed
+    by the original's). Anything else, or anything odd, goes through the full decode, which
+    also says why a photo is unusable.
+    """
+    try:
+        with Image.open(io.BytesIO(data), formats=["JPEG"]) as header:
+            servable = (
+                header.mode == "RGB"
+                and max(header.size) <= max_side
+                and header.getexif().get(ORIENTATION_TAG, 1) == 1
+            )
+            return header.size if servable else None
+    except (OSError, ValueError, SyntaxError):
+        return None
 
 
 def _fit(image: Image.Image, max_side: int) -> Image.Image:
