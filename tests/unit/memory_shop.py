@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reviewlab_common import health, shards
-from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.db import ReadSource
 from reviewlab_common.topology import Topology
+from reviewlab_lab import secretfile
 from reviewlab_web.backends import Backends
 from reviewlab_web.reviews import service
 
@@ -234,7 +234,7 @@ def memory_shop(
     backends = Backends(
         topology=topology,
         node=topology.nodes["web-1"],
-        secrets=lab_secrets.generate(),
+        secrets=secretfile.generate(),
         catalog=Router("catalog", catalog),  # type: ignore[arg-type]
         shards={name: Router(name, t) for name, t in by_shard.items()},  # type: ignore[misc]
         shard_map=shards.ShardMap(topology, MapInEtcd(topology, empty=not shard_map_in_etcd)),  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ import pytest
 from reviewlab_common import health
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.topology import Topology, current
+from reviewlab_lab import secretfile
 
 
 @pytest.fixture()
@@ -27,7 +28,7 @@ def topology(tmp_path: Path) -> Topology:
 
 @pytest.fixture()
 def secrets() -> lab_secrets.LabSecrets:
-    return lab_secrets.generate()
+    return secretfile.generate()
 
 
 class SilentPeer:

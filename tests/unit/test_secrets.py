@@ -1,4 +1,5 @@
-"""The lab's secrets file: an older file gains the secrets it lacks and keeps the ones it has."""
+"""The lab's secrets file: the lab completes an older file and keeps what it holds; a service
+only reads it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from reviewlab_common import queue
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.topology import Topology, current
+from reviewlab_lab import redisacl, secretfile
 
 
 @pytest.fixture()
@@ -20,7 +22,7 @@ def topology(tmp_path: Path) -> Topology:
 
 
 def test_a_new_lab_gets_every_secret_readable_by_its_owner_only(topology: Topology) -> None:
-    made = lab_secrets.ensure(topology)
+    made = secretfile.ensure(topology)
     path = lab_secrets.secrets_path(topology)
     assert path.stat().st_mode & 0o777 == 0o600
     assert lab_secrets.load(topology) == made
@@ -34,13 +36,16 @@ def test_a_file_from_before_a_secret_existed_gains_it_and_keeps_the_rest(
 ) -> None:
     path = lab_secrets.secrets_path(topology)
     path.parent.mkdir(parents=True)
-    old = dataclasses.asdict(lab_secrets.generate())
+    old = dataclasses.asdict(secretfile.generate())
     for added_later in ("redis_web_password", "etcd_root_password", "patroni_rest_password"):
         del old[added_later]
     path.write_text(json.dumps(old))
     path.chmod(0o600)
+    # A service only reads: it names what is missing and how to add it.
+    with pytest.raises(lab_secrets.SecretsMissing, match=r"redis_web_password.*reviewlab up"):
+        lab_secrets.load(topology)
 
-    loaded = lab_secrets.load(topology)
+    loaded = secretfile.ensure(topology)  # what `reviewlab up` and `reviewlab init` run
 
     assert loaded.postgres_password == old["postgres_password"]
     assert loaded.tsig_secret == old["tsig_secret"]
@@ -57,8 +62,8 @@ def test_a_missing_file_says_how_to_make_one(topology: Topology) -> None:
 
 
 def test_redis_acl_lines_hold_password_hashes_not_passwords(topology: Topology) -> None:
-    made = lab_secrets.ensure(topology)
-    users = {name: (digest, rules) for name, digest, rules in queue.acl_users(made)}
+    made = secretfile.ensure(topology)
+    users = {name: (digest, rules) for name, digest, rules in redisacl.acl_users(made)}
     assert set(users) == {"admin", "web", "worker"}
     for name, (digest, _) in users.items():
         assert len(digest) == 64 and made.redis_password(name) not in digest

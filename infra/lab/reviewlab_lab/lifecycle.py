@@ -8,7 +8,7 @@ import time
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.topology import Node, Topology
 
-from reviewlab_lab import kinds, provision, ready, runtimes
+from reviewlab_lab import kinds, provision, ready, runtimes, secretfile
 from reviewlab_lab.errors import LabFailed
 from reviewlab_lab.paths import LabPaths
 from reviewlab_lab.render import Renderer
@@ -45,7 +45,7 @@ def init(topology: Topology) -> None:
     from reviewlab_lab.runtimes.native import own_data_dir
 
     existed = lab_secrets.secrets_path(topology).exists()
-    lab_secrets.ensure(topology)
+    secretfile.ensure(topology)
     own_data_dir(topology, LabPaths.of(topology))
     state = "kept" if existed else "generated"
     say(f"      secrets {state}: {lab_secrets.secrets_path(topology)} (mode 600)")

@@ -6,8 +6,10 @@ The schemas and the demo users and products come from the migrations (`reviewlab
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable
 
+from botocore.exceptions import BotoCoreError, ClientError
 from PIL import Image
 from reviewlab_common import shards, storage
 from reviewlab_common.etcd import Etcd
@@ -36,6 +38,39 @@ def seed_media(topology: Topology) -> None:
             )
 
 
+def edge_read_policy(topology: Topology) -> str:
+    """Anonymous GET on the media bucket, but only from the CDN edges' addresses."""
+    edges = [f"{node.address}/32" for node in topology.of_kind("edge")]
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "EdgesOnly",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": ["*"]},
+                    "Action": ["s3:GetObject"],
+                    "Resource": [f"arn:aws:s3:::{storage.MEDIA_BUCKET}/*"],
+                    "Condition": {"IpAddress": {"aws:SourceIp": edges}},
+                }
+            ],
+        }
+    )
+
+
+def media_bucket(topology: Topology) -> None:
+    """Create the private media bucket and its edge-only read policy (idempotent)."""
+    s3 = storage.client(topology, retries=3)
+    bucket = storage.MEDIA_BUCKET
+    try:
+        existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+        if bucket not in existing:
+            s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_policy(Bucket=bucket, Policy=edge_read_policy(topology))
+    except (BotoCoreError, ClientError) as exc:
+        raise storage.StorageUnavailable(f"could not provision bucket {bucket!r}: {exc}") from exc
+
+
 def shard_map(topology: Topology) -> bool:
     """Write the initial bucket -> shard map to etcd unless one exists; True if written."""
     return Etcd(topology, user="root").put_if_absent(
@@ -48,7 +83,7 @@ def steps(topology: Topology) -> list[tuple[str, Callable[[], object]]]:
         ("DNS records (signed dynamic update)", lambda: dnsrecords.sync(topology)),
         ("etcd users, roles and auth", lambda: etcdaccess.provision(topology)),
         ("shard map in etcd", lambda: shard_map(topology)),
-        ("private media bucket", lambda: storage.provision(topology)),
+        ("private media bucket", lambda: media_bucket(topology)),
     ]
     result.append(
         (

@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import TypeVar
 
 from reviewlab_common import install as lab_install
-from reviewlab_common import queue
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.etcd import PATRONI_ETCD_USER, PATRONI_NAMESPACE
 from reviewlab_common.storage import MEDIA_BUCKET
 from reviewlab_common.topology import Node, Topology
 
-from reviewlab_lab import dnsrecords, kinds, loadbalancer
+from reviewlab_lab import dnsrecords, kinds, loadbalancer, redisacl
 from reviewlab_lab.files import templates, write_if_changed
 from reviewlab_lab.paths import REPO, LabPaths
 from reviewlab_lab.runtimes.base import NODE_ENV
@@ -120,7 +119,7 @@ class Renderer:
             node=node,
             data_dir=self.paths.data(node.name),
             node_run=self.paths.node_run(node.name),
-            users=queue.acl_users(self.secrets),
+            users=redisacl.acl_users(self.secrets),
         )
 
     @config_writer("vip")

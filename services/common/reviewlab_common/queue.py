@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from typing import Literal
 
@@ -18,30 +17,6 @@ DEAD_LETTER_STREAM = "photo-jobs-dead"
 WORKERS_GROUP = "workers"
 
 RedisUser = Literal["admin", "web", "worker"]
-
-# Redis ACL rules per user, after `resetkeys resetchannels -@all` (redis.conf.j2). The default
-# user is off: a client without one of these users' passwords can run no command at all.
-ACL: dict[RedisUser, str] = {
-    # The lab's own tooling: provisioning, readiness probes, tests.
-    "admin": "~* &* +@all",
-    # The web tier only checks that Redis answers: reviews reach the stream through the
-    # outbox, which the workers' relay publishes.
-    "web": "+ping",
-    # The workers: the relay appends jobs; the runner reads them in its group, acknowledges,
-    # reclaims a silent consumer's jobs and moves the failed ones to the dead-letter stream.
-    "worker": (
-        f"~{JOBS_STREAM} ~{DEAD_LETTER_STREAM} +ping +xadd +xreadgroup +xack +xautoclaim "
-        "+xclaim +xpending +xgroup|create +xlen +xinfo|stream"
-    ),
-}
-
-
-def acl_users(secrets: lab_secrets.LabSecrets) -> list[tuple[str, str, str]]:
-    """(user, SHA-256 of its password, rules): the `user` lines of redis.conf."""
-    return [
-        (user, hashlib.sha256(secrets.redis_password(user).encode()).hexdigest(), rules)
-        for user, rules in ACL.items()
-    ]
 
 
 def connect(

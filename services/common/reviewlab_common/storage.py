@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import boto3
@@ -49,38 +48,6 @@ def client(
             signature_version="s3v4",
         ),
     )
-
-
-def edge_read_policy(topology: Topology) -> str:
-    """Anonymous GET on the media bucket, but only from the CDN edges' addresses."""
-    edges = [f"{node.address}/32" for node in topology.of_kind("edge")]
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "EdgesOnly",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": ["*"]},
-                    "Action": ["s3:GetObject"],
-                    "Resource": [f"arn:aws:s3:::{MEDIA_BUCKET}/*"],
-                    "Condition": {"IpAddress": {"aws:SourceIp": edges}},
-                }
-            ],
-        }
-    )
-
-
-def provision(topology: Topology) -> None:
-    """Create the private media bucket and its edge-only read policy (idempotent)."""
-    s3 = client(topology, retries=3)
-    try:
-        existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
-        if MEDIA_BUCKET not in existing:
-            s3.create_bucket(Bucket=MEDIA_BUCKET)
-        s3.put_bucket_policy(Bucket=MEDIA_BUCKET, Policy=edge_read_policy(topology))
-    except (BotoCoreError, ClientError) as exc:
-        raise StorageUnavailable(f"could not provision bucket {MEDIA_BUCKET!r}: {exc}") from exc
 
 
 def put_object(

@@ -9,10 +9,9 @@ import signal
 import subprocess
 from pathlib import Path
 
-from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.topology import Topology
 
-from reviewlab_lab import kinds
+from reviewlab_lab import kinds, secretfile
 from reviewlab_lab.files import write_if_changed
 from reviewlab_lab.loadbalancer import LbMode
 from reviewlab_lab.paths import LabPaths
@@ -98,7 +97,7 @@ class NativeRuntime(Runtime):
         return False
 
     def launch(self, say: Say) -> None:
-        lab_secrets.ensure(self.topology)
+        secretfile.ensure(self.topology)
         own_data_dir(self.topology, self.paths)
         renderer = Renderer(self.topology, self.paths)
         programs = []
