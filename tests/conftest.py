@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import reviewlab_lab  # noqa: F401  # names the lab's topology file for the shared library
+
 SLOW = float(os.environ.get("REVIEWLAB_SLOW", "1"))
 
 

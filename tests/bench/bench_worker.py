@@ -13,8 +13,7 @@ import time
 from pathlib import Path
 
 from PIL import Image
-from reviewlab_common import install
-from reviewlab_lab import photos
+from reviewlab_lab import install, photos
 from reviewlab_worker.segmentation import STAGES, PortraitSegmenter
 
 SIDES = (512, 1024, 2048)

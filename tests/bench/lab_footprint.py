@@ -12,7 +12,7 @@ import pwd
 import time
 from pathlib import Path
 
-from reviewlab_common import install
+from reviewlab_lab import install
 
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")

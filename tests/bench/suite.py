@@ -29,10 +29,10 @@ from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
-from reviewlab_common import install, tokens
 from reviewlab_common import secrets as lab_secrets
+from reviewlab_common import tokens
 from reviewlab_common.topology import Node, Topology
-from reviewlab_lab import edgestats, loadbalancer, runtimes
+from reviewlab_lab import edgestats, install, loadbalancer, runtimes
 from reviewlab_lab.paths import REPO, LabPaths
 from reviewlab_worker.segmentation import STAGES, PortraitSegmenter
 

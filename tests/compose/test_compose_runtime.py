@@ -7,9 +7,8 @@ import shutil
 import subprocess
 
 import pytest
-from reviewlab_common import install
 from reviewlab_common.topology import Topology
-from reviewlab_lab import runtimes
+from reviewlab_lab import install, runtimes
 from reviewlab_lab.composefile import COMPOSE_FILE
 from reviewlab_lab.paths import REPO
 from reviewlab_lab.runtimes.compose import ComposeRuntime

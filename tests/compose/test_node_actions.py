@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from reviewlab_common import faults, install
+from reviewlab_common import faults
 from reviewlab_common.topology import Topology, load
-from reviewlab_lab import runtimes
+from reviewlab_lab import install, runtimes
 from reviewlab_lab.loadbalancer import LbMode
 from reviewlab_lab.paths import REPO
 from reviewlab_lab.runtimes.compose import ComposeRuntime

@@ -137,7 +137,7 @@ class Nodes:
 
     def set_lb(self, layer: str, algorithm: str) -> None:
         """Switch the vIP live, as a learner does: `reviewlab lb set`."""
-        from reviewlab_common import install
+        from reviewlab_lab import install
 
         argv = [str(install.current().bin / "reviewlab"), "lb", "set"]
         done = subprocess.run(

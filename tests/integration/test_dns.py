@@ -218,7 +218,7 @@ def test_the_cli_looks_up_full_and_short_names_from_any_source(
 ) -> None:
     """`reviewlab dns lookup www www.shop.internal --from 127.0.1.5`: the public view, once per
     spelling of the name."""
-    from reviewlab_common import install
+    from reviewlab_lab import install
 
     full = topology.fqdn("www")
     argv = [str(install.current().bin / "reviewlab"), "dns", "lookup", "www", full]

@@ -15,9 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
-from reviewlab_common import install
 from reviewlab_common.topology import Topology
-from reviewlab_lab import loadbalancer
+from reviewlab_lab import install, loadbalancer
 from reviewlab_lab.photos import PORTRAIT
 
 from tests.integration.conftest import eventually

@@ -8,9 +8,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from reviewlab_common import install, migrations, tables
+from reviewlab_common import migrations, tables
 from reviewlab_common.topology import Cluster, Topology
-from reviewlab_lab import dbmigrate
+from reviewlab_lab import dbmigrate, install
 from sqlalchemy import inspect
 
 from tests.integration.conftest import eventually

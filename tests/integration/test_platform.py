@@ -10,9 +10,10 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from reviewlab_common import db, install
+from reviewlab_common import db
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.topology import Cluster, Node, Topology, current
+from reviewlab_lab import install
 from reviewlab_lab.procs import pid_alive
 
 from tests.integration.conftest import eventually

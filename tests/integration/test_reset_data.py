@@ -6,8 +6,9 @@ import subprocess
 from collections.abc import Callable
 
 import httpx
-from reviewlab_common import install, storage
+from reviewlab_common import storage
 from reviewlab_common.topology import Topology
+from reviewlab_lab import install
 
 from tests.integration.shop import (
     CONSISTENCY,

@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from reviewlab_common import install
 from reviewlab_common.topology import Topology
+from reviewlab_lab import install
 
 from tests.integration.conftest import eventually
 from tests.integration.shop import KIM, assert_error, auth

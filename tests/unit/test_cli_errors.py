@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from reviewlab_common.topology import DEFAULT_PATH
+from reviewlab_lab.paths import TOPOLOGY_PATH
 
 
 @pytest.fixture()
 def lab_down(tmp_path: Path) -> dict[str, str]:
     """The real topology with an empty data directory: a lab that is not running."""
-    text = DEFAULT_PATH.read_text()
+    text = TOPOLOGY_PATH.read_text()
     text = re.sub(r'(?m)^data_dir = ".*"$', f'data_dir = "{tmp_path}"', text)
     topology = tmp_path / "topology.toml"
     topology.write_text(text)

@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 import yaml
-from reviewlab_common.topology import DEFAULT_PATH, parse
+from reviewlab_common.topology import parse
 from reviewlab_lab import composefile, dnsrecords, files, loadbalancer
 from reviewlab_lab.composefile import COMPOSE_FILE
-from reviewlab_lab.paths import LabPaths
+from reviewlab_lab.paths import TOPOLOGY_PATH, LabPaths
 
 
 @pytest.fixture()
 def document() -> dict[str, Any]:
-    with DEFAULT_PATH.open("rb") as handle:
+    with TOPOLOGY_PATH.open("rb") as handle:
         return tomllib.load(handle)
 
 

@@ -15,7 +15,8 @@ import psycopg
 import pytest
 from psycopg_pool import PoolTimeout
 from reviewlab_common import db
-from reviewlab_common.topology import DEFAULT_PATH, parse
+from reviewlab_common.topology import parse
+from reviewlab_lab.paths import TOPOLOGY_PATH
 
 
 class FakePrimary:
@@ -104,7 +105,7 @@ class FakePool:
 @pytest.fixture()
 def router(monkeypatch: pytest.MonkeyPatch) -> db.ClusterRouter:
     monkeypatch.setattr(db.lab_dns, "lookup", lambda *a, **k: [])  # no DNS in the unit tier
-    with DEFAULT_PATH.open("rb") as handle:
+    with TOPOLOGY_PATH.open("rb") as handle:
         topology = parse(tomllib.load(handle))
     cluster = topology.shards[0]
     return db.ClusterRouter(topology, cluster, dbname="reviews", user="app", password="x", app="t")

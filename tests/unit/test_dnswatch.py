@@ -7,8 +7,9 @@ import tomllib
 from typing import Any
 
 import pytest
-from reviewlab_common.topology import DEFAULT_PATH, Topology, parse
+from reviewlab_common.topology import Topology, parse
 from reviewlab_lab import dnsrecords, dnswatch
+from reviewlab_lab.paths import TOPOLOGY_PATH
 
 
 class Lab:
@@ -29,7 +30,7 @@ class Lab:
 
 @pytest.fixture()
 def topology() -> Topology:
-    with DEFAULT_PATH.open("rb") as handle:
+    with TOPOLOGY_PATH.open("rb") as handle:
         return parse(tomllib.load(handle))
 
 

@@ -96,3 +96,52 @@ def test_no_shared_library_module_imports_lab_code() -> None:
 def test_the_cycle_check_finds_a_cycle() -> None:
     assert cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert cycle({"a": {"b"}, "b": set()}) == []
+
+
+# What only the lab does: making secrets, provisioning nodes, writing node configs, knowing
+# where the lab's tree and its software are. None of it is defined in the shared library.
+LAB_ONLY_NAMES = frozenset(
+    {
+        "generate",  # secrets: reviewlab_lab.secretfile
+        "ensure",
+        "provision",  # the media bucket: reviewlab_lab.provision
+        "edge_read_policy",
+        "ACL",  # Redis users: reviewlab_lab.redisacl
+        "acl_users",
+        "Install",  # the lab's software: reviewlab_lab.install
+        "INSTALL_PATH",
+        "DEFAULT_PATH",  # the topology file: reviewlab_lab.paths.TOPOLOGY_PATH
+    }
+)
+
+
+def top_level_names(path: Path) -> set[str]:
+    """The functions, classes and variables a module defines at its top level."""
+    found: set[str] = set()
+    for node in ast.parse(path.read_text(), str(path)).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            found.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            found |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return found
+
+
+def test_the_shared_library_defines_no_lab_only_name() -> None:
+    for path in COMMON.rglob("*.py"):
+        lab_only = top_level_names(path) & LAB_ONLY_NAMES
+        assert not lab_only, f"{module_name(path, COMMON)} defines {sorted(lab_only)}"
+
+
+def test_the_shared_library_finds_no_file_outside_its_package() -> None:
+    # A service is told where the topology and its model are (settings), wherever it is
+    # installed; only its own package data (the migrations) is found beside its code.
+    for path in COMMON.rglob("*.py"):
+        tree = ast.parse(path.read_text(), str(path))
+        climbs = [
+            n.lineno
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Attribute)
+            and (n.attr == "parents" or (n.attr == "parent" and isinstance(n.value, ast.Attribute)))
+        ]
+        assert not climbs, f"{module_name(path, COMMON)} climbs out of its package at {climbs}"

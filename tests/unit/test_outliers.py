@@ -17,7 +17,8 @@ import pytest
 from psycopg_pool import PoolTimeout
 from reviewlab_common import db
 from reviewlab_common.outliers import EjectionPolicy, Ejector, accepts_connections
-from reviewlab_common.topology import DEFAULT_PATH, parse
+from reviewlab_common.topology import parse
+from reviewlab_lab.paths import TOPOLOGY_PATH
 
 
 class Clock:
@@ -195,7 +196,7 @@ class FakeMemberPool:
 @pytest.fixture()
 def router(monkeypatch: pytest.MonkeyPatch, probe: Probe) -> db.ClusterRouter:
     monkeypatch.setattr(db.lab_dns, "lookup", lambda *a, **k: [])  # no DNS in the unit tier
-    with DEFAULT_PATH.open("rb") as handle:
+    with TOPOLOGY_PATH.open("rb") as handle:
         topology = parse(tomllib.load(handle))
     router = db.ClusterRouter(
         topology, topology.catalog, dbname="shop", user="app", password="x", app="t"

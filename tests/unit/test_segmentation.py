@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from reviewlab_common import install
 from reviewlab_common.images import PhotoRejected, oriented_rgb
-from reviewlab_lab import photos
+from reviewlab_lab import install, photos
 from reviewlab_worker.segmentation import (
     MASK_HIGH,
     MASK_LOW,

@@ -7,12 +7,13 @@ from collections import Counter
 
 import pytest
 from reviewlab_common import shards
-from reviewlab_common.topology import DEFAULT_PATH, Topology, parse
+from reviewlab_common.topology import Topology, parse
+from reviewlab_lab.paths import TOPOLOGY_PATH
 
 
 @pytest.fixture()
 def topology() -> Topology:
-    with DEFAULT_PATH.open("rb") as handle:
+    with TOPOLOGY_PATH.open("rb") as handle:
         return parse(tomllib.load(handle))
 
 

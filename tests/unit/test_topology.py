@@ -7,13 +7,14 @@ import tomllib
 from typing import Any
 
 import pytest
-from reviewlab_common.topology import DEFAULT_PATH, TopologyError, parse
+from reviewlab_common.topology import TopologyError, parse
+from reviewlab_lab.paths import TOPOLOGY_PATH
 
 
 @pytest.fixture()
 def document() -> dict[str, Any]:
     """The real topology file, as a fresh dict each test may spoil."""
-    with DEFAULT_PATH.open("rb") as handle:
+    with TOPOLOGY_PATH.open("rb") as handle:
         return tomllib.load(handle)
 
 

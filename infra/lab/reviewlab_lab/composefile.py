@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-from reviewlab_common import install as lab_install
 from reviewlab_common import topology as lab_topology
 from reviewlab_common.topology import RUNTIME_ENV, Node, Topology
 
+from reviewlab_lab import install as lab_install
 from reviewlab_lab import kinds
 from reviewlab_lab.paths import REPO
 from reviewlab_lab.runtimes.base import NODE_ENV

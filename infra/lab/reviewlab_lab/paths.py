@@ -8,6 +8,8 @@ from pathlib import Path
 from reviewlab_common.topology import Topology
 
 REPO = Path(__file__).resolve().parents[3]
+# The lab's one topology file, which every node's process is told of (REVIEWLAB_TOPOLOGY).
+TOPOLOGY_PATH = REPO / "infra" / "topology.toml"
 
 
 @dataclass(frozen=True)

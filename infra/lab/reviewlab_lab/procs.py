@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from reviewlab_common import install
 from reviewlab_common.topology import Topology
 from supervisor.xmlrpc import SupervisorTransport
 
+from reviewlab_lab import install
 from reviewlab_lab.errors import LabFailed
 from reviewlab_lab.paths import LabPaths
 

@@ -12,15 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from reviewlab_common import install as lab_install
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.etcd import PATRONI_ETCD_USER, PATRONI_NAMESPACE
 from reviewlab_common.storage import MEDIA_BUCKET
-from reviewlab_common.topology import Node, Topology
+from reviewlab_common.topology import TOPOLOGY_ENV, Node, Topology
 
 from reviewlab_lab import dnsrecords, kinds, loadbalancer, redisacl
+from reviewlab_lab import install as lab_install
 from reviewlab_lab.files import templates, write_if_changed
-from reviewlab_lab.paths import REPO, LabPaths
+from reviewlab_lab.paths import TOPOLOGY_PATH, LabPaths
 from reviewlab_lab.runtimes.base import NODE_ENV
 
 
@@ -41,6 +41,8 @@ class Program:
         return shlex.split(self.command)
 
 
+# The worker's setting naming its portrait model (reviewlab_worker.settings.WorkerSettings.model).
+MODEL_ENV = "REVIEWLAB_MODEL"
 ConfigWriter = Callable[["Renderer", Node], None]
 ProgramMaker = Callable[["Renderer", Node], "Program"]
 # What a KindSpec's `config` and `program` name (kinds.py): filled by the decorators below.
@@ -227,7 +229,7 @@ class Renderer:
         """What every node's process finds in its environment."""
         return {
             NODE_ENV: node.name,
-            "REVIEWLAB_TOPOLOGY": str(REPO / "infra" / "topology.toml"),
+            TOPOLOGY_ENV: str(TOPOLOGY_PATH),
             "HOME": str(self.paths.data(node.name)),
         }
 
@@ -307,9 +309,8 @@ class Renderer:
 
     @program_maker("worker")
     def _worker(self, node: Node) -> Program:
-        return Program(
-            node, f"{self.install.bin}/python -m reviewlab_worker", self.environment(node)
-        )
+        env = self.environment(node) | {MODEL_ENV: str(self.install.model)}
+        return Program(node, f"{self.install.bin}/python -m reviewlab_worker", env)
 
     def _nginx(self, node: Node, conf: Path) -> Program:
         prefix = self.paths.data(node.name)

@@ -18,7 +18,9 @@ SINGLE_KINDS = ("dns", "redis", "minio", "lb")
 # Kinds that must have at least one node.
 REQUIRED_KINDS = (*SINGLE_KINDS, "etcd", "edge", "web")
 PORT_FIELDS = ("port", "rest_port", "peer_port", "console_port", "ceiling_port")
-DEFAULT_PATH = Path(__file__).resolve().parents[3] / "infra" / "topology.toml"
+# Where the topology file is: the lab names it for every node's process and its own commands
+# (reviewlab_lab.paths.TOPOLOGY_PATH); the shared library does not guess from its own location.
+TOPOLOGY_ENV = "REVIEWLAB_TOPOLOGY"
 # The runtimes that can run the lab: every node a process on its own loopback address, or a
 # container on the lab's bridge network. Node addresses are written once, for the native
 # runtime; a node keeps its host part in every runtime's network (127.0.0.21 -> 172.30.0.21).
@@ -323,9 +325,17 @@ def parse(data: dict[str, Any], runtime: str = "native") -> Topology:
 def load(path: Path | None = None, runtime: str | None = None) -> Topology:
     """Read and validate the topology file as RUNTIME runs it.
 
-    REVIEWLAB_TOPOLOGY overrides the path, REVIEWLAB_RUNTIME the runtime (native by default).
+    PATH, else REVIEWLAB_TOPOLOGY names the file; REVIEWLAB_RUNTIME the runtime (native by
+    default).
     """
-    path = path or Path(os.environ.get("REVIEWLAB_TOPOLOGY", DEFAULT_PATH))
+    if path is None:
+        named = os.environ.get(TOPOLOGY_ENV)
+        if not named:
+            raise TopologyError(
+                f"{TOPOLOGY_ENV} is not set: name the lab's infra/topology.toml there "
+                "(the lab sets it for every node and for its own commands)"
+            )
+        path = Path(named)
     try:
         with path.open("rb") as handle:
             data = tomllib.load(handle)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reviewlab_common import install
 from reviewlab_common.settings import NodeSettings
 
 
 class WorkerSettings(NodeSettings):
+    # REVIEWLAB_MODEL: the portrait model file; the lab names it in the worker's environment.
+    model: Path
     # Attempts before a job goes to the dead-letter stream and the photo is marked failed.
     max_attempts: int = 3
     # Backoff before attempt n+1: base * 4**(n-1) seconds (1 s, 4 s, ...).
@@ -20,4 +21,4 @@ class WorkerSettings(NodeSettings):
     max_side: int = 1024
 
     def model_path(self) -> Path:
-        return install.current().model
+        return self.model

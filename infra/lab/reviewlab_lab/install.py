@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-INSTALL_PATH = Path(__file__).resolve().parents[3] / "infra" / "install.toml"
+from reviewlab_lab.paths import REPO
+
+INSTALL_PATH = REPO / "infra" / "install.toml"
 MODEL_NAME = "selfie_segmentation.tflite"
 
 
