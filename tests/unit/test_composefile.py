@@ -85,3 +85,23 @@ def test_a_node_on_the_bridge_gateway_is_refused(document: dict[str, Any]) -> No
     document["nodes"]["web-3"]["address"] = "127.0.0.254"
     with pytest.raises(TopologyError, match=r"node 'web-3'.*172.30.0.254"):
         parse(document)
+
+
+def test_a_node_where_the_one_shot_jobs_get_addresses_is_refused(
+    document: dict[str, Any],
+) -> None:
+    from reviewlab_common.topology import TopologyError
+
+    document["nodes"]["web-3"]["address"] = "127.0.0.225"  # 172.30.0.224/28 under Compose
+    topology = parse(document, "compose")  # the shared library leaves the range to the lab
+    with pytest.raises(TopologyError, match=r"node 'web-3'.*172\.30\.0\.225"):
+        composefile.render(topology)
+
+
+def test_the_compose_project_is_the_labs_not_the_shared_librarys(
+    document: dict[str, Any],
+) -> None:
+    topology = parse(document, "compose")
+    assert not hasattr(topology.lab.runtime, "project")
+    assert composefile.project(topology) == document["runtimes"]["compose"]["project"]
+    assert composefile.container_name(topology, "web-1") == "reviewlab-web-1"

@@ -8,11 +8,12 @@ infrastructure is healthy. The file is committed; a unit test fails when it is s
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 import yaml
 from reviewlab_common import topology as lab_topology
-from reviewlab_common.topology import RUNTIME_ENV, Node, Topology
+from reviewlab_common.topology import RUNTIME_ENV, Node, Topology, TopologyError
 
 from reviewlab_lab import install as lab_install
 from reviewlab_lab import kinds
@@ -42,9 +43,40 @@ INIT, PROVISION = "init", "provision"
 DOCKERFILE = "infra/docker/Dockerfile"
 
 
+def project(topology: Topology) -> str:
+    """[runtimes.compose] project: the Compose project, whose containers are <project>-<node>."""
+    name = topology.lab.runtime.options.get("project")
+    if not isinstance(name, str) or not name:
+        raise TopologyError("[runtimes.compose]: field 'project' must name the Compose project")
+    return name
+
+
+def job_range(topology: Topology) -> str | None:
+    """[runtimes.compose] dynamic_range: where the bridge hands addresses to the containers that
+    are not nodes (the one-shot jobs); no node may sit there."""
+    runtime = topology.lab.runtime
+    value = runtime.options.get("dynamic_range")
+    if value is None:
+        return None
+    where = "[runtimes.compose]: field 'dynamic_range'"
+    try:
+        network = ipaddress.IPv4Network(value)
+    except (TypeError, ValueError) as exc:
+        raise TopologyError(f"{where} {value!r} is not an IPv4 network: {exc}") from exc
+    if not network.subnet_of(runtime.network):
+        raise TopologyError(f"{where} {value} is not in {runtime.network}")
+    for node in topology.nodes.values():
+        if ipaddress.IPv4Address(node.address) in network:
+            raise TopologyError(
+                f"node {node.name!r}: field 'address' {node.host_address} would be {node.address}, "
+                "which the compose network keeps for other containers; pick another address"
+            )
+    return str(network)
+
+
 def container_name(topology: Topology, name: str) -> str:
     """The container that runs node (or one-shot service) NAME."""
-    return f"{topology.lab.runtime.project}-{name}"
+    return f"{project(topology)}-{name}"
 
 
 def image_of(node: Node) -> str:
@@ -190,8 +222,9 @@ def document(topology: Topology) -> dict[str, Any]:
         if kinds.of(node).stateful:
             volumes[f"{node.name}-data"] = {}
     ipam = {"subnet": str(runtime.network), "gateway": runtime.gateway}
-    if runtime.dynamic_range:
-        ipam["ip_range"] = runtime.dynamic_range
+    jobs = job_range(topology)
+    if jobs:
+        ipam["ip_range"] = jobs
     return {
         "services": services,
         "networks": {NETWORK: {"driver": "bridge", "ipam": {"config": [ipam]}}},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -26,6 +27,8 @@ TOPOLOGY_ENV = "REVIEWLAB_TOPOLOGY"
 # runtime; a node keeps its host part in every runtime's network (127.0.0.21 -> 172.30.0.21).
 RUNTIMES = ("native", "compose")
 RUNTIME_ENV = "REVIEWLAB_RUNTIME"
+# The fields of a [runtimes.*] table the shared library reads; the rest are the driver's.
+RUNTIME_FIELDS = ("network", "gateway", "connect_timeout_ms")
 DATA_DIR_ENV = "REVIEWLAB_DATA_DIR"
 
 
@@ -79,13 +82,12 @@ class Runtime:
     network: ipaddress.IPv4Network
     # The bridge's own address (Compose): a source there is the host, never a lab node.
     gateway: str | None = None
-    # The Compose project name; containers are named <project>-<node>.
-    project: str | None = None
-    # Where the bridge hands out addresses to containers that are not nodes (one-shot jobs).
-    dynamic_range: str | None = None
     # How long reaching a member on this network may take before it counts as down
     # ([runtimes.*] connect_timeout_ms): one machine or one bridge answers in well under 1 ms.
     connect_timeout_s: float = 0.05
+    # The rest of the runtime's table, which only its driver reads (the lab's; e.g. the
+    # Compose project's name): the services never need it.
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def machine_address(self) -> str:
@@ -171,15 +173,11 @@ def _parse_runtimes(data: dict[str, Any]) -> dict[str, Runtime]:
         gateway = table.get("gateway")
         if gateway is not None and ipaddress.ip_address(gateway) not in network:
             raise TopologyError(f"{where}: field 'gateway' {gateway} is not in {network}")
-        dynamic = table.get("dynamic_range")
-        if dynamic is not None and not ipaddress.IPv4Network(dynamic).subnet_of(network):
-            raise TopologyError(f"{where}: field 'dynamic_range' {dynamic} is not in {network}")
         connect_ms = _require(table, "connect_timeout_ms", int, where)
         if not 1 <= connect_ms <= 10_000:
             raise TopologyError(f"{where}: field 'connect_timeout_ms' must be 1..10000 ms")
-        runtimes[name] = Runtime(
-            name, network, gateway, table.get("project"), dynamic, connect_ms / 1000
-        )
+        options = {k: v for k, v in table.items() if k not in RUNTIME_FIELDS}
+        runtimes[name] = Runtime(name, network, gateway, connect_ms / 1000, options)
     return runtimes
 
 
@@ -264,14 +262,10 @@ def parse(data: dict[str, Any], runtime: str = "native") -> Topology:
             )
         for other in runtimes.values():
             there = _in_runtime(native, other, node.address)
-            reserved = other.dynamic_range and ipaddress.IPv4Address(
-                there
-            ) in ipaddress.IPv4Network(other.dynamic_range)
-            if there == other.gateway or reserved:
+            if there == other.gateway:
                 raise TopologyError(
                     f"node {name!r}: field 'address' {node.address} would be {there}, which the "
-                    f"{other.name} network keeps for its gateway or other containers; "
-                    "pick another address"
+                    f"{other.name} network keeps for its gateway; pick another address"
                 )
         if node.address in seen:
             raise TopologyError(

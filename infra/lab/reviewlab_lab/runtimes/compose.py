@@ -20,7 +20,7 @@ from typing import Any
 
 from reviewlab_common import faults
 from reviewlab_common import secrets as lab_secrets
-from reviewlab_common.topology import Topology, load
+from reviewlab_common.topology import Topology, TopologyError, load
 
 from reviewlab_lab import composefile
 from reviewlab_lab.composefile import COMPOSE_FILE, CONTAINER_SECRETS, INIT, NETWORK, PROVISION
@@ -65,10 +65,11 @@ class ComposeRuntime(Runtime):
 
     def __init__(self, topology: Topology) -> None:
         super().__init__(topology)
-        project = topology.lab.runtime.project
-        if project is None:
-            raise RuntimeUnavailable("[runtimes.compose] needs a 'project' name")
-        self.project = project
+        try:
+            self.project = composefile.project(topology)
+            composefile.job_range(topology)  # no node where the one-shot jobs get addresses
+        except TopologyError as exc:
+            raise RuntimeUnavailable(str(exc)) from exc
 
     # docker and Compose ----------------------------------------------------------------------
     def container(self, name: str) -> str:
