@@ -1,5 +1,5 @@
-"""The Compose suite shares the integration suite's fixtures (topology, readiness, nodes)."""
+"""The Compose suite shares the integration suite's fixtures (topology, readiness, nodes, vip)."""
 
-from tests.integration.conftest import lab_ready, nodes, topology
+from tests.integration.conftest import lab_ready, nodes, topology, vip
 
-__all__ = ["lab_ready", "nodes", "topology"]
+__all__ = ["lab_ready", "nodes", "topology", "vip"]
