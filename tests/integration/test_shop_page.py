@@ -149,6 +149,7 @@ def test_the_shop_page_in_a_browser(
         within=10,
         what="the cutout's mask loaded by the page",
     )
+    # A CSS mask is fetched in CORS mode: it fails unless the edge sends one Allow-Origin.
     assert_from_the_edge(topology, browser, [mask])
 
     # A file that is not a photo: the API's message in the page, nothing saved.
