@@ -19,6 +19,7 @@ import pytest
 from reviewlab_common import dns as lab_dns
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.topology import Cluster, Topology, load
+from reviewlab_lab import dnsrecords
 
 from tests.integration.conftest import eventually
 from tests.integration.nodes import Nodes
@@ -166,16 +167,16 @@ def scratch_name(views: Views, topology: Topology) -> Iterator[str]:
     name = f"scratch-{uuid.uuid4().hex[:10]}"
     assert views.inside(name) == []
     yield name
-    lab_dns.replace_records(topology, {name: []})
+    dnsrecords.replace_records(topology, {name: []})
     assert views.inside(name) == []
 
 
 def test_a_signed_update_changes_a_record(
     views: Views, topology: Topology, scratch_name: str
 ) -> None:
-    lab_dns.replace_records(topology, {scratch_name: ["127.0.0.99"]})
+    dnsrecords.replace_records(topology, {scratch_name: ["127.0.0.99"]})
     assert views.inside(scratch_name) == ["127.0.0.99"]
-    lab_dns.replace_records(topology, {scratch_name: ["127.0.0.98", "127.0.0.97"]})
+    dnsrecords.replace_records(topology, {scratch_name: ["127.0.0.98", "127.0.0.97"]})
     assert views.inside(scratch_name) == [
         "127.0.0.97",
         "127.0.0.98",
@@ -185,11 +186,11 @@ def test_a_signed_update_changes_a_record(
 
 
 def test_an_unsigned_update_is_refused(views: Views, topology: Topology, scratch_name: str) -> None:
-    lab_dns.replace_records(topology, {scratch_name: ["127.0.0.98"]})
+    dnsrecords.replace_records(topology, {scratch_name: ["127.0.0.98"]})
     with pytest.raises(lab_dns.DnsError, match="REFUSED"):
-        lab_dns.replace_records(topology, {scratch_name: ["127.0.0.97"]}, signed=False)
+        dnsrecords.replace_records(topology, {scratch_name: ["127.0.0.97"]}, signed=False)
     with pytest.raises(lab_dns.DnsError, match="REFUSED"):
-        lab_dns.replace_records(topology, {scratch_name: []}, signed=False)
+        dnsrecords.replace_records(topology, {scratch_name: []}, signed=False)
     assert views.inside(scratch_name) == ["127.0.0.98"]
 
 

@@ -61,7 +61,7 @@ def lab(topology: Topology, monkeypatch: pytest.MonkeyPatch) -> Lab:
                 lab.records.pop(name, None)
 
     monkeypatch.setattr(dnswatch.lab_dns, "lookup", lookup)
-    monkeypatch.setattr(dnswatch.lab_dns, "replace_records", replace)
+    monkeypatch.setattr(dnswatch.dnsrecords, "replace_records", replace)
     return lab
 
 

@@ -111,6 +111,7 @@ LAB_ONLY_NAMES = frozenset(
         "Install",  # the lab's software: reviewlab_lab.install
         "INSTALL_PATH",
         "DEFAULT_PATH",  # the topology file: reviewlab_lab.paths.TOPOLOGY_PATH
+        "replace_records",  # DNS records by signed dynamic update: reviewlab_lab.dnsrecords
     }
 )
 

@@ -1,12 +1,19 @@
-"""Which names the private DNS serves, derived from the topology and the clusters' roles."""
+"""Which names the private DNS serves, derived from the topology and the clusters' roles, and
+the TSIG-signed dynamic updates that set them."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import dns.exception
+import dns.name
+import dns.query
+import dns.rcode
+import dns.update
 import httpx
 from reviewlab_common import dns as lab_dns
 from reviewlab_common.outliers import accepts_connections
+from reviewlab_common.secrets import TSIG_ALGORITHM, TSIG_KEY_NAME
 from reviewlab_common.topology import Cluster, Topology
 
 # Patroni's state of a replica that replays the primary's WAL. A listed replica stays listed
@@ -105,5 +112,41 @@ def sync(topology: Topology, clusters: list[Cluster] | None = None) -> dict[str,
         clusters = list(topology.clusters.values())
     for cluster in clusters:
         changes |= role_records(topology, cluster)
-    lab_dns.replace_records(topology, changes)
+    replace_records(topology, changes)
     return changes
+
+
+def replace_records(
+    topology: Topology,
+    changes: dict[str, list[str]],
+    *,
+    signed: bool = True,
+    timeout: float = 3.0,
+) -> None:
+    """Set the A records of each name (relative to the domain) to exactly the given addresses.
+
+    An empty list deletes the name. The update is TSIG-signed unless `signed` is False
+    (which the DNS refuses: that is how the lab shows the key matters).
+    """
+    node = topology.one("dns")
+    zone = topology.lab.domain + "."
+    if signed:
+        keyring = lab_dns.tsig_keyring(topology)
+        update = dns.update.UpdateMessage(
+            zone,
+            keyring=keyring,
+            keyname=dns.name.from_text(TSIG_KEY_NAME),
+            keyalgorithm=TSIG_ALGORITHM,
+        )
+    else:
+        update = dns.update.UpdateMessage(zone)
+    for name, addresses in changes.items():
+        update.delete(name, "A")
+        for address in addresses:
+            update.add(name, 5, "A", address)
+    try:
+        response = dns.query.tcp(update, node.address, port=node.port, timeout=timeout)
+    except (OSError, dns.exception.DNSException) as exc:
+        raise lab_dns.DnsError(f"DNS update to {node.endpoint} failed: {exc}") from exc
+    if response.rcode() != dns.rcode.NOERROR:
+        raise lab_dns.DnsError(f"DNS refused the update: {dns.rcode.to_text(response.rcode())}")

@@ -57,7 +57,7 @@ def watch_once(topology: Topology, say: Say) -> dict[str, list[str]]:
                 + (f"; back {' '.join(back)}" if back else "")
             )
     if changes:
-        lab_dns.replace_records(topology, changes)
+        dnsrecords.replace_records(topology, changes)
     return changes
 
 

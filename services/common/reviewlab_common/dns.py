@@ -1,4 +1,7 @@
-"""The lab's private DNS: lookups through bind9 and TSIG-signed dynamic updates."""
+"""The lab's private DNS: lookups through bind9 (TSIG-signed where the internal view asks).
+
+Changing records (signed dynamic updates) is the lab's: reviewlab_lab.dnsrecords.
+"""
 
 from __future__ import annotations
 
@@ -44,7 +47,7 @@ def lookup(
     query = dns.message.make_query(fqdn, dns.rdatatype.A)
     if signed:
         query.use_tsig(
-            _keyring(topology),
+            tsig_keyring(topology),
             keyname=dns.name.from_text(lab_secrets.TSIG_KEY_NAME),
             algorithm=lab_secrets.TSIG_ALGORITHM,
         )
@@ -61,44 +64,8 @@ def lookup(
     )
 
 
-def _keyring(topology: Topology) -> dict[dns.name.Name, dns.tsig.Key]:
+def tsig_keyring(topology: Topology) -> dict[dns.name.Name, dns.tsig.Key]:
     secret = lab_secrets.load(topology).tsig_secret
     base64.b64decode(secret)  # fail early on a damaged secrets file
     name = dns.name.from_text(lab_secrets.TSIG_KEY_NAME)
     return {name: dns.tsig.Key(name, secret, lab_secrets.TSIG_ALGORITHM)}
-
-
-def replace_records(
-    topology: Topology,
-    changes: dict[str, list[str]],
-    *,
-    signed: bool = True,
-    timeout: float = 3.0,
-) -> None:
-    """Set the A records of each name (relative to the domain) to exactly the given addresses.
-
-    An empty list deletes the name. The update is TSIG-signed unless `signed` is False
-    (which the DNS refuses: that is how the lab shows the key matters).
-    """
-    node = topology.one("dns")
-    zone = topology.lab.domain + "."
-    if signed:
-        keyring = _keyring(topology)
-        update = dns.update.UpdateMessage(
-            zone,
-            keyring=keyring,
-            keyname=dns.name.from_text(lab_secrets.TSIG_KEY_NAME),
-            keyalgorithm=lab_secrets.TSIG_ALGORITHM,
-        )
-    else:
-        update = dns.update.UpdateMessage(zone)
-    for name, addresses in changes.items():
-        update.delete(name, "A")
-        for address in addresses:
-            update.add(name, 5, "A", address)
-    try:
-        response = dns.query.tcp(update, node.address, port=node.port, timeout=timeout)
-    except (OSError, dns.exception.DNSException) as exc:
-        raise DnsError(f"DNS update to {node.endpoint} failed: {exc}") from exc
-    if response.rcode() != dns.rcode.NOERROR:
-        raise DnsError(f"DNS refused the update: {dns.rcode.to_text(response.rcode())}")
