@@ -232,3 +232,19 @@ def test_the_clean_up_pattern_matches_its_prefix_literally() -> None:
 
     assert like_prefix("chaos 1a2b_ ") == "chaos 1a2b\\_ %"
     assert like_prefix("50%") == "50\\%%"
+
+
+def test_a_body_of_the_run_posted_by_another_user_is_no_duplicate() -> None:
+    from reviewlab_lab.chaos.load import LOAD_USER, Outcome
+    from reviewlab_lab.chaos.report import StoredRow, count_writes
+
+    acked = {11: Outcome(1.0, "write", "reviews-0", True, 201, 0.01, 11, "k1")}
+    stored = [
+        StoredRow("reviews-0", 11, "chaos r k1", LOAD_USER),
+        StoredRow("reviews-0", 12, "chaos r k1", LOAD_USER + 1),  # a fuzzer's copy
+        StoredRow("reviews-1", 13, "chaos r k1", LOAD_USER + 1),
+    ]
+    counted = count_writes(acked, stored, list(acked.values()))
+    assert counted["duplicates"] == 0 and counted["lost"] == 0
+    assert counted["posted_by_others"] == 2
+    assert counted["kept_unacknowledged"] == 0

@@ -56,18 +56,18 @@ def on_primary(
 
 
 def remove_run(topology: Topology, *, body_prefix: str, key_prefix: str, user_id: int) -> Removed:
-    """Delete every review whose body starts with BODY_PREFIX (with its outbox rows and photos)
-    and USER_ID's Idempotency-Keys that start with KEY_PREFIX."""
+    """Delete USER_ID's reviews whose body starts with BODY_PREFIX (with their outbox rows and
+    photos) and USER_ID's Idempotency-Keys that start with KEY_PREFIX. Another user's rows stay:
+    a concurrent test that copied a body cleans up its own."""
     pattern = like_prefix(body_prefix)
+    mine = "SELECT id FROM reviews WHERE user_id = %s AND body LIKE %s"
 
     def delete_reviews(conn: psycopg.Connection[Any]) -> list[tuple[str | None, str | None]]:
-        conn.execute(
-            "DELETE FROM outbox WHERE review_id IN (SELECT id FROM reviews WHERE body LIKE %s)",
-            (pattern,),
-        )
+        conn.execute(f"DELETE FROM outbox WHERE review_id IN ({mine})", (user_id, pattern))
         rows = conn.execute(
-            "DELETE FROM reviews WHERE body LIKE %s RETURNING photo_original_key, photo_cutout_key",
-            (pattern,),
+            "DELETE FROM reviews WHERE user_id = %s AND body LIKE %s "
+            "RETURNING photo_original_key, photo_cutout_key",
+            (user_id, pattern),
         ).fetchall()
         return [(r[0], r[1]) for r in rows]
 
