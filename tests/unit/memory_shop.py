@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from botocore.exceptions import EndpointConnectionError
 from reviewlab_common import health, shards
 from reviewlab_common.db import ReadSource
 from reviewlab_common.topology import Topology
@@ -175,12 +176,18 @@ class Router:
         self.tables = tables
         self.ejector = NoEjections()
         self.reads: list[str | None] = []  # the min_lsn of each read
+        # Set by a test: what the next reads or writes raise instead (a cluster fault).
+        self.fault: Exception | None = None
 
     def read(self, work: Callable[[Any], Any], *, min_lsn: str | None = None) -> tuple[Any, Any]:
         self.reads.append(min_lsn)
+        if self.fault:
+            raise self.fault
         return work(Connection(self.tables)), ReadSource(self.name, "replica", f"{self.name}b")
 
     def write(self, work: Callable[[Any], Any]) -> tuple[Any, str]:
+        if self.fault:
+            raise self.fault
         return work(Connection(self.tables)), f"0/{next(_lsn):X}"
 
     def open(self) -> None:
@@ -204,8 +211,11 @@ class MapInEtcd:
 class ObjectStore:
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
+        self.refusing = False  # set by a test: MinIO answers every request with an error
 
     def put_object(self, *, Bucket: str, Key: str, Body: bytes, **_: Any) -> None:
+        if self.refusing:
+            raise EndpointConnectionError(endpoint_url="http://minio:9000")
         self.objects[Key] = Body
 
 

@@ -254,6 +254,49 @@ def test_no_shard_map_is_a_json_503_for_a_write(topology: Topology) -> None:
         shop.backends.checks.close()
 
 
+def test_a_lost_primary_is_a_503_that_says_nothing_was_written(
+    client: TestClient, shop: MemoryShop
+) -> None:
+    from reviewlab_common.db import DatabaseUnavailable
+
+    for router in shop.backends.shards.values():
+        router.fault = DatabaseUnavailable("reviews-0 primary unavailable")  # type: ignore[attr-defined]
+    reply = post(client, shop)
+    assert reply.status_code == 503 and reply.headers["Retry-After"] == "2"
+    error = reply.json()["error"]
+    assert error["code"] == "database_unavailable" and "Nothing was written" in error["message"]
+
+
+def test_a_commit_with_an_unknown_outcome_says_to_read_back_or_reuse_the_key(
+    client: TestClient, shop: MemoryShop
+) -> None:
+    from reviewlab_common.db import CommitOutcomeUnknown
+
+    for router in shop.backends.shards.values():
+        router.fault = CommitOutcomeUnknown("reviews-0 primary was lost while committing")  # type: ignore[attr-defined]
+    reply = post(client, shop)
+    assert reply.status_code == 503
+    message = reply.json()["error"]["message"]
+    assert "may have been kept" in message and "Idempotency-Key" in message
+
+
+def test_storage_refusing_a_photo_is_a_503_and_no_review_is_written(
+    client: TestClient, shop: MemoryShop
+) -> None:
+    shop.s3.refusing = True
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), (10, 20, 30)).save(buffer, format="PNG")
+    reply = client.post(
+        "/api/reviews",
+        data={"product_id": "1", "rating": "5", "body": "photo while MinIO is down"},
+        files={"photo": ("kim.png", buffer.getvalue(), "image/png")},
+        headers=bearer(shop, KIM),
+    )
+    assert reply.status_code == 503, reply.text
+    assert reply.json()["error"]["code"] == "storage_unavailable"
+    assert not any(t.reviews for t in shop.shards.values())
+
+
 # /readyz through the route: 503 for what every request needs, 200 degraded for the rest,
 # and an answer within the deadline when a check hangs.
 
