@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -142,6 +143,8 @@ class JobRunner:
         self.reclaim_idle_ms = reclaim_idle_ms
         self.max_side = max_side
         self.delay = delay
+        # The cutout's two objects are uploaded side by side (8-10 ms each to MinIO here).
+        self._uploads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cutout-upload")
 
     # One job ---------------------------------------------------------------------------------
     def _review_of(self, job: PhotoJob) -> tuple[ClusterRouter, int]:
@@ -178,9 +181,12 @@ class JobRunner:
         for stage, seconds in cut.timings.items():
             STAGE_SECONDS.labels(stage).observe(seconds)
         key, mask_key = cutout_keys(job.original_key)
-        # The mask first: once the photo exists a reader may look for its mask.
-        storage.put_object(self.s3, mask_key, cut.mask_png, content_type="image/png")
+        # Both before the photo is marked ready: no reader learns the keys earlier.
+        mask_upload = self._uploads.submit(
+            storage.put_object, self.s3, mask_key, cut.mask_png, content_type="image/png"
+        )
         storage.put_object(self.s3, key, cut.photo_jpeg, content_type="image/jpeg")
+        mask_upload.result()
 
         def mark(conn: psycopg.Connection[Any]) -> None:
             done = {"id": review_id, "cutout_key": key, "attempts": delivery.deliveries}
