@@ -92,7 +92,7 @@ def static_nginx(address: str, files: dict[str, bytes]) -> Iterator[str]:
             f"worker_processes 1; daemon off; master_process off; pid {tmp}/nginx.pid;\n"
             f"error_log {tmp}/error.log; events {{ worker_connections 1024; }}\n"
             # The edge's own file settings, so the two differ only in the cache in between.
-            f"http {{ access_log off; sendfile on; tcp_nopush on; {temp}\n"
+            f"http {{ access_log off; sendfile on; {temp}\n"
             f"  default_type application/octet-stream;\n"
             f"  server {{ listen {address}:{port}; root {root}; }} }}\n"
         )
