@@ -104,7 +104,7 @@ def test_product_reviews_page_newest_first_without_duplicates(
 
     seen: list[int] = []
     cursor: str | None = None
-    for _ in range(50):  # bounded: other engineers' reviews may sit between ours
+    for _ in range(50):  # bounded: other tests' reviews may sit between ours
         params: dict[str, str | int] = {"limit": 2}
         if cursor:
             params["cursor"] = cursor
