@@ -65,8 +65,12 @@ def test_a_web_server_cut_from_redis_says_degraded_at_once(
     victim, peer = topology.nodes["web-2"], topology.one("redis")
     runtime = nodes.runtime
     assert not runtime.partitioned(), "a partition is already in place; `reviewlab chaos heal`"
-    before = readiness(victim.url)
-    assert before.status_code == 200 and before.json()["status"] == "ready", before.text
+    # Earlier tests restart nodes: start from a web server that says it is ready.
+    eventually(
+        lambda: readiness(victim.url).json().get("status") == "ready",
+        within=30,
+        what=f"{victim.name} ready before the cut",
+    )
     runtime.partition(victim.name, [peer.name])
     try:
         for _ in range(3):
@@ -104,7 +108,11 @@ def test_a_web_server_cut_from_the_catalog_primary_is_not_ready_at_once(
     primary = catalog_primary(topology)
     runtime = nodes.runtime
     assert not runtime.partitioned(), "a partition is already in place; `reviewlab chaos heal`"
-    assert readiness(victim.url).status_code == 200
+    eventually(
+        lambda: readiness(victim.url).status_code == 200,
+        within=30,
+        what=f"{victim.name} ready before the cut",
+    )
     runtime.partition(victim.name, [primary.name])
     try:
         # Its pooled connection to the primary hangs on the dropped link: every question is

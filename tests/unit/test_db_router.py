@@ -217,3 +217,24 @@ def test_an_error_of_the_work_itself_is_not_retried(router: db.ClusterRouter) ->
     with pytest.raises(LookupError):
         router.write(refuse)
     assert (len(runs), server.commits) == (1, 0)
+
+
+def test_a_ping_over_a_connection_a_restart_broke_asks_again(router: db.ClusterRouter) -> None:
+    server = FakePrimary(lose_at=["work"])
+    use(router, server)
+    assert router.ping() is None
+    assert server.log == ["lost at work"]
+
+
+def test_a_ping_broken_twice_names_the_failure(router: db.ClusterRouter) -> None:
+    use(router, FakePrimary(lose_at=["work", "work"]))
+    assert "primary unavailable" in (router.ping() or "")
+
+
+def test_a_ping_without_a_connection_in_time_does_not_wait_again(
+    router: db.ClusterRouter,
+) -> None:
+    server = FakePrimary(lose_at=["connect"])
+    use(router, server)
+    assert "primary unavailable" in (router.ping() or "")
+    assert server.log == ["lost at connect"]

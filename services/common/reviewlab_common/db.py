@@ -387,10 +387,20 @@ class ClusterRouter:
             raise MemberFailed(str(exc)) from exc
 
     def ping(self, wait: float = PRIMARY_WAIT_S) -> str | None:
-        """None if the primary answers (a connection within WAIT s), else what went wrong."""
-        try:
-            with self.primary(wait) as conn:
-                conn.execute("SELECT 1")
-        except DatabaseUnavailable as exc:
-            return str(exc)
-        return None
+        """None if the primary answers (a connection within WAIT s), else what went wrong.
+
+        A pooled connection that a restart of the primary broke fails at once and is dropped;
+        that is no fault of the cluster, so the check asks once more on a fresh connection.
+        """
+        for attempt in (wait, PRIMARY_RETRY_WAIT_S):
+            try:
+                with self.primary(attempt) as conn:
+                    conn.execute("SELECT 1")
+            except DatabaseUnavailable as exc:
+                broken = isinstance(exc.__cause__, psycopg.OperationalError)
+                if not broken or isinstance(exc.__cause__, PoolTimeout):
+                    return str(exc)  # no connection in time: asking again only waits longer
+                last = str(exc)
+                continue
+            return None
+        return last
