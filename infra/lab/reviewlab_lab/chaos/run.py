@@ -112,8 +112,8 @@ class Steady:
 
 def recovered(look: Look | None, topology: Topology, target: str, after: float) -> bool:
     """Full redundancy, seen after AFTER: every node runs, every cluster has one primary the
-    DNS names, a synchronous standby, every replica streaming with no lag; every web server
-    answers."""
+    DNS names, a synchronous standby, every replica streaming with no lag and listed under
+    replicas.<cluster>; every web server answers."""
     if look is None or look.at <= after:
         return False
     if any(state != "running" for state in look.nodes.values()):
@@ -126,6 +126,10 @@ def recovered(look: Look | None, topology: Topology, target: str, after: float) 
             return False
         behind = [m for m in members.values() if m.role != "leader" and not caught_up(m)]
         if behind:
+            return False
+        # A replica serves reads again only once replicas.<cluster> lists it.
+        listed = set(look.dns_replicas.get(cluster, []))
+        if any(m.role != "leader" and name not in listed for name, m in members.items()):
             return False
         # Only a synchronous standby may be promoted without losing a write: one must exist.
         sync = any(m.role == "sync_standby" for m in members.values())
