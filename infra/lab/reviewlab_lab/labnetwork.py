@@ -2,8 +2,9 @@
 
 A probe sent to an address of a network no interface is on leaves by the default route, to
 whoever answers there. So before the CLI probes nodes, it checks that some interface of this
-machine (the bridge under Compose, loopback natively) sits on the lab's network. The check reads `ip -o -4 addr show`: no packet is sent. Inside a
-node's container it is skipped: the container is on the lab's network.
+machine (the bridge under Compose, loopback natively) sits on the lab's network. The check
+reads `ip -o -4 addr show`: no packet is sent. Inside a node's container it is skipped: the
+container is on the lab's network.
 """
 
 from __future__ import annotations
