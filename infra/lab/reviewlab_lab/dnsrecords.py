@@ -12,6 +12,7 @@ import dns.rcode
 import dns.update
 import httpx
 from reviewlab_common import dns as lab_dns
+from reviewlab_common import httpclient
 from reviewlab_common.outliers import accepts_connections
 from reviewlab_common.secrets import TSIG_ALGORITHM, TSIG_KEY_NAME
 from reviewlab_common.topology import Cluster, Topology
@@ -47,7 +48,7 @@ def patroni_members(cluster: Cluster, timeout: float = 2.0) -> dict[str, dict[st
     """Member name -> Patroni's view of it (role, state, lag), from the first member answering."""
     for member in cluster.members:
         try:
-            reply = httpx.get(
+            reply = httpclient.get(
                 f"http://{member.address}:{member.rest_port}/cluster", timeout=timeout
             )
             reply.raise_for_status()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import httpx
 import redis
 from reviewlab_common import dns as lab_dns
-from reviewlab_common import queue
+from reviewlab_common import httpclient, queue
 from reviewlab_common.topology import Node, Topology
 
 from reviewlab_lab import kinds
@@ -25,7 +25,7 @@ class Probe:
 
 def _http(url: str, timeout: float = 1.5) -> Probe:
     try:
-        reply = httpx.get(url, timeout=timeout)
+        reply = httpclient.get(url, timeout=timeout)
     except httpx.HTTPError as exc:
         return Probe(False, f"{url}: {type(exc).__name__}")
     body = reply.text.strip().replace("\n", " ")[:160]

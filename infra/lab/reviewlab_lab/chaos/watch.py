@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 from reviewlab_common import dns as lab_dns
+from reviewlab_common import httpclient
 from reviewlab_common.topology import Cluster, Node, Topology
 
 from reviewlab_lab.runtimes.base import Runtime
@@ -61,7 +62,9 @@ def cluster_view(cluster: Cluster, avoid: str | None) -> dict[str, Member]:
     members = sorted(cluster.members, key=lambda m: m.name == avoid)
     for member in members:
         try:
-            reply = httpx.get(f"http://{member.address}:{member.rest_port}/cluster", timeout=1.0)
+            reply = httpclient.get(
+                f"http://{member.address}:{member.rest_port}/cluster", timeout=1.0
+            )
             reply.raise_for_status()
         except httpx.HTTPError:
             continue
@@ -76,7 +79,7 @@ def cluster_view(cluster: Cluster, avoid: str | None) -> dict[str, Member]:
 def answers(web: Node) -> bool:
     """Does the web server answer at all? (The vIP's passive checks ask no more than that.)"""
     try:
-        return httpx.get(f"{web.url}/healthz", timeout=1.0).status_code == 200
+        return httpclient.get(f"{web.url}/healthz", timeout=1.0).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -87,7 +90,7 @@ EJECTED_METRIC = re.compile(r'^web_replica_out_of_rotation\{cluster="[^"]*",memb
 def ejected_by(web: Node) -> list[str]:
     """The replicas WEB's read router has out of rotation now (its /metrics)."""
     try:
-        text = httpx.get(f"{web.url}/metrics", timeout=1.0).text
+        text = httpclient.get(f"{web.url}/metrics", timeout=1.0).text
     except httpx.HTTPError:
         return []
     return [m.group(1) for line in text.splitlines() if (m := EJECTED_METRIC.match(line))]
