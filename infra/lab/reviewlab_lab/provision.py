@@ -78,6 +78,13 @@ def shard_map(topology: Topology) -> bool:
     )
 
 
+def _fences(topology: Topology) -> None:
+    from reviewlab_lab.resharding import registry
+
+    for line in registry.sync(topology):
+        print(f"   {line}", flush=True)
+
+
 def steps(topology: Topology) -> list[tuple[str, Callable[[], object]]]:
     result: list[tuple[str, Callable[[], object]]] = [
         ("DNS records (signed dynamic update)", lambda: dnsrecords.sync(topology)),
@@ -91,5 +98,6 @@ def steps(topology: Topology) -> list[tuple[str, Callable[[], object]]]:
             lambda: dbmigrate.migrate_all(topology, lambda r: print(r.line(), flush=True)),
         )
     )
+    result.append(("shard set and bucket fences (as the map says)", lambda: _fences(topology)))
     result.append(("product images", lambda: seed_media(topology)))
     return result

@@ -133,8 +133,21 @@ class Etcd:
         )
         return bool(reply.get("succeeded"))
 
-    def watch(self, key: str, start_revision: int, timeout: float = 60.0) -> Iterator[str]:
-        """Yield each new value of KEY as it changes; returns after `timeout` seconds."""
+    def txn(
+        self, compare: list[dict[str, object]], success: list[dict[str, object]]
+    ) -> tuple[bool, int]:
+        """One etcd transaction: SUCCESS's requests if every COMPARE holds, atomically.
+        Whether it held, and the store's revision after it."""
+        reply = self.call("kv/txn", {"compare": compare, "success": success})
+        header = reply.get("header")
+        revision = int(header.get("revision", 0)) if isinstance(header, dict) else 0
+        return bool(reply.get("succeeded")), revision
+
+    def watch(
+        self, key: str, start_revision: int, timeout: float = 60.0
+    ) -> Iterator[tuple[str, int]]:
+        """Yield each new value of KEY and its mod revision as it changes; returns after
+        `timeout` seconds."""
         url = self.urls[0]
         self.authenticate(url)  # a watch stream cannot be retried in place: start it with a token
         body = {"create_request": {"key": b64(key), "start_revision": str(start_revision)}}
@@ -159,4 +172,4 @@ class Etcd:
                 for event in result.get("events", []):
                     kv = event.get("kv", {})
                     if "value" in kv:
-                        yield base64.b64decode(kv["value"]).decode()
+                        yield base64.b64decode(kv["value"]).decode(), int(kv["mod_revision"])

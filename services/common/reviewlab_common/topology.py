@@ -11,14 +11,23 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-NODE_KINDS = frozenset({"dns", "etcd", "postgres", "redis", "minio", "lb", "edge", "web", "worker"})
+NODE_KINDS = frozenset(
+    {
+        *("dns", "etcd", "postgres", "redis", "minio", "lb", "edge", "web", "worker"),
+        # The lab console's side: Prometheus, the exporters of the nodes that have no
+        # /metrics of their own (each watches one node), and the console page itself.
+        *("metrics", "nginx-exporter", "redis-exporter", "bind-exporter", "console"),
+    }
+)
+# Kinds whose node reads another node's figures for Prometheus: its field 'watches' names it.
+WATCHING_KINDS = frozenset({"nginx-exporter", "redis-exporter", "bind-exporter"})
 CLUSTER_PURPOSES = frozenset({"catalog", "shard"})
 WEB_ROLES = frozenset({"api", "upload"})
 # Kinds the lab runs exactly one node of; the code asks for them with `Topology.one`.
 SINGLE_KINDS = ("dns", "redis", "minio", "lb")
 # Kinds that must have at least one node.
 REQUIRED_KINDS = (*SINGLE_KINDS, "etcd", "edge", "web")
-PORT_FIELDS = ("port", "rest_port", "peer_port", "console_port", "ceiling_port")
+PORT_FIELDS = ("port", "rest_port", "peer_port", "console_port", "ceiling_port", "stats_port")
 # Where the topology file is: the lab names it for every node's process and its own commands
 # (reviewlab_lab.paths.TOPOLOGY_PATH); the shared library does not guess from its own location.
 TOPOLOGY_ENV = "REVIEWLAB_TOPOLOGY"
@@ -51,7 +60,10 @@ class Node:
     peer_port: int | None = None
     console_port: int | None = None
     ceiling_port: int | None = None
+    stats_port: int | None = None
     roles: tuple[str, ...] = ()
+    # An exporter's node: the one whose figures it reads (WATCHING_KINDS).
+    watches: str | None = None
 
     @property
     def endpoint(self) -> str:
@@ -72,6 +84,9 @@ class Cluster:
     purpose: str
     synchronous_mode: bool
     members: tuple[Node, ...]
+    # A shard added after the lab began: the first shard map gives it no buckets, and
+    # `reviewlab shard move` / `rebalance` give it some.
+    starts_empty: bool = False
 
 
 @dataclass(frozen=True)
@@ -219,7 +234,9 @@ def _parse_node(name: str, table: dict[str, Any], defaults: dict[str, Any]) -> N
         peer_port=_optional_int(table, "peer_port", where),
         console_port=_optional_int(table, "console_port", where),
         ceiling_port=_optional_int(table, "ceiling_port", where),
+        stats_port=_optional_int(table, "stats_port", where),
         roles=roles,
+        watches=_require(table, "watches", str, where) if kind in WATCHING_KINDS else None,
     )
     if kind == "postgres":
         _require(table, "cluster", str, where)
@@ -290,6 +307,7 @@ def parse(data: dict[str, Any], runtime: str = "native") -> Topology:
             purpose=purpose,
             synchronous_mode=bool(table.get("synchronous_mode", True)),
             members=members,
+            starts_empty=bool(table.get("starts_empty", False)),
         )
     for node in nodes.values():
         if node.kind == "postgres" and node.cluster not in clusters:
@@ -298,6 +316,11 @@ def parse(data: dict[str, Any], runtime: str = "native") -> Topology:
             )
     if sum(1 for c in clusters.values() if c.purpose == "catalog") != 1:
         raise TopologyError("[clusters]: exactly one cluster must have purpose 'catalog'")
+    for node in nodes.values():
+        if node.watches is not None and node.watches not in nodes:
+            raise TopologyError(
+                f"node {node.name!r}: field 'watches' {node.watches!r} is not a node of the lab"
+            )
     services = dict(data.get("services", {}))
     for service, target in services.items():
         if target not in nodes:

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from reviewlab_common.db import CommitOutcomeUnknown, DatabaseUnavailable
+from reviewlab_common.db import BucketClosed, CommitOutcomeUnknown, DatabaseUnavailable
 from reviewlab_common.etcd import EtcdError
 from reviewlab_common.shards import ShardMapMissing
 from reviewlab_common.storage import StorageUnavailable
@@ -113,6 +113,15 @@ def install(app: FastAPI) -> None:
             body("database_unavailable", f"{exc}. {outcome}."),
             status_code=503,
             headers={"Retry-After": "2"},
+        )
+
+    @app.exception_handler(BucketClosed)
+    async def bucket_moving(_: Request, exc: BucketClosed) -> JSONResponse:
+        # A move's cutover outlasted the write's wait: it ran nothing, on any shard.
+        return JSONResponse(
+            body("bucket_moving", f"{exc}. Nothing was written; retry in a second."),
+            status_code=503,
+            headers={"Retry-After": "1"},
         )
 
     @app.exception_handler(StorageUnavailable)

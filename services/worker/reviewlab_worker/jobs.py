@@ -19,7 +19,7 @@ from typing import Any, cast
 import psycopg
 import redis
 from prometheus_client import Counter, Histogram
-from reviewlab_common import queue, storage
+from reviewlab_common import fence, queue, storage
 from reviewlab_common.db import ClusterRouter, DatabaseUnavailable
 from reviewlab_common.faults import DelaySwitch
 from reviewlab_common.images import PhotoRejected
@@ -29,8 +29,9 @@ from reviewlab_common.photos import (
     PhotoStatus,
     cutout_keys,
 )
+from reviewlab_common.shards import bucket_of_review
 from reviewlab_common.storage import StorageUnavailable
-from reviewlab_common.tables import compiled, reviews
+from reviewlab_common.tables import bucket_fence, compiled, reviews
 from sqlalchemy import bindparam, literal_column, null, select, update
 
 from reviewlab_worker.segmentation import PortraitSegmenter
@@ -53,6 +54,9 @@ StreamReply = list[tuple[str, list[tuple[str, dict[str, str]]]]]
 ClaimReply = list[tuple[str, dict[str, str] | None]]
 
 # The photo's statements, compiled once.
+FENCE_STATE = compiled(
+    select(bucket_fence.c.state).where(bucket_fence.c.bucket == bindparam("bucket"))
+)
 PHOTO_STATE = compiled(select(reviews.c.photo_status).where(reviews.c.id == bindparam("id")))
 MARK_READY = compiled(
     update(reviews)
@@ -148,10 +152,31 @@ class JobRunner:
 
     # One job ---------------------------------------------------------------------------------
     def _review_of(self, job: PhotoJob) -> tuple[ClusterRouter, int]:
-        shard = self.shards.get(job.shard)
-        if shard is None:
+        """The shard that holds the job's review now: the one the job names, unless its
+        fence closed the review's bucket (it moved, or is moving, to another shard)."""
+        named = self.shards.get(job.shard)
+        if named is None:
             raise PermanentFailure(f"the job names shard {job.shard!r}, which this lab lacks")
-        return shard, job.review_id
+        bucket = bucket_of_review(job.review_id)
+        others = [s for name, s in sorted(self.shards.items()) if name != job.shard]
+        for shard in (named, *others):
+            if self._fence_state(shard, bucket) != fence.CLOSED:
+                return shard, job.review_id
+        raise DatabaseUnavailable(
+            f"bucket {bucket} is closed on every shard: a move is cutting over; retried later"
+        )
+
+    @staticmethod
+    def _fence_state(shard: ClusterRouter, bucket: int) -> str | None:
+        def read(conn: psycopg.Connection[Any]) -> str | None:
+            row = conn.execute(FENCE_STATE, {"bucket": bucket}).fetchone()
+            return None if row is None else str(row[0])
+
+        try:
+            state, _ = shard.write(read)  # the primary: the fence changes there first
+        except psycopg.errors.UndefinedTable:
+            return None  # a shard before revision 0003 has no fence: it takes every write
+        return state
 
     def _photo_state(self, shard: ClusterRouter, review_id: int) -> str | None:
         def read(conn: psycopg.Connection[Any]) -> str | None:

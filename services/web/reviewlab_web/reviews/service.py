@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import psycopg
-from reviewlab_common import photos, shards, storage, tables
-from reviewlab_common.db import ReadSource
+from reviewlab_common import fence, photos, shards, storage, tables
+from reviewlab_common.db import BucketClosed, ReadSource
 from reviewlab_common.images import ValidatedPhoto
 from reviewlab_common.tables import compiled
 from sqlalchemy import (
     ARRAY,
     BigInteger,
     Float,
+    Integer,
     any_,
     bindparam,
     cast,
@@ -119,7 +123,13 @@ PRODUCT_PAGE = compiled(
     .order_by(tables.reviews.c.id.desc())
     .limit(bindparam("limit"))
 )
-NEWEST = compiled(select(*REVIEW).order_by(tables.reviews.c.id.desc()).limit(bindparam("limit")))
+# Only the buckets the map gives the shard: during a move the target holds copies too.
+NEWEST = compiled(
+    select(*REVIEW)
+    .where(tables.reviews.c.bucket == any_(bindparam("buckets", type_=ARRAY(Integer))))
+    .order_by(tables.reviews.c.id.desc())
+    .limit(bindparam("limit"))
+)
 RATINGS = compiled(
     select(func.count(), cast(func.avg(tables.reviews.c.rating), Float)).where(
         tables.reviews.c.product_id == bindparam("product_id")
@@ -159,6 +169,12 @@ NEWEST_PER_PRODUCT = compiled(
     .where(_RANKED.c.newest <= bindparam("per_product"))
     .order_by(_RANKED.c.product_id, _RANKED.c.id.desc())
 )
+
+
+T = TypeVar("T")
+# How often a write refused for a moving bucket asks again when no new map came meanwhile
+# (the cutover may end by reopening the bucket where it was).
+MOVING_RETRY_S = 0.05
 
 
 class NotFound(LookupError):
@@ -280,8 +296,7 @@ def create(
 ) -> Written:
     """Store the photo, then the review and its photo job in one shard transaction."""
     bucket = shards.bucket_of(new.product_id, backends.topology.lab.buckets)
-    shard_name = backends.shard_map.shard_for_bucket(bucket)
-    shard = backends.shards[shard_name]
+    backends.shard_map.shard_for_bucket(bucket)  # an unmapped bucket fails before the upload
     key = original_key(new.photo) if new.photo else None
     if new.photo and key:
         # Before the database: a review never points at a photo that is not stored.
@@ -295,7 +310,7 @@ def create(
     else:
         review_id = shards.new_review_id(bucket)
 
-    def insert(conn: psycopg.Connection[Any]) -> tuple[tuple[Any, ...], bool]:
+    def insert(shard_name: str, conn: psycopg.Connection[Any]) -> tuple[tuple[Any, ...], bool]:
         review = {
             "id": review_id,
             "bucket": bucket,
@@ -315,8 +330,32 @@ def create(
         assert row is not None
         return row, inserted is None
 
-    (row, replayed), lsn = shard.write(insert)
+    (row, replayed), lsn, shard_name = on_owner(backends, bucket, insert)
     return Written(_to_review(backends, row, shard_name), lsn, replayed)
+
+
+def on_owner(
+    backends: Backends, bucket: int, work: Callable[[str, psycopg.Connection[Any]], T]
+) -> tuple[T, str, str]:
+    """WORK(shard, conn) in one transaction on the shard that owns BUCKET: its result, the
+    commit LSN and the shard. A write the shard's fence refuses (the bucket is moving) ran
+    nothing: it waits for the new map, at most fence.WRITE_WAIT_S, and runs again there."""
+    deadline = time.monotonic() + fence.WRITE_WAIT_S
+    while True:
+        revision = backends.shard_map.revision
+        shard_name = backends.shard_map.shard_for_bucket(bucket)
+        try:
+            result, lsn = backends.shards[shard_name].write(partial(work, shard_name))
+        except BucketClosed as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BucketClosed(
+                    f"bucket {bucket} is moving to another shard and its cutover took longer "
+                    f"than {fence.WRITE_WAIT_S:.1f} s ({exc})"
+                ) from exc
+            backends.shard_map.wait_for_change(revision, min(left, MOVING_RETRY_S))
+            continue
+        return result, lsn, shard_name
 
 
 def shard_of_review(backends: Backends, review_id: int) -> str:
@@ -363,15 +402,23 @@ def list_recent(
 ) -> tuple[list[schemas.Review], list[ReadSource]]:
     """Newest reviews across every shard: each shard queried in parallel, then merged by id."""
 
+    placement = backends.shard_map.snapshot()
+    if not placement:
+        backends.shard_map.refresh()  # no map held yet: read it, or fail saying why
+        placement = backends.shard_map.snapshot()
+    owned: dict[str, list[int]] = {}
+    for bucket, shard_name in placement.items():
+        owned.setdefault(shard_name, []).append(bucket)
+
     def one(shard_name: str) -> tuple[list[schemas.Review], ReadSource]:
         def fetch(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
-            return conn.execute(NEWEST, {"limit": limit}).fetchall()
+            return conn.execute(NEWEST, {"limit": limit, "buckets": owned[shard_name]}).fetchall()
 
         rows, source = backends.shards[shard_name].read(fetch, min_lsn=min_lsns.get(shard_name))
         return [_to_review(backends, r, shard_name) for r in rows], source
 
-    with ThreadPoolExecutor(max_workers=len(backends.shards)) as pool:
-        results = list(pool.map(one, sorted(backends.shards)))
+    with ThreadPoolExecutor(max_workers=len(owned)) as pool:
+        results = list(pool.map(one, sorted(owned)))
     merged = sorted((r for rows, _ in results for r in rows), key=lambda r: r.id, reverse=True)
     return merged[:limit], [source for _, source in results]
 
@@ -427,9 +474,9 @@ def product(
 
 def delete(backends: Backends, *, review_id: int, user_id: int) -> tuple[str, str]:
     """Delete the caller's own review; returns (shard, commit LSN)."""
-    shard_name = shard_of_review(backends, review_id)
+    shard_of_review(backends, review_id)
 
-    def remove(conn: psycopg.Connection[Any]) -> None:
+    def remove(_: str, conn: psycopg.Connection[Any]) -> None:
         row = conn.execute(AUTHOR_FOR_UPDATE, {"id": review_id}).fetchone()
         if row is None:
             raise NotFound(f"review {review_id} does not exist")
@@ -439,7 +486,7 @@ def delete(backends: Backends, *, review_id: int, user_id: int) -> tuple[str, st
             )
         conn.execute(DELETE_REVIEW, {"id": review_id})
 
-    _, lsn = backends.shards[shard_name].write(remove)
+    _, lsn, shard_name = on_owner(backends, shards.bucket_of_review(review_id), remove)
     return shard_name, lsn
 
 
@@ -472,9 +519,9 @@ def latest_for_products(
 
 def mark_helpful(backends: Backends, *, review_id: int, user_id: int) -> Written:
     """The caller finds the review helpful: counted once per reader, however often sent."""
-    shard_name = shard_of_review(backends, review_id)
+    shard_of_review(backends, review_id)
 
-    def vote(conn: psycopg.Connection[Any]) -> tuple[tuple[Any, ...], bool]:
+    def vote(_: str, conn: psycopg.Connection[Any]) -> tuple[tuple[Any, ...], bool]:
         # Locked: a delete waits, so the vote never points at a review that is gone.
         row = conn.execute(REVIEW_FOR_UPDATE, {"id": review_id}).fetchone()
         if row is None:
@@ -485,5 +532,5 @@ def mark_helpful(backends: Backends, *, review_id: int, user_id: int) -> Written
         assert counted is not None
         return counted, False
 
-    (row, replayed), lsn = backends.shards[shard_name].write(vote)
+    (row, replayed), lsn, shard_name = on_owner(backends, shards.bucket_of_review(review_id), vote)
     return Written(_to_review(backends, row, shard_name), lsn, replayed)
