@@ -304,6 +304,7 @@ def _execute(
         ),
         "final": describe(watcher.latest) if watcher.latest else {},
         "photo_jobs": jobs,
+        **fault.extra,
     }
     result["path"] = str(report.write(result))
     return result

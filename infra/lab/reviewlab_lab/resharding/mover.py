@@ -8,6 +8,8 @@ target, which was verified equal to the frozen source before the flip.
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -45,6 +47,10 @@ REPLICAS_S = 1.0
 WEB_MAP_S = 1.0
 # A lost primary is replaced in about Patroni's ttl (20 s): a step is retried this long.
 RETRY_WINDOW_S = 90.0
+# Lab-only: a runner started with this set to a phase stops there for HOLD_S, so a test or a
+# chaos run can kill it, or lose a primary, at a known point of the move.
+HOLD_ENV = "REVIEWLAB_MOVE_HOLD"
+HOLD_S = 60.0
 
 
 class VerificationFailed(LabFailed):
@@ -82,6 +88,9 @@ class Mover:
         self._frozen_at: float | None = None
         self.etcd = record.root(topology)
         self.progress = progress or Progress()
+        self.hold_at = os.environ.get(HOLD_ENV, "")
+        # Set to end a hold early (a chaos run holds the move, breaks a node, lets it go).
+        self.release = threading.Event()
 
     @contextmanager
     def shard(self, name: str) -> Iterator[fencing.Conn]:
@@ -127,8 +136,12 @@ class Mover:
     def _step(self, move: MoveRecord, step: StepRecord, revision: int) -> int:
         buckets = step.buckets
         with self.shard(step.source) as source, self.shard(move.target) as target:
-            if step.phase in (PLANNED, CAPTURE, COPIED):
+            if step.phase == COPIED and not self._copy_still_good(step, source):
+                step.phase = PLANNED
+            if step.phase in (PLANNED, CAPTURE):
                 revision = self._copy(move, step, revision, source, target)
+            if step.phase == COPIED:
+                self._catch_up(step, source, target)
                 revision = self._cutover(move, step, revision, source, target)
             if step.phase == FLIPPED:
                 self._open_target(move, step, source, target)
@@ -165,6 +178,22 @@ class Mover:
         step.rows_copied = rows
         step.phase = COPIED
         revision = record.save(self.etcd, move, revision)
+        self._hold(COPIED)
+        return revision
+
+    def _copy_still_good(self, step: StepRecord, source: fencing.Conn) -> bool:
+        """After a copy, the target plus the source's change log is the whole bucket for as
+        long as the source never opened the bucket without capture: then a resumed step goes
+        on from the log (a cutover that died left a closing: capture again)."""
+        states = set(fencing.fence_states(source, step.buckets).values())
+        if fence.OPEN in states:
+            return False
+        if states != {fence.CAPTURE}:
+            fencing.set_fence(source, step.buckets, fence.CAPTURE)
+        return True
+
+    def _catch_up(self, step: StepRecord, source: fencing.Conn, target: fencing.Conn) -> None:
+        buckets = step.buckets
         self.progress.phase = "catching up"
         for _ in range(CATCH_UP_ROUNDS):
             replayed = fencing.replay_changes(source, target, buckets)
@@ -173,7 +202,6 @@ class Mover:
             self.progress.lag = fencing.pending_changes(source, buckets)
             if self.progress.lag <= CAUGHT_UP_CHANGES:
                 break
-        return revision
 
     def _cutover(
         self,
@@ -272,6 +300,12 @@ class Mover:
             "votes": sum(before[b][1] for b in step.buckets),
             "buckets_checked": len(step.buckets),
         }
+
+    def _hold(self, phase: str) -> None:
+        if self.hold_at == phase:
+            self.progress.note(f"held at {phase} for {HOLD_S:.0f} s ({HOLD_ENV})")
+            self.hold_at = ""  # once: a retry of the step goes on
+            self.release.wait(HOLD_S)
 
     @staticmethod
     def _replicas_caught_up(target: fencing.Conn) -> None:

@@ -168,7 +168,18 @@ class RunnerLock:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def acquire(self) -> None:
+    def acquire(self, wait_s: float = 0.0) -> None:
+        """Hold the lock; waits up to WAIT_S for a holder's lease (a killed runner's) to end."""
+        limit = time.monotonic() + wait_s
+        while True:
+            try:
+                return self._try()
+            except EtcdError:
+                if time.monotonic() >= limit:
+                    raise
+                time.sleep(1.0)
+
+    def _try(self) -> None:
         granted = self.etcd.call("lease/grant", {"TTL": LEASE_TTL_S})
         self.lease = str(granted["ID"])
         me = f"{socket.gethostname()} pid {os.getpid()}"

@@ -16,15 +16,24 @@ from reviewlab_lab.resharding import plan, record, view
 from reviewlab_lab.resharding.mover import Mover, Progress
 from reviewlab_lab.resharding.record import MoveRecord, StepRecord
 
+# --resume and --abort wait this long for a killed runner's lock to expire.
+LOCK_WAIT_S = record.LEASE_TTL_S + 2.0
+
 
 def _lab_error(exc: EtcdError) -> LabFailed:
     return LabFailed(str(exc))
 
 
 def start(
-    topology: Topology, buckets: Sequence[int], target: str, *, live: bool = False
+    topology: Topology,
+    buckets: Sequence[int],
+    target: str,
+    *,
+    live: bool = False,
+    mover: Mover | None = None,
 ) -> dict[str, Any]:
-    """Plan and run a move of BUCKETS to TARGET; its report."""
+    """Plan and run a move of BUCKETS to TARGET (with MOVER, e.g. one a chaos run holds);
+    its report."""
     etcd = record.root(topology)
     mapping, _ = record.placement(etcd)
     known = record.registered(etcd, topology)
@@ -54,7 +63,7 @@ def start(
             raise LabFailed("a move is already in progress: `reviewlab shard status` shows it")
         found = record.current(etcd)
         assert found is not None
-        return _drive(topology, found[0], found[1], live)
+        return _drive(topology, found[0], found[1], live, mover)
     finally:
         lock.release()
 
@@ -63,7 +72,7 @@ def resume(topology: Topology, *, live: bool = False) -> dict[str, Any]:
     etcd = record.root(topology)
     lock = record.RunnerLock(etcd)
     try:
-        lock.acquire()
+        lock.acquire(wait_s=LOCK_WAIT_S)
     except EtcdError as exc:
         raise _lab_error(exc) from exc
     try:
@@ -79,7 +88,7 @@ def abort(topology: Topology) -> list[str]:
     etcd = record.root(topology)
     lock = record.RunnerLock(etcd)
     try:
-        lock.acquire()
+        lock.acquire(wait_s=LOCK_WAIT_S)
     except EtcdError as exc:
         raise _lab_error(exc) from exc
     try:
@@ -97,9 +106,11 @@ def rebalance_plan(topology: Topology) -> dict[str, list[int]]:
     return plan.rebalance(mapping, record.registered(etcd, topology))
 
 
-def _drive(topology: Topology, move: MoveRecord, revision: int, live: bool) -> dict[str, Any]:
-    progress = Progress()
-    mover = Mover(topology, progress)
+def _drive(
+    topology: Topology, move: MoveRecord, revision: int, live: bool, mover: Mover | None = None
+) -> dict[str, Any]:
+    mover = mover or Mover(topology, Progress())
+    progress = mover.progress
     begun = time.monotonic()
     outcome = "done"
     with view.MoveView(topology, progress, live) as screen:
@@ -121,3 +132,17 @@ def _drive(topology: Topology, move: MoveRecord, revision: int, live: bool) -> d
     )
     result["path"] = str(view.write(result))
     return result
+
+
+def placement(topology: Topology) -> dict[int, str]:
+    return record.placement(record.root(topology))[0]
+
+
+def restore(topology: Topology, before: dict[int, str]) -> list[dict[str, Any]]:
+    """Move every bucket that is not where BEFORE had it back there (one move per shard)."""
+    now = placement(topology)
+    back: dict[str, list[int]] = {}
+    for bucket, shard in before.items():
+        if now.get(bucket) != shard:
+            back.setdefault(shard, []).append(bucket)
+    return [start(topology, buckets, shard) for shard, buckets in sorted(back.items())]
