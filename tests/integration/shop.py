@@ -126,7 +126,8 @@ def products_by_shard(topology: Topology) -> dict[str, list[int]]:
     grouped: dict[str, list[int]] = {c.name: [] for c in topology.shards}
     for product_id in range(1, 51):
         grouped[shard_map.shard_for_product(product_id)].append(product_id)
-    return grouped
+    # A shard the map gives no bucket (one added to take buckets later) holds no product.
+    return {shard: products for shard, products in grouped.items() if products}
 
 
 class Authored:

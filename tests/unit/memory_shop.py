@@ -198,6 +198,47 @@ class Router:
         return None
 
 
+class AsyncResult:
+    def __init__(self, result: Result) -> None:
+        self.result = result
+
+    async def fetchone(self) -> Row | None:
+        return self.result.fetchone()
+
+    async def fetchall(self) -> list[Row]:
+        return self.result.fetchall()
+
+
+class AsyncConnection:
+    """The async face of Connection, for the reads that run on the event loop."""
+
+    def __init__(self, tables: Tables) -> None:
+        self.sync = Connection(tables)
+
+    async def execute(self, statement: str, params: Mapping[str, Any] | None = None) -> Any:
+        return AsyncResult(self.sync.execute(statement, params))
+
+
+class AsyncReads:
+    """A cluster's async reads (reviewlab_common.asyncreads), over ROUTER's tables and faults."""
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+
+    async def read(self, work: Callable[[Any], Any], *, min_lsn: str | None = None) -> Any:
+        self.router.reads.append(min_lsn)
+        if self.router.fault:
+            raise self.router.fault
+        result = await work(AsyncConnection(self.router.tables))
+        return result, ReadSource(self.router.name, "replica", f"{self.router.name}b")
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
 class MapInEtcd:
     """etcd holding the even shard map, as provisioning leaves it (or nothing, when EMPTY)."""
 
@@ -242,14 +283,17 @@ def memory_shop(
     by_shard = {c.name: Tables() for c in topology.shards}
     store = ObjectStore()
     bounds = health.ProbeBounds(connect_s=0.05, reply_s=0.05, pool_wait_s=0.05, answer_within_s=0.3)
+    routers = {"catalog": Router("catalog", catalog)}
+    routers.update({name: Router(name, t) for name, t in by_shard.items()})
     backends = Backends(
         topology=topology,
         node=topology.nodes["web-1"],
         secrets=secretfile.generate(),
-        catalog=Router("catalog", catalog),  # type: ignore[arg-type]
-        shards={name: Router(name, t) for name, t in by_shard.items()},  # type: ignore[misc]
+        catalog=routers["catalog"],  # type: ignore[arg-type]
+        shards={name: routers[name] for name in by_shard},  # type: ignore[misc]
         shard_map=shards.ShardMap(topology, MapInEtcd(topology, empty=not shard_map_in_etcd)),  # type: ignore[arg-type]
         s3=store,
         checks=health.DependencyChecks(checks or {"catalog": lambda: None}, bounds),
+        reads={name: AsyncReads(r) for name, r in routers.items()},  # type: ignore[misc]
     )
     return MemoryShop(backends, catalog, by_shard, store)

@@ -204,7 +204,7 @@ def router(monkeypatch: pytest.MonkeyPatch, probe: Probe) -> db.ClusterRouter:
     router.member_pools = {n: FakeMemberPool(n) for n in router.member_pools}  # type: ignore[misc]
     router.primary_pool = FakeMemberPool("primary")  # type: ignore[assignment]
     router.ejector = Ejector(probe)
-    router._member_answers = probe  # type: ignore[method-assign]
+    router.member_answers = probe  # type: ignore[method-assign]
     replicas = [m.name for m in topology.catalog.members[1:]]
     router.replica_names = lambda: list(replicas)  # type: ignore[method-assign]
     return router

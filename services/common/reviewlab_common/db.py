@@ -211,12 +211,13 @@ class ClusterRouter:
             )
             for m in cluster.members
         }
-        self.ejector = Ejector(self._member_answers)
+        self.ejector = Ejector(self.member_answers)
         self._replicas: list[str] = []
         self._replicas_at = 0.0
         self._lock = threading.Lock()
 
-    def _member_answers(self, name: str) -> bool:
+    def member_answers(self, name: str) -> bool:
+        """Whether member NAME answers a connect now (bounded by the runtime's connect time)."""
         member = self._members[name]
         return accepts_connections(member.address, member.port, self.member_wait_s)
 
@@ -236,6 +237,18 @@ class ClusterRouter:
         self.primary_pool.close()
         for pool in self.member_pools.values():
             pool.close()
+
+    def member_at(self, address: str) -> str:
+        """The name of the member at ADDRESS (the address itself if none is)."""
+        member = self._by_address.get(address)
+        return member.name if member else address
+
+    def cached_replica_names(self) -> list[str] | None:
+        """The replica list if it is fresh enough to use without asking the DNS, else None."""
+        with self._lock:
+            if time.monotonic() - self._replicas_at < DNS_REFRESH_S:
+                return self._replicas
+        return None
 
     def replica_names(self) -> list[str]:
         """Members the DNS lists under replicas.<cluster>, refreshed every few seconds."""
@@ -360,8 +373,7 @@ class ClusterRouter:
         with self.primary() as conn:
             result = work(conn)
             addr = conn.info.host
-        node = self._by_address.get(addr)
-        return result, ReadSource(self.cluster.name, "primary", node.name if node else addr)
+        return result, ReadSource(self.cluster.name, "primary", self.member_at(addr))
 
     def _read_on_replica(
         self, name: str, work: Callable[[psycopg.Connection[Any]], T], min_lsn: str | None
@@ -386,7 +398,7 @@ class ClusterRouter:
             # answer now is down; a busy one costs this read a retry elsewhere, no ejection.
             # A dead member breaks its pooled connections (OperationalError below), so one
             # that served a read this last second is busy, not down.
-            if self.ejector.serving(name, within=1.0) or self._member_answers(name):
+            if self.ejector.serving(name, within=1.0) or self.member_answers(name):
                 log.info("replica %s busy for a read: %s", name, exc)
                 return None
             raise MemberFailed(f"no connection in {self.member_wait_s:.3f} s: {exc}") from exc

@@ -23,10 +23,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     node = settings.this_node()
     backends = Backends.connect(settings.topology(), node)
     backends.open()
+    await backends.open_reads()
     app.state.settings = settings
     app.state.backends = backends
     app.state.delay = DelaySwitch(settings.topology(), node.name)
     yield
+    await backends.close_reads()
     backends.close()
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from reviewlab_common import health, storage
 from reviewlab_common import secrets as lab_secrets
+from reviewlab_common.asyncreads import AsyncReads
 from reviewlab_common.db import ClusterRouter, app_router
 from reviewlab_common.etcd import Etcd, EtcdError
 from reviewlab_common.shards import ShardMap, ShardMapMissing
@@ -37,6 +38,9 @@ class Backends:
     s3: Any
     # Readiness: every dependency checked side by side, bounded (reviewlab_common.health).
     checks: health.DependencyChecks
+    # The hot reads on the event loop, per cluster ("catalog" and each shard): routed as the
+    # routers above route reads, sharing their replica lists and ejections.
+    reads: dict[str, AsyncReads] = field(default_factory=dict)
 
     @classmethod
     def connect(cls, topology: Topology, node: Node) -> Backends:
@@ -66,6 +70,7 @@ class Backends:
                 secrets=secret,
                 extra={"shard map": shard_map_check(shard_map, map_probe)},
             ),
+            reads={name: AsyncReads(r) for name, r in {"catalog": catalog, **shards}.items()},
         )
 
     def open(self) -> None:
@@ -73,6 +78,15 @@ class Backends:
         for shard in self.shards.values():
             shard.open()
         self.shard_map.start_watch()
+
+    async def open_reads(self) -> None:
+        """Open the async read pools: on the event loop, after open()."""
+        for reads in self.reads.values():
+            await reads.open()
+
+    async def close_reads(self) -> None:
+        for reads in self.reads.values():
+            await reads.close()
 
     def close(self) -> None:
         self.checks.close()

@@ -42,7 +42,7 @@ MAX_REVIEW_ID = (1 << 63) - 1
 # number keeps exactly in a double-based client (JavaScript's Number.MAX_SAFE_INTEGER), so the
 # docs page shows it as it is, not rounded to 9223372036854776000.
 MAX_PRODUCT_ID = (1 << 53) - 1
-# What a review reads as: _to_review unpacks these columns in this order.
+# What a review reads as: to_review unpacks these columns in this order.
 REVIEW = (
     tables.reviews.c.id,
     tables.reviews.c.product_id,
@@ -215,7 +215,7 @@ def _mask_key(cutout: str | None) -> str | None:
     return photos.cutout_mask_key(cutout) if cutout else None
 
 
-def _to_review(backends: Backends, row: tuple[Any, ...], shard: str) -> schemas.Review:
+def to_review(backends: Backends, row: tuple[Any, ...], shard: str) -> schemas.Review:
     (rid, product_id, user_id, rating, body, created_at, status, original, cutout, error, votes) = (
         row
     )
@@ -331,7 +331,7 @@ def create(
         return row, inserted is None
 
     (row, replayed), lsn, shard_name = on_owner(backends, bucket, insert)
-    return Written(_to_review(backends, row, shard_name), lsn, replayed)
+    return Written(to_review(backends, row, shard_name), lsn, replayed)
 
 
 def on_owner(
@@ -370,33 +370,6 @@ def shard_of_review(backends: Backends, review_id: int) -> str:
         raise NotFound(f"review {review_id} does not exist") from None
 
 
-def get(
-    backends: Backends, review_id: int, min_lsns: dict[str, str]
-) -> tuple[schemas.Review, ReadSource]:
-    shard_name = shard_of_review(backends, review_id)
-
-    def fetch(conn: psycopg.Connection[Any]) -> tuple[Any, ...] | None:
-        return conn.execute(REVIEW_BY_ID, {"id": review_id}).fetchone()
-
-    row, source = backends.shards[shard_name].read(fetch, min_lsn=min_lsns.get(shard_name))
-    if row is None:
-        raise NotFound(f"review {review_id} does not exist")
-    return _to_review(backends, row, shard_name), source
-
-
-def list_for_product(
-    backends: Backends, product_id: int, *, limit: int, before: int | None, min_lsns: dict[str, str]
-) -> tuple[list[schemas.Review], ReadSource]:
-    shard_name = backends.shard_map.shard_for_product(product_id)
-
-    def fetch(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
-        page = {"product_id": product_id, "before": before, "limit": limit}
-        return conn.execute(PRODUCT_PAGE, page).fetchall()
-
-    rows, source = backends.shards[shard_name].read(fetch, min_lsn=min_lsns.get(shard_name))
-    return [_to_review(backends, r, shard_name) for r in rows], source
-
-
 def list_recent(
     backends: Backends, *, limit: int, min_lsns: dict[str, str]
 ) -> tuple[list[schemas.Review], list[ReadSource]]:
@@ -415,7 +388,7 @@ def list_recent(
             return conn.execute(NEWEST, {"limit": limit, "buckets": owned[shard_name]}).fetchall()
 
         rows, source = backends.shards[shard_name].read(fetch, min_lsn=min_lsns.get(shard_name))
-        return [_to_review(backends, r, shard_name) for r in rows], source
+        return [to_review(backends, r, shard_name) for r in rows], source
 
     with ThreadPoolExecutor(max_workers=len(owned)) as pool:
         results = list(pool.map(one, sorted(owned)))
@@ -504,7 +477,7 @@ def latest_for_products(
             return conn.execute(NEWEST_PER_PRODUCT, wanted).fetchall()
 
         rows, source = backends.shards[shard_name].read(fetch, min_lsn=min_lsns.get(shard_name))
-        return [_to_review(backends, r, shard_name) for r in rows], source
+        return [to_review(backends, r, shard_name) for r in rows], source
 
     found: dict[int, list[schemas.Review]] = {product_id: [] for product_id in product_ids}
     if not by_shard:
@@ -533,4 +506,4 @@ def mark_helpful(backends: Backends, *, review_id: int, user_id: int) -> Written
         return counted, False
 
     (row, replayed), lsn, shard_name = on_owner(backends, shards.bucket_of_review(review_id), vote)
-    return Written(_to_review(backends, row, shard_name), lsn, replayed)
+    return Written(to_review(backends, row, shard_name), lsn, replayed)

@@ -23,7 +23,7 @@ from reviewlab_web.auth import CurrentUserDep
 from reviewlab_web.deps import BackendsDep, ConsistencyDep
 from reviewlab_web.errors import ApiError
 from reviewlab_web.responses import json_reply
-from reviewlab_web.reviews import schemas, service
+from reviewlab_web.reviews import reads, schemas, service
 
 router = APIRouter(prefix="/api", tags=["reviews"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -106,11 +106,11 @@ def post_review(
 
 
 @router.get("/reviews/{review_id}", response_model=schemas.Review, responses={404: {}})
-def get_review(
+async def get_review(
     backends: BackendsDep, positions: ConsistencyDep, response: Response, review_id: int
 ) -> Response:
     try:
-        review, source = service.get(backends, review_id, positions)
+        review, source = await reads.get(backends, review_id, positions)
     except service.NotFound as exc:
         raise ApiError(404, "review_not_found", str(exc)) from exc
     read_from(response, [source])
@@ -168,7 +168,7 @@ def get_product(
 
 
 @router.get("/products/{product_id}/reviews", response_model=schemas.ReviewPage)
-def product_reviews(
+async def product_reviews(
     backends: BackendsDep,
     positions: ConsistencyDep,
     response: Response,
@@ -185,7 +185,7 @@ def product_reviews(
                 422, "bad_cursor", "cursor: pass the next_cursor value of the previous page"
             )
         before = int(cursor)
-    items, source = service.list_for_product(
+    items, source = await reads.list_for_product(
         backends, product_id, limit=limit + 1, before=before, min_lsns=positions
     )
     read_from(response, [source])

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from anyio import from_thread
 from reviewlab_common import tokens
 from reviewlab_common.db import ReadSource
 from reviewlab_common.tables import compiled, products, users
@@ -13,7 +14,7 @@ from sqlalchemy import BigInteger, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from reviewlab_web.backends import Backends
-from reviewlab_web.reviews import schemas
+from reviewlab_web.reviews import reads, schemas
 from reviewlab_web.reviews import service as reviews
 
 # Lab only: the page hands its visitors a short-lived token for this demo user, so the form can
@@ -101,7 +102,8 @@ def _include_posted(
     if any(r.id == review_id for shown in latest.values() for r in shown):
         return
     try:
-        review, _ = reviews.get(backends, review_id, min_lsns)
+        # The shop page runs in the threadpool; the one-review read is async (reviews/reads.py).
+        review, _ = from_thread.run(reads.get, backends, review_id, min_lsns)
     except reviews.NotFound:
         return
     if review.product_id in latest:

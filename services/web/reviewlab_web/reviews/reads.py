@@ -1,0 +1,51 @@
+"""The hot review reads, on the event loop: one review, and a product's page of reviews.
+
+They run on each cluster's AsyncReads (reviewlab_common.asyncreads), so an async route
+serves them with no threadpool hop. The statements and the row-to-review mapping are
+service.py's; only the awaiting is here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reviewlab_common.asyncreads import Conn
+from reviewlab_common.db import ReadSource
+
+from reviewlab_web.backends import Backends
+from reviewlab_web.reviews import schemas, service
+
+Row = tuple[Any, ...]
+
+
+async def get(
+    backends: Backends, review_id: int, min_lsns: dict[str, str]
+) -> tuple[schemas.Review, ReadSource]:
+    """Review REVIEW_ID from the shard its id routes to; service.NotFound if there is none."""
+    shard_name = service.shard_of_review(backends, review_id)
+
+    async def fetch(conn: Conn) -> Row | None:
+        cursor = await conn.execute(service.REVIEW_BY_ID, {"id": review_id})
+        return await cursor.fetchone()
+
+    reads = backends.reads[shard_name]
+    row, source = await reads.read(fetch, min_lsn=min_lsns.get(shard_name))
+    if row is None:
+        raise service.NotFound(f"review {review_id} does not exist")
+    return service.to_review(backends, row, shard_name), source
+
+
+async def list_for_product(
+    backends: Backends, product_id: int, *, limit: int, before: int | None, min_lsns: dict[str, str]
+) -> tuple[list[schemas.Review], ReadSource]:
+    """Up to LIMIT of PRODUCT_ID's reviews older than BEFORE, newest first."""
+    shard_name = backends.shard_map.shard_for_product(product_id)
+    page = {"product_id": product_id, "before": before, "limit": limit}
+
+    async def fetch(conn: Conn) -> list[Row]:
+        cursor = await conn.execute(service.PRODUCT_PAGE, page)
+        return await cursor.fetchall()
+
+    reads = backends.reads[shard_name]
+    rows, source = await reads.read(fetch, min_lsn=min_lsns.get(shard_name))
+    return [service.to_review(backends, r, shard_name) for r in rows], source
