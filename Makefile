@@ -54,7 +54,7 @@ lint: ## ruff format check, ruff, mypy (strict on the shared library)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy services/common/reviewlab_common
-	$(BIN)/mypy services/web/reviewlab_web services/worker/reviewlab_worker infra/lab/reviewlab_lab
+	$(BIN)/mypy services/web/reviewlab_web services/worker/reviewlab_worker services/console/reviewlab_console infra/lab/reviewlab_lab
 
 unit: ## unit tests only (no lab needed)
 	@$(BIN)/pytest tests/unit -q

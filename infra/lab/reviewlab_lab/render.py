@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+import yaml
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.etcd import PATRONI_ETCD_USER, PATRONI_NAMESPACE
+from reviewlab_common.queue import DEAD_LETTER_STREAM, JOBS_STREAM
 from reviewlab_common.storage import MEDIA_BUCKET
 from reviewlab_common.topology import TOPOLOGY_ENV, Node, Topology
 
-from reviewlab_lab import dnsrecords, kinds, loadbalancer, redisacl
+from reviewlab_lab import dnsrecords, kinds, loadbalancer, metricsnodes, redisacl, scrapeconfig
 from reviewlab_lab import install as lab_install
 from reviewlab_lab.files import templates, write_if_changed
 from reviewlab_lab.paths import TOPOLOGY_PATH, LabPaths
@@ -41,6 +43,10 @@ class Program:
         return shlex.split(self.command)
 
 
+# The trace store's bounds: spans kept in memory (a review with a photo makes about 40) and
+# the JVM's heap; a client JIT and the serial collector suit a small, mostly idle service.
+ZIPKIN_MAX_SPANS = 50_000
+ZIPKIN_JVM = "-Xms64m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k"
 # The worker's setting naming its portrait model (reviewlab_worker.settings.WorkerSettings.model).
 MODEL_ENV = "REVIEWLAB_MODEL"
 ConfigWriter = Callable[["Renderer", Node], None]
@@ -128,6 +134,9 @@ class Renderer:
     def _vip(self, node: Node) -> None:
         text = loadbalancer.render_config(self.topology, self.paths, self.jinja)
         self._write(node.name, self.paths.conf / loadbalancer.CONFIG_NAME, text)
+        # The script layer 7 traces requests with; nginx reads it where the config names it.
+        trace_js = loadbalancer.trace_script(self.jinja)
+        self._write(node.name, self.paths.conf / loadbalancer.TRACE_JS, trace_js)
 
     @config_writer("edge")
     def _edge(self, node: Node) -> None:
@@ -146,6 +155,8 @@ class Renderer:
             mutable_ttl="60s",
             mutable_ttl_seconds=60,
             miss_ttl="5s",
+            lab_network=self.topology.lab.internal_network,
+            console=next(iter(self.topology.of_kind("console")), None),
         )
 
     def _conf(self, node: Node, suffix: str) -> Path:
@@ -223,6 +234,17 @@ class Renderer:
             # Clients reach Postgres only from the lab's own network (the machine included).
             lab_network=self.topology.lab.internal_network,
         )
+
+    @config_writer("prometheus")
+    def _prometheus(self, node: Node) -> None:
+        token = self._conf(node, "minio-token")
+        bearer = scrapeconfig.minio_bearer_token(
+            self.secrets.minio_user, self.secrets.minio_password
+        )
+        self._write(node.name, token, bearer + "\n", 0o600)
+        document = scrapeconfig.scrape_config(self.topology, token)
+        text = "# Rendered by `reviewlab up` from infra/topology.toml (scrapeconfig.py).\n"
+        self._write(node.name, self._conf(node, "prometheus.yml"), text + yaml.safe_dump(document))
 
     # Programs --------------------------------------------------------------------------------
     def environment(self, node: Node) -> dict[str, str]:
@@ -311,6 +333,55 @@ class Renderer:
     def _worker(self, node: Node) -> Program:
         env = self.environment(node) | {MODEL_ENV: str(self.install.model)}
         return Program(node, f"{self.install.bin}/python -m reviewlab_worker", env)
+
+    @program_maker("prometheus")
+    def _prometheus_server(self, node: Node) -> Program:
+        conf, data = self._conf(node, "prometheus.yml"), self.paths.data(node.name) / "tsdb"
+        return Program(node, metricsnodes.prometheus_command(node, conf, data))
+
+    @program_maker("nginx-exporter")
+    def _nginx_exporter(self, node: Node) -> Program:
+        return Program(node, metricsnodes.nginx_exporter_command(node, self.topology))
+
+    @program_maker("redis-exporter")
+    def _redis_exporter(self, node: Node) -> Program:
+        env = {"REDIS_PASSWORD": self.secrets.redis_password("metrics")}
+        streams = (JOBS_STREAM, DEAD_LETTER_STREAM)
+        command = metricsnodes.redis_exporter_command(node, self.topology, streams)
+        return Program(node, command, env)
+
+    @program_maker("bind-exporter")
+    def _bind_exporter(self, node: Node) -> Program:
+        return Program(node, metricsnodes.bind_exporter_command(node, self.topology))
+
+    @program_maker("console")
+    def _console(self, node: Node) -> Program:
+        env = self.environment(node) | {
+            metricsnodes.CHARTS_ENV: str(self.install.charts),
+            metricsnodes.REPORTS_ENV: str(self.paths.root / "reports"),
+        }
+        return Program(
+            node,
+            f"{self.install.bin}/uvicorn reviewlab_console.app:app --host {node.address} "
+            f"--port {node.port} --no-access-log --timeout-graceful-shutdown 2",
+            env,
+        )
+
+    @program_maker("zipkin")
+    def _zipkin(self, node: Node) -> Program:
+        # In memory and bounded: past ZIPKIN_MAX_SPANS the oldest traces are dropped, and the
+        # heap cap keeps the JVM's share of two shared cores' memory fixed.
+        env = self.environment(node) | {
+            "STORAGE_TYPE": "mem",
+            "MEM_MAX_SPANS": str(ZIPKIN_MAX_SPANS),
+        }
+        return Program(
+            node,
+            f"/usr/bin/java {ZIPKIN_JVM} -jar {self.install.zipkin_jar} "
+            f"--armeria.ports[0].ip={node.address} --armeria.ports[0].port={node.port} "
+            "--armeria.ports[0].protocols[0]=http",
+            env,
+        )
 
     def _nginx(self, node: Node, conf: Path) -> Program:
         prefix = self.paths.data(node.name)
