@@ -86,6 +86,9 @@ class Mover:
         # The map's revision after this runner's last flip, and when its freeze began.
         self.map_revision = 0
         self._frozen_at: float | None = None
+        # Where the current freeze's time went: phase -> milliseconds.
+        self._parts: dict[str, float] = {}
+        self._last_mark = 0.0
         self.etcd = record.root(topology)
         self.progress = progress or Progress()
         self.hold_at = os.environ.get(HOLD_ENV, "")
@@ -217,18 +220,25 @@ class Mover:
             self.progress.phase = (
                 f"cutover (attempt {attempt}): writes to {len(buckets)} buckets wait"
             )
-            frozen_at = time.monotonic()
+            # Read before the freeze; the flip fails (and reopens) if the map changed since.
+            placed = record.placement(self.etcd)
+            frozen_at = self._last_mark = time.monotonic()
+            self._parts = {}
             fencing.set_fence(source, buckets, fence.CLOSED, lease_s=CLOSE_LEASE_S)
+            self._mark("close source")
             try:
                 self.progress.changes_replayed += fencing.replay_changes(source, target, buckets)
                 self.progress.lag = 0
+                self._mark("replay")
                 step.verified = self._verify(step, source, target)
+                self._mark("verify")
                 self._replicas_caught_up(target)
+                self._mark("target replicas")
                 if time.monotonic() - frozen_at > FREEZE_BUDGET_S:
                     raise FreezeTooLong(
                         f"the cutover reached {time.monotonic() - frozen_at:.2f} s before its flip"
                     )
-                mapping, map_revision = record.placement(self.etcd)
+                mapping, map_revision = placed
                 mapping.update(dict.fromkeys(buckets, move.target))
                 step.phase = FLIPPED
                 try:
@@ -236,6 +246,7 @@ class Mover:
                 except EtcdError:
                     step.phase = COPIED
                     raise
+                self._mark("flip")
             except FreezeTooLong as exc:
                 fencing.set_fence(source, buckets, fence.CAPTURE)
                 self.progress.note(f"cutover given up, writes reopened: {exc}")
@@ -261,19 +272,23 @@ class Mover:
             try:
                 fencing.set_fence(source, buckets, fence.CLOSED)
                 self.progress.changes_replayed += fencing.replay_changes(source, target, buckets)
-                revision = getattr(self, "map_revision", 0)
+                self._mark("close source for good")
+                revision = self.map_revision
                 behind = (
                     webtier.wait_for_map(self.topology, revision, WEB_MAP_S) if revision else []
                 )
                 if behind:
                     self.progress.note(f"web servers without the new map yet: {', '.join(behind)}")
+                self._mark("web servers' map")
                 fencing.set_fence(target, buckets, fence.OPEN)
+                self._mark("open target")
                 break
             except KeyboardInterrupt as exc:
                 interrupted = exc  # the target must open: the map already points at it
         frozen_at = self._frozen_at
         if frozen_at is not None:
             step.freeze_s = round(time.monotonic() - frozen_at, 3)
+            step.freeze_parts_ms = dict(self._parts)
             self.progress.freezes.append(step.freeze_s)
             self._frozen_at = None
         self.progress.note(
@@ -300,6 +315,11 @@ class Mover:
             "votes": sum(before[b][1] for b in step.buckets),
             "buckets_checked": len(step.buckets),
         }
+
+    def _mark(self, part: str) -> None:
+        now = time.monotonic()
+        self._parts[part] = round((now - self._last_mark) * 1000, 1)
+        self._last_mark = now
 
     def _hold(self, phase: str) -> None:
         if self.hold_at == phase:

@@ -44,6 +44,8 @@ class StepRecord:
     freeze_s: float | None = None
     attempts: int = 0
     verified: dict[str, Any] = field(default_factory=dict)
+    # Where the freeze went, phase by phase (ms).
+    freeze_parts_ms: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass

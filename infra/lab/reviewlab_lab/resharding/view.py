@@ -151,6 +151,11 @@ def as_markdown(result: dict[str, Any]) -> str:
             f"{step['changes_replayed']} | {shown(step['freeze_s'])} | {step['phase']} | "
             f"{checked} |"
         )
+    parts = [s.get("freeze_parts_ms") for s in result["steps"] if s.get("freeze_parts_ms")]
+    if parts:
+        lines += ["", "Where each freeze went (ms):", ""]
+        for number, part in enumerate(parts, 1):
+            lines.append(f"- step {number}: " + ", ".join(f"{k} {v}" for k, v in part.items()))
     if result["notes"]:
         lines += ["", *[f"- {note}" for note in result["notes"]]]
     return "\n".join(lines) + "\n"
