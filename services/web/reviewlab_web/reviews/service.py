@@ -370,32 +370,6 @@ def shard_of_review(backends: Backends, review_id: int) -> str:
         raise NotFound(f"review {review_id} does not exist") from None
 
 
-def list_recent(
-    backends: Backends, *, limit: int, min_lsns: dict[str, str]
-) -> tuple[list[schemas.Review], list[ReadSource]]:
-    """Newest reviews across every shard: each shard queried in parallel, then merged by id."""
-
-    placement = backends.shard_map.snapshot()
-    if not placement:
-        backends.shard_map.refresh()  # no map held yet: read it, or fail saying why
-        placement = backends.shard_map.snapshot()
-    owned: dict[str, list[int]] = {}
-    for bucket, shard_name in placement.items():
-        owned.setdefault(shard_name, []).append(bucket)
-
-    def one(shard_name: str) -> tuple[list[schemas.Review], ReadSource]:
-        def fetch(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
-            return conn.execute(NEWEST, {"limit": limit, "buckets": owned[shard_name]}).fetchall()
-
-        rows, source = backends.shards[shard_name].read(fetch, min_lsn=min_lsns.get(shard_name))
-        return [to_review(backends, r, shard_name) for r in rows], source
-
-    with ThreadPoolExecutor(max_workers=len(owned)) as pool:
-        results = list(pool.map(one, sorted(owned)))
-    merged = sorted((r for rows, _ in results for r in rows), key=lambda r: r.id, reverse=True)
-    return merged[:limit], [source for _, source in results]
-
-
 def list_products(
     backends: Backends, *, limit: int, after: int
 ) -> tuple[list[schemas.CatalogProduct], ReadSource]:
@@ -414,35 +388,6 @@ def list_products(
         )
         for pid, name, key in rows
     ], source
-
-
-def product(
-    backends: Backends, product_id: int, min_lsns: dict[str, str]
-) -> tuple[schemas.Product, list[ReadSource]]:
-    def fetch(conn: psycopg.Connection[Any]) -> tuple[Any, ...] | None:
-        return conn.execute(PRODUCT, {"id": product_id}).fetchone()
-
-    row, catalog_source = backends.catalog.read(fetch)
-    if row is None:
-        raise NotFound(f"product {product_id} does not exist")
-    shard_name = backends.shard_map.shard_for_product(product_id)
-
-    def stats(conn: psycopg.Connection[Any]) -> tuple[Any, ...] | None:
-        return conn.execute(RATINGS, {"product_id": product_id}).fetchone()
-
-    counts, shard_source = backends.shards[shard_name].read(stats, min_lsn=min_lsns.get(shard_name))
-    count, average = counts if counts else (0, None)
-    return (
-        schemas.Product(
-            id=row[0],
-            name=row[1],
-            image_url=cdn_url(backends, row[2]) if row[2] else None,
-            rating_count=count,
-            rating_average=round(average, 2) if average is not None else None,
-            shard=shard_name,
-        ),
-        [catalog_source, shard_source],
-    )
 
 
 def delete(backends: Backends, *, review_id: int, user_id: int) -> tuple[str, str]:

@@ -118,14 +118,14 @@ async def get_review(
 
 
 @router.get("/reviews", response_model=schemas.RecentReviews)
-def recent_reviews(
+async def recent_reviews(
     backends: BackendsDep,
     positions: ConsistencyDep,
     response: Response,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Response:
-    """The newest reviews across all shards (each shard queried in parallel)."""
-    items, sources = service.list_recent(backends, limit=limit, min_lsns=positions)
+    """The newest reviews across all shards (every shard asked at once)."""
+    items, sources = await reads.list_recent(backends, limit=limit, min_lsns=positions)
     read_from(response, sources)
     return json_reply(schemas.RecentReviews(items=items), response)
 
@@ -156,11 +156,11 @@ def list_products(
 
 
 @router.get("/products/{product_id}", response_model=schemas.Product, responses={404: {}})
-def get_product(
+async def get_product(
     backends: BackendsDep, positions: ConsistencyDep, response: Response, product_id: ProductId
 ) -> Response:
     try:
-        found, sources = service.product(backends, product_id, positions)
+        found, sources = await reads.product(backends, product_id, positions)
     except service.NotFound as exc:
         raise ApiError(404, "product_not_found", str(exc)) from exc
     read_from(response, sources)
