@@ -1,13 +1,16 @@
 """The bench's FastAPI peer: bare_app.py beside each web server, behind the vIP's nginx.
 
-Each peer runs on its web server's address and the next port (loadbalancer.bench_peers), with
-the web servers' uvicorn settings; the vIP's ceiling server proxies them under PEER_PATH.
+Each peer runs where its web server runs (on the machine natively, inside the web server's
+container under Compose: Runtime.exec_command), on the web server's address and the next
+port (loadbalancer.bench_peers), with the web servers' uvicorn settings; the vIP's ceiling
+server proxies them under PEER_PATH. A peer ends itself after LIFETIME_S, so one left by a
+killed bench (or inside a container, where stopping `docker exec` does not stop it) is gone
+soon after.
 """
 
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,12 +18,19 @@ from pathlib import Path
 
 import httpx
 from reviewlab_common.topology import Topology
-from reviewlab_lab import loadbalancer
-from reviewlab_lab.paths import REPO
+from reviewlab_lab import install, loadbalancer
+from reviewlab_lab.runtimes.base import Runtime
 
-# The web servers' uvicorn flags (reviewlab_lab.render), less the app and the address.
-UVICORN_FLAGS = ("--no-access-log", "--timeout-graceful-shutdown", "5")
-START_S = 10.0
+BARE_APP = Path(__file__).with_name("bare_app.py")
+# The web servers' uvicorn settings (reviewlab_lab.render: --no-access-log,
+# --timeout-graceful-shutdown 5), as uvicorn.run() takes them.
+SERVE = """
+import os, threading, uvicorn
+threading.Timer({lifetime}, os._exit, (0,)).start()
+uvicorn.run(app, host={address!r}, port={port}, access_log=False, timeout_graceful_shutdown=5)
+"""
+START_S = 20.0
+LIFETIME_S = 300
 
 
 def peer_url(topology: Topology) -> str:
@@ -35,33 +45,35 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _argv(uvicorn: Path, address: str, port: int) -> list[str]:
-    app = [str(uvicorn), "tests.bench.bare_app:app"]
-    return [*app, "--host", address, "--port", str(port), *UVICORN_FLAGS]
+def argv(address: str, port: int, lifetime_s: int = LIFETIME_S) -> list[str]:
+    """The lab venv's Python running bare_app.py's source on ADDRESS:PORT (the same path in
+    the images as on the machine)."""
+    serve = SERVE.format(lifetime=lifetime_s, address=address, port=port)
+    python = install.current().venv / "bin" / "python"
+    return [str(python), "-c", BARE_APP.read_text() + serve]
 
 
 @contextmanager
-def running(topology: Topology) -> Iterator[str | None]:
+def running(topology: Topology, runtime: Runtime) -> Iterator[str | None]:
     """Start the peers; yield the URL of their /healthz through the vIP, None if unreachable."""
-    uvicorn = Path(sys.executable).with_name("uvicorn")
-    peers = loadbalancer.bench_peers(topology)
+    webs = topology.of_kind("web")
+    bench_peers = loadbalancer.bench_peers(topology)
     servers = [
         subprocess.Popen(
-            _argv(uvicorn, address, port),
-            cwd=REPO,
+            runtime.exec_command(web.name, argv(address, port)),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        for address, port in peers
+        for web, (address, port) in zip(webs, bench_peers, strict=True)
     ]
     url = f"{peer_url(topology)}healthz"
     try:
-        # Each peer itself first: a refused connect through the vIP would mark it failed there.
-        direct = [f"http://{address}:{port}/healthz" for address, port in peers]
+        # Each peer itself first (on the lab network's addresses under Compose, which exists
+        # while the lab runs): a refused connect through the vIP would mark it failed there.
+        direct = [f"http://{address}:{port}/healthz" for address, port in bench_peers]
         limit = time.monotonic() + START_S
         while time.monotonic() < limit and not all(_answers(u) for u in direct):
-            time.sleep(0.1)
-        # Under Compose the vIP runs in a container and cannot reach a process on the machine.
+            time.sleep(0.2)
         yield url if _answers(url) else None
     finally:
         for server in servers:

@@ -214,7 +214,7 @@ def measure(topology: Topology, duration: int, connections: int) -> tuple[list[F
         return bench_lb.wrk(label, url, duration, connections, headers)
 
     ceiling = wrk("(a) nginx ceiling", f"http://{lb.host_address}:{lb.ceiling_port}/")
-    with bench_peer.running(topology) as peer_url:
+    with bench_peer.running(topology, runtimes.of(topology)) as peer_url:
         # Side by side: the bare peer, our /healthz, the peer again (the better of its two).
         peers = [wrk("(b) bare FastAPI peer", peer_url)] if peer_url else []
         floor = wrk("(b) FastAPI floor", f"{vip}/healthz")
@@ -275,7 +275,7 @@ def measure(topology: Topology, duration: int, connections: int) -> tuple[list[F
         Figure(
             "(b) a bare FastAPI app (one async `/healthz`, tests/bench/bare_app.py) beside each "
             "web server, same uvicorn settings, behind the same nginx",
-            rps(peer) if peer else "not measured: the vIP cannot reach it (Compose)",
+            rps(peer) if peer else "not measured: the peers did not answer through the vIP",
             f"{floor.per_second / peer.per_second:.2f} = (b) ÷ peer" if peer else "",
             "(b) ≥ 0.9 × peer",
             verdict(floor.per_second >= 0.9 * peer.per_second) if peer else "",
