@@ -215,6 +215,7 @@ def test_a_node_of_a_new_kind_still_gets_a_box(topology: Topology) -> None:
 
 
 def test_an_edges_syslog_line_is_counted() -> None:
-    assert edgelog.parse(b"<190>Dec  2 10:30:00 edge: HIT\t-") == ("HIT", 0)
-    assert edgelog.parse(b"<190>Dec  2 10:30:00 edge: MISS\t127.0.0.60:9000") == ("MISS", 1)
+    assert edgelog.parse(b"<190>Dec  2 10:30:00 edge: edge-1\tHIT\t-") == ("edge-1", "HIT", 0)
+    line = b"<190>Dec  2 10:30:00 edge: edge-1\tMISS\t127.0.0.60:9000"
+    assert edgelog.parse(line) == ("edge-1", "MISS", 1)
     assert edgelog.parse(b"<190>Dec  2 10:30:00 other: HIT\t-") is None

@@ -12,14 +12,14 @@ from html import escape
 
 from reviewlab_common.topology import Node, Topology
 
-BOX_W, BOX_H, GAP, GROUP_GAP = 128, 66, 14, 30
+BOX_W, BOX_H, GAP, GROUP_GAP = 136, 70, 12, 30
 ROW_STEP, TOP, MARGIN = 120, 40, 40
 # The widest a line of boxes may be before the tier wraps onto the next line.
 MAX_W = 1400
 # (tier title, the kinds in it, left to right); the client is drawn, not a node.
 TIERS: list[tuple[str, tuple[str, ...]]] = [
     ("shoppers", ("client",)),
-    ("entry: DNS, the vIP, the CDN edge", ("dns", "lb", "edge")),
+    ("entry: DNS, the vIP, the CDN", ("dns", "lb", "edge", "shield")),
     ("web servers", ("web",)),
     ("databases and the shard map", ("postgres", "etcd")),
     ("photo jobs and media", ("redis", "worker", "minio")),
@@ -37,7 +37,8 @@ CAPTIONS = {
     "etcd": "etcd: Patroni's leader keys and the bucket-to-shard map",
     "redis": "Redis stream: photo jobs waiting, pending (taken, not done), dead letters",
     "worker": "segmentation worker: relays the outbox to Redis and cuts the person out",
-    "minio": "MinIO: the private photo bucket (only the edge may read it)",
+    "shield": "nginx origin shield: the edges pull from it, and only it reads MinIO",
+    "minio": "MinIO: the private photo bucket (only the CDN may read it)",
     "metrics": "Prometheus: scrapes every node every 2 s; this page reads it",
     "nginx-exporter": "reads nginx's stub_status for Prometheus",
     "redis-exporter": "reads Redis's INFO and the job streams for Prometheus",
@@ -144,8 +145,9 @@ def _arrow(a: tuple[float, float], b: tuple[float, float], label: str = "") -> s
     )
     if not label:
         return line
-    mx, my = (a[0] + b[0]) / 2, (a[1] + b[1]) / 2
-    return line + f'<text class="arrow-label" x="{mx + 4:.0f}" y="{my:.0f}">{escape(label)}</text>'
+    # Near the head, so labels of arrows leaving one box do not overlap.
+    lx, ly = a[0] + (b[0] - a[0]) * 0.62, a[1] + (b[1] - a[1]) * 0.62
+    return line + f'<text class="arrow-label" x="{lx + 5:.0f}" y="{ly:.0f}">{escape(label)}</text>'
 
 
 def _arrows(boxes: list[Box], groups: list[Group]) -> list[str]:
@@ -193,17 +195,25 @@ def _arrows(boxes: list[Box], groups: list[Group]) -> list[str]:
     if minio and workers:
         last = workers[-1]
         out.append(_arrow((last.x + BOX_W, last.y + BOX_H / 2), (minio.x, minio.y + BOX_H / 2)))
-    for edge in by_kind.get("edge", []) if minio else []:
-        # Around the right of the diagram: pull on a MISS.
+    # The CDN: edges pull from the shield when there is one, and the last tier from MinIO,
+    # around the right of the diagram (a MISS).
+    shield = first("shield")
+    if shield is not None:
+        for edge in by_kind.get("edge", []):
+            out.append(
+                _arrow((edge.x + BOX_W, edge.y + BOX_H / 2), (shield.x, shield.y + BOX_H / 2))
+            )
+    pullers = [shield] if shield is not None else by_kind.get("edge", [])
+    right = max(b.x for b in boxes) + BOX_W + 20
+    for puller in pullers if minio is not None else []:
         assert minio is not None
-        right = max(b.x for b in boxes) + BOX_W + 20
         path = (
-            f"M{edge.x + BOX_W:.0f},{edge.y + BOX_H / 2:.0f} H{right:.0f} "
+            f"M{puller.x + BOX_W:.0f},{puller.y + BOX_H / 2:.0f} H{right:.0f} "
             f"V{minio.y + BOX_H / 2:.0f} H{minio.x + BOX_W:.0f}"
         )
         out.append(f'<path class="arrow" d="{path}" fill="none" marker-end="url(#head)"/>')
         out.append(
-            f'<text class="arrow-label" x="{right + 4:.0f}" y="{(edge.y + minio.y) / 2:.0f}">'
+            f'<text class="arrow-label" x="{right + 4:.0f}" y="{(puller.y + minio.y) / 2:.0f}">'
             "MISS: pull</text>"
         )
     return out
@@ -215,17 +225,18 @@ def _box(box: Box) -> str:
     address = f"{node.address}:{node.port}" if node else "outside the lab"
     name = escape(box.name)
     state = "state-unknown" if node else "state-client"
+    x, y = box.x, box.y
     return (
         f'<g class="node kind-{box.kind} {state}" id="node-{name}" data-node="{name}">'
         f"<title>{name}: {caption}</title>"
-        f'<rect x="{box.x:.0f}" y="{box.y:.0f}" width="{BOX_W}" height="{BOX_H}" rx="6"/>'
-        f'<text class="name" x="{box.x + 8:.0f}" y="{box.y + 15:.0f}">{name}</text>'
-        f'<text class="state" id="state-{name}" x="{box.x + BOX_W - 8:.0f}" '
-        f'y="{box.y + 15:.0f}" text-anchor="end">{"" if node else "client"}</text>'
-        f'<text class="role" id="role-{name}" x="{box.x + 8:.0f}" y="{box.y + 30:.0f}">'
+        f'<rect x="{x:.0f}" y="{y:.0f}" width="{BOX_W}" height="{BOX_H}" rx="6"/>'
+        f'<text class="name" x="{x + 7:.0f}" y="{y + 15:.0f}">{name}</text>'
+        f'<text class="role" id="role-{name}" x="{x + 7:.0f}" y="{y + 30:.0f}">'
         f"{escape(box.kind)}</text>"
-        f'<text class="address" x="{box.x + 8:.0f}" y="{box.y + 44:.0f}">{address}</text>'
-        f'<text class="figure" id="fig-{name}" x="{box.x + 8:.0f}" y="{box.y + 58:.0f}"></text>'
+        f'<text class="state" id="state-{name}" x="{x + BOX_W - 7:.0f}" y="{y + 30:.0f}" '
+        f'text-anchor="end">{"" if node else "client"}</text>'
+        f'<text class="address" x="{x + 7:.0f}" y="{y + 45:.0f}">{address}</text>'
+        f'<text class="figure" id="fig-{name}" x="{x + 7:.0f}" y="{y + 61:.0f}"></text>'
         "</g>"
     )
 

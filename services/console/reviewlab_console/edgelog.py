@@ -1,6 +1,6 @@
 """The CDN edges' cache statuses, counted: each edge sends one syslog datagram per media
-request (`$upstream_cache_status<TAB>$upstream_addr`, edge.conf.j2), and the console counts
-them for Prometheus, which reads them on the console's /metrics."""
+request (`<edge> <cache status> <upstream addresses>`, tab-separated, edge.conf.j2), and the
+console counts them for Prometheus, which reads them on the console's /metrics."""
 
 from __future__ import annotations
 
@@ -21,15 +21,16 @@ ORIGIN_FETCHES = Counter(
 TAG = "edge: "
 
 
-def parse(datagram: bytes) -> tuple[str, int] | None:
-    """(cache status, origin fetches) of one syslog line; None when it is not an edge's."""
+def parse(datagram: bytes) -> tuple[str, str, int] | None:
+    """(edge, cache status, origin fetches) of one syslog line; None when not an edge's."""
     text = datagram.decode("utf-8", "replace")
     _, found, message = text.partition(TAG)
-    if not found:
+    fields = message.strip("\n").split("\t")
+    if not found or len(fields) != 3:
         return None
-    cache, _, upstream = message.strip().partition("\t")
+    edge, cache, upstream = fields
     fetched = [a for a in upstream.replace(" : ", ", ").split(", ") if a and a != "-"]
-    return (cache if cache and cache != "-" else "NONE"), len(fetched)
+    return edge, (cache if cache and cache != "-" else "NONE"), len(fetched)
 
 
 class EdgeLog(asyncio.DatagramProtocol):
@@ -37,14 +38,16 @@ class EdgeLog(asyncio.DatagramProtocol):
         self.topology = topology
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
-        node = self.topology.node_at(str(addr[0]))
         parsed = parse(data)
-        if node is None or node.kind != "edge" or parsed is None:
+        if parsed is None:
+            return
+        edge, cache, fetches = parsed
+        node = self.topology.nodes.get(edge)
+        if node is None or node.kind != "edge":
             return  # only the lab's edges are counted
-        cache, fetches = parsed
-        EDGE_REQUESTS.labels(node.name, cache).inc()
+        EDGE_REQUESTS.labels(edge, cache).inc()
         if fetches:
-            ORIGIN_FETCHES.labels(node.name).inc(fetches)
+            ORIGIN_FETCHES.labels(edge).inc(fetches)
 
 
 async def listen(topology: Topology, address: str, port: int) -> asyncio.DatagramTransport:

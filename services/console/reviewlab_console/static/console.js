@@ -11,7 +11,7 @@ function figureText(node, state) {
   const f = node.figures || {};
   switch (node.kind) {
     case "web":
-      return `${fmt(f.req_s, 1)} req/s · p99 ${fmt(f.p99_ms)} ms · ${percent(f.share)}`;
+      return `${fmt(f.req_s, 1)}/s · p99 ${fmt(f.p99_ms)}ms · ${percent(f.share)}`;
     case "postgres":
       if (node.role === "primary") return "takes the writes";
       return `lag ${fmt(f.lag_bytes)} B · ${fmt(f.lag_s, 1)} s`;
@@ -19,7 +19,7 @@ function figureText(node, state) {
       return `hit ${percent(f.hit_ratio)} · origin ${fmt(f.origin_s, 2)}/s`;
     case "redis": {
       const q = state.queue;
-      return `jobs ${fmt(q.depth)} · pending ${fmt(q.pending)} · dead ${fmt(q.dead)}`;
+      return `stream ${fmt(q.depth)} · pend ${fmt(q.pending)} · dead ${fmt(q.dead)}`;
     }
     case "worker":
       return `cutouts ${fmt(state.queue.cutouts_s, 2)}/s (all)`;
