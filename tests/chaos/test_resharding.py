@@ -154,6 +154,13 @@ def start_held(topology: Topology, buckets: list[int]) -> subprocess.Popen[str]:
     )
 
 
+def stop(moving: subprocess.Popen[str]) -> str:
+    """SIGKILL the runner (a runner killed, not stopped); what it printed."""
+    moving.send_signal(signal.SIGKILL)
+    out, _ = moving.communicate(timeout=10)
+    return out
+
+
 def held_at_copied(topology: Topology) -> record.MoveRecord:
     def phase() -> record.MoveRecord | None:
         found = record.current(record.root(topology))
@@ -182,8 +189,7 @@ def test_a_killed_move_leaves_the_map_on_its_source_and_resumes(
         held = held_at_copied(topology)
         assert rows_on(topology, TARGET, buckets) == held.steps[0].rows_copied
     finally:
-        moving.send_signal(signal.SIGKILL)
-        moving.wait(timeout=10)
+        stop(moving)
     # Killed mid-move: the map still points at the source, which takes writes (captured).
     assert runner.placement(topology) == placement
     assert fences_on(topology, source, buckets) == {"capture"}
@@ -208,8 +214,7 @@ def test_an_aborted_move_leaves_the_old_placement_intact(
     try:
         held_at_copied(topology)
     finally:
-        moving.send_signal(signal.SIGKILL)
-        moving.wait(timeout=10)
+        stop(moving)
     done = subprocess.run(
         ["reviewlab", "shard", "move", "--abort"], capture_output=True, text=True, timeout=60
     )
@@ -243,5 +248,4 @@ def test_a_second_move_is_refused_while_one_is_in_progress(
         )
         assert resumed.returncode == 1 and "another move runner is at work" in resumed.stderr
     finally:
-        moving.send_signal(signal.SIGKILL)
-        moving.wait(timeout=10)
+        stop(moving)
