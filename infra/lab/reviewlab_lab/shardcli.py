@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any
 
+from reviewlab_common import shards
 from reviewlab_common.topology import Topology
 
 from reviewlab_lab.errors import LabFailed
@@ -126,8 +128,13 @@ def add(topology: Topology, name: str) -> str:
             "nodes in infra/topology.toml first"
         )
     etcd = record.root(topology)
-    was = name in record.registered(etcd, topology) and etcd.get("/reviewlab/shardset")
+    found = etcd.get(shards.SHARD_SET_KEY)
+    was = found is not None and name in json.loads(found[0])
     lifecycle.up(topology)
+    if not was:
+        # Web servers and workers make their shard routers (and the relay its listeners)
+        # when they start: a shard new to them needs them started again, one at a time.
+        restart_services(topology)
     mapping, _ = record.placement(etcd)
     held = sum(1 for s in mapping.values() if s == name)
     state = "was registered already" if was else "registered"
@@ -135,3 +142,19 @@ def add(topology: Topology, name: str) -> str:
         f"{name}: {len(cluster.members)} nodes running, schema at head, in the DNS, {state} in "
         f"the shard map with {held} buckets; `reviewlab shard move BUCKETS --to {name}` fills it"
     )
+
+
+def restart_services(topology: Topology) -> None:
+    """Every web server and worker restarted in turn, each ready before the next."""
+    from reviewlab_lab import ready, runtimes
+
+    runtime = runtimes.of(topology)
+    for node in [*topology.of_kind("web"), *topology.of_kind("worker")]:
+        runtime.restart(node.name)
+        failed = ready.wait_ready(topology, [node], report=lambda *_: None)
+        if failed:
+            raise LabFailed(
+                f"{node.name} was restarted to learn the new shard and is not ready: "
+                "`reviewlab status` shows why"
+            )
+        print(f"  {node.name} restarted: it routes to the new shard", flush=True)
