@@ -12,6 +12,7 @@ VENV=$(setting venv)
 CACHE=$(setting cache_dir)
 MINIO_VERSION=$(setting minio_version)
 CHARTS_VERSION=$(setting charts_version)
+ZIPKIN_VERSION=$(setting zipkin_version)
 TAG=${REVIEWLAB_IMAGE_TAG:-dev}
 REGISTRY_BASE=debian:bookworm-slim
 LOCAL_BASE=reviewlab/debian:bookworm
@@ -21,7 +22,7 @@ PYPROJECTS=(services/common/pyproject.toml services/web/pyproject.toml
   services/worker/pyproject.toml services/console/pyproject.toml infra/lab/pyproject.toml)
 # One Dockerfile, one target per image; the context is the repository root.
 DOCKERFILE=infra/docker/Dockerfile
-IMAGES=(app postgres nginx dns etcd redis minio metrics)
+IMAGES=(app postgres nginx dns etcd redis minio metrics tracing)
 
 TOTAL=$((3 + ${#IMAGES[@]}))
 BUILD_STARTED=$(date +%s%N)
@@ -121,6 +122,16 @@ else
   rm -f "$STAGE/charts/"*
   echo "      charts: fetched by the image's charts stage"
 fi
+zipkin="$CACHE/zipkin-$ZIPKIN_VERSION/zipkin-server-exec.jar"
+mkdir -p "$STAGE/zipkin"
+if [ -s "$zipkin" ]; then
+  ln -f "$zipkin" "$STAGE/zipkin/zipkin-server-exec.jar" 2>/dev/null \
+    || cp "$zipkin" "$STAGE/zipkin/zipkin-server-exec.jar"
+  echo "      Zipkin: $zipkin"
+else
+  rm -f "$STAGE/zipkin/zipkin-server-exec.jar"
+  echo "      Zipkin: fetched by the image's zipkin stage (Maven)"
+fi
 done_step
 
 for name in "${IMAGES[@]}"; do
@@ -129,6 +140,7 @@ for name in "${IMAGES[@]}"; do
   args=(-f "$DOCKERFILE" --target "$name" -t "$image" --build-arg "BASE=$BASE")
   [ "$name" != minio ] || args+=(--build-arg "MINIO_VERSION=$MINIO_VERSION" "${GO_IMAGE[@]}")
   [ "$name" != app ] || args+=(--build-arg "CHARTS_VERSION=$CHARTS_VERSION")
+  [ "$name" != tracing ] || args+=(--build-arg "ZIPKIN_VERSION=$ZIPKIN_VERSION")
   log="$LOGS/$name.log"
   if ! BUILDKIT_PROGRESS=plain docker build "${args[@]}" . >"$log" 2>&1; then
     trap - ERR

@@ -249,3 +249,23 @@ def test_a_second_move_is_refused_while_one_is_in_progress(
         assert resumed.returncode == 1 and "another move runner is at work" in resumed.stderr
     finally:
         stop(moving)
+
+
+def test_shard_add_on_a_running_lab_keeps_the_shard_empty_and_refuses_an_unknown_one(
+    topology: Topology, placement: dict[int, str]
+) -> None:
+    done = subprocess.run(
+        ["reviewlab", "shard", "add", TARGET], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{TARGET}: 2 nodes running, schema at head, in the DNS" in done.stdout
+    assert "in the shard map with 0 buckets" in done.stdout
+    assert TARGET in record.registered(record.root(topology), topology)
+    assert runner.placement(topology) == placement
+    unknown = subprocess.run(
+        ["reviewlab", "shard", "add", "reviews-9"], capture_output=True, text=True, timeout=30
+    )
+    assert unknown.returncode == 1 and unknown.stderr.count("\n") == 1
+    assert "unknown shard 'reviews-9': declare [clusters.reviews-9]" in unknown.stderr
+    status = subprocess.run(["reviewlab", "shard", "status"], capture_output=True, text=True)
+    assert f"{TARGET}       0 buckets  -" in status.stdout

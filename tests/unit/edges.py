@@ -166,6 +166,7 @@ class OutboxRow:
     id: int
     payload: str
     published: bool = False
+    traceparent: str | None = None  # the request's trace, as the web server stored it
 
 
 @dataclass
@@ -226,7 +227,7 @@ class FakeShardConnection:
             self.staged.append(lambda: self._failed(p["id"], p["error"], p["attempts"]))
         elif sql == relay.UNPUBLISHED:
             fresh = [r for r in outbox if not r.published][: p["limit"]]
-            self.rows = [(r.id, json.loads(r.payload)) for r in fresh]
+            self.rows = [(r.id, json.loads(r.payload), r.traceparent) for r in fresh]
         elif sql == relay.MARK_PUBLISHED:
             self.staged.append(lambda: self._published(p["ids"]))
         else:

@@ -130,6 +130,21 @@ KINDS: dict[str, KindSpec] = {
             role="origin",
             provisioning_needs_it=True,
         ),
+        # The CDN's origin shield: the edges' one upstream, and the one reader of MinIO.
+        KindSpec(
+            "shield",
+            config="shield",
+            program="edge",  # the same nginx as an edge, with its own config
+            image="nginx",
+            stateful=True,
+            stop_priority=48,
+            ready_check="http",
+            ready_url=_http("/healthz"),
+            ready_deadline_s=30,
+            role="shield",
+            reload_on_hup=True,
+            after=("minio",),
+        ),
         KindSpec(
             "edge",
             config="edge",
@@ -142,7 +157,7 @@ KINDS: dict[str, KindSpec] = {
             ready_deadline_s=30,
             role="edge",
             reload_on_hup=True,
-            after=("minio",),
+            after=("shield",),
             published=("tcp",),
         ),
         KindSpec(
@@ -211,7 +226,7 @@ KINDS: dict[str, KindSpec] = {
             ready_url=_http("/metrics"),
             ready_deadline_s=30,
             role="exporter",
-            after=("lb", "edge"),
+            after=("lb", "edge", "shield"),
         ),
         KindSpec(
             "redis-exporter",

@@ -13,13 +13,22 @@ from pathlib import Path
 from typing import TypeVar
 
 import yaml
+from reviewlab_common import cdn
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.etcd import PATRONI_ETCD_USER, PATRONI_NAMESPACE
 from reviewlab_common.queue import DEAD_LETTER_STREAM, JOBS_STREAM
 from reviewlab_common.storage import MEDIA_BUCKET
 from reviewlab_common.topology import TOPOLOGY_ENV, Node, Topology
 
-from reviewlab_lab import dnsrecords, kinds, loadbalancer, metricsnodes, redisacl, scrapeconfig
+from reviewlab_lab import (
+    dnsrecords,
+    geodns,
+    kinds,
+    loadbalancer,
+    metricsnodes,
+    redisacl,
+    scrapeconfig,
+)
 from reviewlab_lab import install as lab_install
 from reviewlab_lab.files import templates, write_if_changed
 from reviewlab_lab.paths import TOPOLOGY_PATH, LabPaths
@@ -43,10 +52,17 @@ class Program:
         return shlex.split(self.command)
 
 
-# The trace store's bounds: spans kept in memory (a review with a photo makes about 40) and
-# the JVM's heap; a client JIT and the serial collector suit a small, mostly idle service.
-ZIPKIN_MAX_SPANS = 50_000
+# The trace store's bounds: spans kept in memory (a review with a photo makes about 30, a
+# listing 5; 50,000 filled the 256 MB heap and kept the JVM in full collections) and the
+# JVM's heap; a client JIT and the serial collector suit a small, mostly idle service.
+ZIPKIN_MAX_SPANS = 15_000
 ZIPKIN_JVM = "-Xms64m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k"
+# How long the CDN keeps a product image (a mutable key): the shield a minute, the edges a
+# few seconds, so the edges' copies follow the shield's and expiry can be watched.
+SHIELD_MUTABLE_TTL_S = 60
+# ngx_cache_purge: both CDN tiers take purges (reviewlab_common.cdn).
+PURGE_MODULE = "/usr/lib/nginx/modules/ngx_http_cache_purge_module.so"
+EDGE_MUTABLE_TTL_S = 10
 # The worker's setting naming its portrait model (reviewlab_worker.settings.WorkerSettings.model).
 MODEL_ENV = "REVIEWLAB_MODEL"
 ConfigWriter = Callable[["Renderer", Node], None]
@@ -144,20 +160,43 @@ class Renderer:
             node.name,
             "cdn/edge.conf.j2",
             self._conf(node, "nginx.conf"),
-            node=node,
-            node_run=self.paths.node_run(node.name),
-            data_dir=self.paths.data(node.name),
-            log_dir=self.paths.logs,
-            domain=self.topology.lab.domain,
-            origin=self.topology.one("minio"),
-            bucket=MEDIA_BUCKET,
+            mode=0o600,  # it holds the purge key
+            **self._cdn_context(node),
+            shield=self.topology.one("shield"),
+            # Short at the edges: they come back to the shield, not to MinIO.
             immutable_ttl="30d",
-            mutable_ttl="60s",
-            mutable_ttl_seconds=60,
-            miss_ttl="5s",
-            lab_network=self.topology.lab.internal_network,
+            mutable_ttl=f"{EDGE_MUTABLE_TTL_S}s",
+            mutable_ttl_seconds=EDGE_MUTABLE_TTL_S,
             console=next(iter(self.topology.of_kind("console")), None),
         )
+
+    @config_writer("shield")
+    def _shield(self, node: Node) -> None:
+        self._template(
+            node.name,
+            "cdn/shield.conf.j2",
+            self._conf(node, "nginx.conf"),
+            mode=0o600,
+            **self._cdn_context(node),
+            origin=self.topology.one("minio"),
+            bucket=MEDIA_BUCKET,
+            immutable_ttl=30 * 24 * 3600,
+            mutable_ttl=SHIELD_MUTABLE_TTL_S,
+        )
+
+    def _cdn_context(self, node: Node) -> dict[str, object]:
+        """What both CDN tiers' templates read: paths, names, the purge gate."""
+        return {
+            "node": node,
+            "node_run": self.paths.node_run(node.name),
+            "data_dir": self.paths.data(node.name),
+            "log_dir": self.paths.logs,
+            "domain": self.topology.lab.domain,
+            "miss_ttl": "5s",
+            "lab_network": self.topology.lab.internal_network,
+            "purge_key": cdn.purge_key(self.secrets.token_secret),
+            "purge_module": PURGE_MODULE,
+        }
 
     def _conf(self, node: Node, suffix: str) -> Path:
         return self.paths.conf / f"{node.name}.{suffix}"
@@ -167,9 +206,12 @@ class Renderer:
         lab = self.topology.lab
         dns_dir = self.paths.data(node.name)
         internal = dnsrecords.static_records(self.topology)
+        public = geodns.public_views(self.topology)
         views = {
             "internal": sorted((n, a) for n, addresses in internal.items() for a in addresses),
-            "public": sorted(dnsrecords.public_records(self.topology).items()),
+        } | {
+            view.name: sorted(dnsrecords.public_records(self.topology, view.edge).items())
+            for view in public
         }
         for view, records in views.items():
             zone = dns_dir / view / f"{lab.domain}.zone"
@@ -199,6 +241,7 @@ class Renderer:
             tsig_name=lab_secrets.TSIG_KEY_NAME,
             tsig_algorithm=lab_secrets.TSIG_ALGORITHM,
             tsig_secret=self.secrets.tsig_secret,
+            public_views=public,
         )
 
     @config_writer("patroni")

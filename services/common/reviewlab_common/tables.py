@@ -102,6 +102,9 @@ outbox = Table(
         "created_at", postgresql.TIMESTAMP(timezone=True), nullable=False, server_default=func.now()
     ),
     Column("published_at", postgresql.TIMESTAMP(timezone=True)),
+    # Shard revision 0004: the W3C traceparent of the request that wrote it, so the relay and
+    # the worker continue that request's trace (NULL: written untraced).
+    Column("traceparent", Text),
 )
 
 # Shard revision 0003: each bucket's state on this shard (reviewlab_common.fence), one row per

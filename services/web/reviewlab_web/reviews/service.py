@@ -11,7 +11,8 @@ from functools import partial
 from typing import Any, TypeVar
 
 import psycopg
-from reviewlab_common import fence, photos, shards, storage, tables
+from prometheus_client import Counter
+from reviewlab_common import fence, photos, shards, storage, tables, tracing
 from reviewlab_common.db import BucketClosed, ReadSource
 from reviewlab_common.images import ValidatedPhoto
 from reviewlab_common.tables import compiled
@@ -35,6 +36,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from reviewlab_web.backends import Backends
 from reviewlab_web.reviews import schemas
+
+# Writes committed per review shard, which the console shows as writes/s per shard.
+SHARD_WRITES = Counter("web_shard_writes", "Writes committed on a review shard", ["shard"])
 
 # Review ids are positive 63-bit integers (a Postgres bigint); nothing else names a review.
 MAX_REVIEW_ID = (1 << 63) - 1
@@ -107,7 +111,11 @@ INSERT_REVIEW = compiled(
 INSERT_JOB = compiled(
     insert(tables.outbox)
     .inline()
-    .values(review_id=bindparam("review_id"), payload=bindparam("payload"))
+    .values(
+        review_id=bindparam("review_id"),
+        payload=bindparam("payload"),
+        traceparent=bindparam("traceparent"),
+    )
 )
 NOTIFY_JOB = f"NOTIFY {photos.JOBS_CHANNEL}"
 REVIEW_BY_ID = compiled(select(*REVIEW).where(tables.reviews.c.id == bindparam("id")))
@@ -153,7 +161,11 @@ COUNT_VOTE = compiled(
     .values(helpful_votes=tables.reviews.c.helpful_votes + literal_column("1"))
     .returning(*REVIEW)
 )
-DELETE_REVIEW = compiled(delete_from(tables.reviews).where(tables.reviews.c.id == bindparam("id")))
+DELETE_REVIEW = compiled(
+    delete_from(tables.reviews)
+    .where(tables.reviews.c.id == bindparam("id"))
+    .returning(tables.reviews.c.photo_original_key)
+)
 _RANKED = (
     select(
         *REVIEW,
@@ -309,6 +321,7 @@ def create(
         )
     else:
         review_id = shards.new_review_id(bucket)
+    tracing.set_attributes(**{"review.id": str(review_id)})  # find the trace by the review
 
     def insert(shard_name: str, conn: psycopg.Connection[Any]) -> tuple[tuple[Any, ...], bool]:
         review = {
@@ -324,7 +337,11 @@ def create(
         inserted = conn.execute(INSERT_REVIEW, review).fetchone()
         if inserted and key:
             job = photos.PhotoJob(review_id, shard_name, key)
-            conn.execute(INSERT_JOB, {"review_id": review_id, "payload": job.to_payload()})
+            with tracing.span("outbox insert", attributes={"review.id": str(review_id)}):
+                # The job carries the trace: the relay and the worker continue it.
+                outbox_row = {"review_id": review_id, "payload": job.to_payload()}
+                trace_context = {"traceparent": tracing.current_traceparent()}
+                conn.execute(INSERT_JOB, outbox_row | trace_context)
             conn.execute(NOTIFY_JOB)  # delivered on commit: wakes the relays
         row = conn.execute(REVIEW_BY_ID, {"id": review_id}).fetchone()
         assert row is not None
@@ -343,7 +360,9 @@ def on_owner(
     deadline = time.monotonic() + fence.WRITE_WAIT_S
     while True:
         revision = backends.shard_map.revision
-        shard_name = backends.shard_map.shard_for_bucket(bucket)
+        with tracing.span("shard routing", attributes={"reviewlab.bucket": bucket}) as routed:
+            shard_name = backends.shard_map.shard_for_bucket(bucket)
+            routed.set_attribute("reviewlab.shard", shard_name)
         try:
             result, lsn = backends.shards[shard_name].write(partial(work, shard_name))
         except BucketClosed as exc:
@@ -355,6 +374,7 @@ def on_owner(
                 ) from exc
             backends.shard_map.wait_for_change(revision, min(left, MOVING_RETRY_S))
             continue
+        SHARD_WRITES.labels(shard_name).inc()  # the console's writes/s per shard
         return result, lsn, shard_name
 
 
@@ -390,11 +410,15 @@ def list_products(
     ], source
 
 
-def delete(backends: Backends, *, review_id: int, user_id: int) -> tuple[str, str]:
-    """Delete the caller's own review; returns (shard, commit LSN)."""
+def delete(backends: Backends, *, review_id: int, user_id: int) -> tuple[str, str, list[str]]:
+    """Delete the caller's own review; returns (shard, commit LSN, its photo's media keys).
+
+    The keys are the original and both cutout objects, ready or not (a cutout's keys follow
+    from its original's): what the CDN must forget.
+    """
     shard_of_review(backends, review_id)
 
-    def remove(_: str, conn: psycopg.Connection[Any]) -> None:
+    def remove(_: str, conn: psycopg.Connection[Any]) -> str | None:
         row = conn.execute(AUTHOR_FOR_UPDATE, {"id": review_id}).fetchone()
         if row is None:
             raise NotFound(f"review {review_id} does not exist")
@@ -402,10 +426,12 @@ def delete(backends: Backends, *, review_id: int, user_id: int) -> tuple[str, st
             raise Forbidden(
                 f"review {review_id} belongs to another user; only its author may delete it"
             )
-        conn.execute(DELETE_REVIEW, {"id": review_id})
+        deleted = conn.execute(DELETE_REVIEW, {"id": review_id}).fetchone()
+        return None if deleted is None or deleted[0] is None else str(deleted[0])
 
-    _, lsn, shard_name = on_owner(backends, shards.bucket_of_review(review_id), remove)
-    return shard_name, lsn
+    original, lsn, shard_name = on_owner(backends, shards.bucket_of_review(review_id), remove)
+    media = [original, *photos.cutout_keys(original)] if original else []
+    return shard_name, lsn, media
 
 
 def latest_for_products(
