@@ -26,7 +26,6 @@ class Entry:
     status: int
     seconds: float
     request: str
-    trace_id: str = ""  # layer 7: the request's trace (loadbalancer/traceparent.js)
 
 
 @dataclass(frozen=True)
@@ -51,11 +50,10 @@ def fields_of(line: str, count: int) -> list[str] | None:
 
 def parse(line: str) -> Entry | None:
     """One log line (tab-separated, see loadbalancer/lb-l*.j2), or None if it is not one."""
-    # Layer 7 adds the trace id last; layer 4 (and a line from before) has none.
-    fields = fields_of(line, 7) or fields_of(line, 8)
+    fields = fields_of(line, 7)
     if fields is None:
         return None
-    at, layer, client, upstream, status, seconds, request = fields[:7]
+    at, layer, client, upstream, status, seconds, request = fields
     # Several servers are listed when nginx moved on ("a, b"), or across an internal redirect
     # ("a : b"): the last one answered.
     tried = [a for a in upstream.replace(" : ", ", ").split(", ") if a and a != "-"]
@@ -69,7 +67,6 @@ def parse(line: str) -> Entry | None:
             status=int(status),
             seconds=float(seconds),
             request=request,
-            trace_id=fields[7] if len(fields) == 8 else "",
         )
     except ValueError:
         return None
