@@ -164,8 +164,8 @@ def test_listing_merges_every_shard_newest_first(
     ours = [review_id for review_id in ids if review_id in mine.values()]
     assert ours == sorted(mine.values(), reverse=True)
     read_from = {part.strip().split("/")[0] for part in reply.headers["X-Read-From"].split(",")}
-    # Every shard that holds buckets is asked; one the map gives none (reviews-2 until a
-    # move) holds no review to merge.
+    # Every shard that holds buckets is asked; one the map gives none (a shard added to take
+    # buckets later) holds no review to merge.
     shard_map = shards.ShardMap(topology)
     shard_map.refresh()
     assert read_from == set(shard_map.snapshot().values())

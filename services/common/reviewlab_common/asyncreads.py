@@ -20,17 +20,18 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import errors as pg_errors
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from reviewlab_common.db import (
-    PRIMARY_WAIT_S,
+    LIVE_MEMBER_ERRORS,
     READ_RETRIES,
     REPLICA_CHECK,
+    SERVED_WITHIN_S,
     ClusterRouter,
     DatabaseUnavailable,
     MemberFailed,
     ReadSource,
+    replay_check_passed,
 )
 
 log = logging.getLogger(__name__)
@@ -47,37 +48,29 @@ async def _drop_broken(pool: AsyncConnectionPool[Any]) -> None:
         log.info("checking pool %s: %s", pool.name, exc)
 
 
+def _async_twin(pool: ConnectionPool[Any]) -> AsyncConnectionPool[Any]:
+    """An async pool with POOL's connection string, sizes and waits. Every read is one
+    autocommit statement or pipeline (see ClusterRouter._read_on_replica): no BEGIN/ROLLBACK
+    round trips, on the primary too, whose sync pool runs transactions for the writes."""
+    return AsyncConnectionPool(
+        pool.conninfo,
+        min_size=pool.min_size,
+        max_size=pool.max_size,
+        kwargs={"autocommit": True},
+        open=False,
+        name=f"{pool.name}-async",
+        timeout=pool.timeout,
+        reconnect_timeout=pool.reconnect_timeout,
+    )
+
+
 class AsyncReads:
     """Read-only async connections to ROUTER's cluster, routed as ROUTER routes reads."""
 
-    def __init__(self, router: ClusterRouter, *, max_size: int = 8) -> None:
+    def __init__(self, router: ClusterRouter) -> None:
         self.router = router
-        name = router.cluster.name
-        # Every read is one autocommit pipeline (see ClusterRouter._read_on_replica): no
-        # BEGIN/ROLLBACK round trips, on the replicas and on the primary alike.
-        self.primary_pool = AsyncConnectionPool(
-            router.primary_pool.conninfo,
-            min_size=1,
-            max_size=max_size,
-            kwargs={"autocommit": True},
-            open=False,
-            name=f"{name}-primary-async",
-            timeout=PRIMARY_WAIT_S,
-            reconnect_timeout=0,
-        )
-        self.member_pools = {
-            member: AsyncConnectionPool(
-                pool.conninfo,
-                min_size=0,
-                max_size=max_size,
-                kwargs={"autocommit": True},
-                open=False,
-                name=f"{pool.name}-async",
-                timeout=router.member_wait_s,
-                reconnect_timeout=0,
-            )
-            for member, pool in router.member_pools.items()
-        }
+        self.primary_pool = _async_twin(router.primary_pool)
+        self.member_pools = {name: _async_twin(p) for name, p in router.member_pools.items()}
 
     async def open(self) -> None:
         """Open the pools (on the running event loop: they start tasks of their own)."""
@@ -151,19 +144,19 @@ class AsyncReads:
                     check = await conn.execute(REPLICA_CHECK, (min_lsn, min_lsn))
                     result = await work(conn)
                     row = await check.fetchone()
-                if row is None or not row[0] or not row[1]:
+                if not replay_check_passed(row):
                     return None  # not a replica any more, or behind the reader's last write
                 return result, ReadSource(self.router.cluster.name, "replica", name)
         except PoolTimeout as exc:
             # Busy, or down? As on the sync side: only a member that does not answer is down.
-            if self.router.ejector.serving(name, within=1.0) or await asyncio.to_thread(
+            if self.router.ejector.serving(name, SERVED_WITHIN_S) or await asyncio.to_thread(
                 self.router.member_answers, name
             ):
                 log.info("replica %s busy for a read: %s", name, exc)
                 return None
             raise MemberFailed(f"no connection in {pool.timeout:.3f} s: {exc}") from exc
         except psycopg.OperationalError as exc:
-            if isinstance(exc, (pg_errors.QueryCanceled, pg_errors.PipelineAborted)):
+            if isinstance(exc, LIVE_MEMBER_ERRORS):
                 log.info("replica %s timed out a read: %s", name, exc)
                 return None
             await _drop_broken(pool)

@@ -49,6 +49,18 @@ REPLICA_CHECK = (
     "SELECT pg_is_in_recovery(), %s::pg_lsn IS NULL OR pg_last_wal_replay_lsn() >= %s::pg_lsn"
 )
 
+# A member that served a read this recently is busy when its pool has no connection, not down.
+SERVED_WITHIN_S = 1.0
+# Errors of a live member (its statement timeout; a statement before this one in the pipeline
+# failed): the read goes elsewhere and the member stays in rotation.
+LIVE_MEMBER_ERRORS = (pg_errors.QueryCanceled, pg_errors.PipelineAborted)
+
+
+def replay_check_passed(row: tuple[Any, ...] | None) -> bool:
+    """REPLICA_CHECK's answer: a replica, and at or past the reader's last write."""
+    return row is not None and bool(row[0]) and bool(row[1])
+
+
 # A position no replica ever reaches: a token carrying it sends that shard's reads to the primary.
 PRIMARY_ONLY_LSN = "FFFFFFFF/FFFFFFFF"
 
@@ -378,7 +390,7 @@ class ClusterRouter:
                     check = conn.execute(REPLICA_CHECK, (min_lsn, min_lsn))
                     result = work(conn)
                     row = check.fetchone()
-                if row is None or not row[0] or not row[1]:
+                if not replay_check_passed(row):
                     return None  # not a replica any more, or behind the reader's last write
                 return result, ReadSource(self.cluster.name, "replica", name)
         except PoolTimeout as exc:
@@ -386,12 +398,12 @@ class ClusterRouter:
             # answer now is down; a busy one costs this read a retry elsewhere, no ejection.
             # A dead member breaks its pooled connections (OperationalError below), so one
             # that served a read this last second is busy, not down.
-            if self.ejector.serving(name, within=1.0) or self.member_answers(name):
+            if self.ejector.serving(name, SERVED_WITHIN_S) or self.member_answers(name):
                 log.info("replica %s busy for a read: %s", name, exc)
                 return None
             raise MemberFailed(f"no connection in {self.member_wait_s:.3f} s: {exc}") from exc
         except psycopg.OperationalError as exc:
-            if isinstance(exc, (pg_errors.QueryCanceled, pg_errors.PipelineAborted)):
+            if isinstance(exc, LIVE_MEMBER_ERRORS):
                 # PipelineAborted: a statement before it in the pipeline failed on a live member.
                 log.info("replica %s timed out a read: %s", name, exc)
                 return None  # a live member's statement timeout: try elsewhere, no ejection
