@@ -8,7 +8,7 @@ ifdef RUNTIME
 export REVIEWLAB_RUNTIME := $(RUNTIME)
 endif
 
-.PHONY: help setup docker images up down reset status demo test check lint unit lb-demo chaos load load-ui bench bench-lb bench-worker bench-flow
+.PHONY: help setup docker images up down reset status demo test check lint unit lb-demo chaos load load-ui bench bench-lb bench-worker bench-flow bench-resharding
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -54,7 +54,7 @@ lint: ## ruff format check, ruff, mypy (strict on the shared library)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy services/common/reviewlab_common
-	$(BIN)/mypy services/web/reviewlab_web services/worker/reviewlab_worker infra/lab/reviewlab_lab
+	$(BIN)/mypy services/web/reviewlab_web services/worker/reviewlab_worker services/console/reviewlab_console infra/lab/reviewlab_lab
 
 unit: ## unit tests only (no lab needed)
 	@$(BIN)/pytest tests/unit -q
@@ -82,6 +82,9 @@ bench-lb: ## part of bench, alone: requests/s per layer x algorithm beside the c
 
 bench-worker: ## part of bench, alone: the worker's stages at 512/1024/2048 px vs inference
 	@$(BIN)/python tests/bench/bench_worker.py
+
+bench-resharding: ## rows/s a shard move copies, its write freeze, the load's rate during moves
+	@$(BIN)/python -m tests.bench.bench_resharding
 
 bench-flow: ## part of bench, alone: POST-to-cutout-ready over 50 photos through the vIP
 	@$(BIN)/python tests/bench/bench_flow.py

@@ -5,19 +5,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 
-TOTAL=7
+TOTAL=9
 source infra/steps.sh
 VENV=$(setting venv)
 CACHE=$(setting cache_dir)
 RUN_USER=$(setting run_user)
 MINIO_VERSION=$(setting minio_version)
+CHARTS_VERSION=$(setting charts_version)
+ZIPKIN_VERSION=$(setting zipkin_version)
 # The portrait model ships inside this exact wheel; its sha256 is checked after extraction.
 MEDIAPIPE_WHEEL_VERSION=0.10.14
 MODEL_MEMBER=mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite
 MODEL_SHA256=9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c
 DEBIAN_PACKAGES=(postgresql-15 nginx libnginx-mod-stream libnginx-mod-http-cache-purge
   redis-server bind9 bind9-utils etcd-server wrk python3-venv dnsutils procps acl iptables
-  chromium)  # headless Chromium: the tests check that /docs renders in a real browser
+  chromium  # headless Chromium: the tests check that /docs renders in a real browser
+  openjdk-17-jre-headless maven  # the trace store (Zipkin's jar) and what fetches it
+  libnginx-mod-http-js  # the vIP mints a W3C traceparent for a request that has none
+  prometheus prometheus-nginx-exporter prometheus-redis-exporter prometheus-bind-exporter)  # the console's metrics
 
 trap 'echo; echo "setup failed at step $STEP/$TOTAL: $CURRENT"; echo "fix what the lines above say, then run \`make setup\` again: finished steps are skipped quickly."' ERR
 
@@ -54,7 +59,8 @@ if [ "$(cat "$STAMP" 2>/dev/null)" = "$WANT" ]; then
 else
   "$VENV/bin/pip" install -q --disable-pip-version-check wheel
   "$VENV/bin/pip" install -q --disable-pip-version-check \
-    -e services/common -e services/web -e services/worker -e infra/lab -e ".[dev]"
+    -e services/common -e services/web -e services/worker -e services/console -e infra/lab \
+    -e ".[dev]"
   echo "$WANT" > "$STAMP"
 fi
 done_step
@@ -72,6 +78,21 @@ else
   mv "$MINIO_DIR.tmp" "$MINIO_DIR"
 fi
 chmod 755 "$CACHE" "$MINIO_DIR"
+done_step
+
+step "Zipkin server $ZIPKIN_VERSION, the trace store (exec jar, cached in $CACHE)"
+ZIPKIN_DIR="$CACHE/zipkin-$ZIPKIN_VERSION"
+if [ -s "$ZIPKIN_DIR/zipkin-server-exec.jar" ]; then
+  echo "      cached: $ZIPKIN_DIR/zipkin-server-exec.jar"
+else
+  # Maven's own client fetches the artifact (about 135 MB); the jar carries Zipkin's UI.
+  # With the version stripped the file is zipkin-server-exec.jar.
+  rm -rf "$ZIPKIN_DIR.tmp" && mkdir -p "$ZIPKIN_DIR.tmp"
+  mvn -q -B dependency:copy -Dartifact="io.zipkin:zipkin-server:$ZIPKIN_VERSION:jar:exec" \
+    -DoutputDirectory="$ZIPKIN_DIR.tmp" -Dmdep.stripVersion=true
+  rm -rf "$ZIPKIN_DIR" && mv "$ZIPKIN_DIR.tmp" "$ZIPKIN_DIR"
+fi
+chmod 755 "$ZIPKIN_DIR" && chmod 644 "$ZIPKIN_DIR/zipkin-server-exec.jar"
 done_step
 
 step "portrait segmentation model (mediapipe==$MEDIAPIPE_WHEEL_VERSION wheel, sha256 checked)"
@@ -95,12 +116,29 @@ fi
 chmod -R a+rX "$CACHE/models"
 done_step
 
+step "the console's charts: uPlot $CHARTS_VERSION from the npm registry (cached in $CACHE)"
+CHARTS_DIR="$CACHE/uplot-$CHARTS_VERSION"
+if [ -f "$CHARTS_DIR/uPlot.iife.min.js" ] && [ -f "$CHARTS_DIR/uPlot.min.css" ]; then
+  echo "      cached: $CHARTS_DIR"
+else
+  command -v npm >/dev/null || install_missing --no-install-recommends -- npm
+  packed=$(mktemp -d)
+  (cd "$packed" && npm pack --silent "uplot@$CHARTS_VERSION" >/dev/null)
+  tar -xzf "$packed"/uplot-*.tgz -C "$packed"
+  mkdir -p "$CHARTS_DIR.tmp"
+  cp "$packed/package/dist/uPlot.iife.min.js" "$packed/package/dist/uPlot.min.css" \
+    "$packed/package/LICENSE" "$CHARTS_DIR.tmp/"
+  rm -rf "$packed" "$CHARTS_DIR" && mv "$CHARTS_DIR.tmp" "$CHARTS_DIR"
+fi
+chmod -R a+rX "$CHARTS_DIR"
+done_step
+
 step "lab secrets (generated once, never committed)"
 "$VENV/bin/reviewlab" init
 done_step
 
 step "checks"
 "$VENV/bin/python" -c "import ai_edge_litert.interpreter, fastapi, patroni, psycopg" && echo "      Python packages import"
-runuser -u "$RUN_USER" -- "$VENV/bin/python" -c "import reviewlab_web, reviewlab_worker" && echo "      $RUN_USER can import the lab's packages"
+runuser -u "$RUN_USER" -- "$VENV/bin/python" -c "import reviewlab_web, reviewlab_worker, reviewlab_console" && echo "      $RUN_USER can import the lab's packages"
 done_step
 echo "setup complete. Next: \`make up\` (or \`make demo\`)."

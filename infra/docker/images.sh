@@ -11,16 +11,18 @@ source infra/steps.sh
 VENV=$(setting venv)
 CACHE=$(setting cache_dir)
 MINIO_VERSION=$(setting minio_version)
+CHARTS_VERSION=$(setting charts_version)
+ZIPKIN_VERSION=$(setting zipkin_version)
 TAG=${REVIEWLAB_IMAGE_TAG:-dev}
 REGISTRY_BASE=debian:bookworm-slim
 LOCAL_BASE=reviewlab/debian:bookworm
 STAGE=build/docker
 LOGS=$STAGE/logs
 PYPROJECTS=(services/common/pyproject.toml services/web/pyproject.toml
-  services/worker/pyproject.toml infra/lab/pyproject.toml)
+  services/worker/pyproject.toml services/console/pyproject.toml infra/lab/pyproject.toml)
 # One Dockerfile, one target per image; the context is the repository root.
 DOCKERFILE=infra/docker/Dockerfile
-IMAGES=(app postgres nginx dns etcd redis minio)
+IMAGES=(app postgres nginx dns etcd redis minio metrics tracing)
 
 TOTAL=$((3 + ${#IMAGES[@]}))
 BUILD_STARTED=$(date +%s%N)
@@ -83,7 +85,7 @@ else
 fi
 done_step
 
-step "MinIO $MINIO_VERSION and the portrait model, staged from $CACHE"
+step "MinIO $MINIO_VERSION, the portrait model and the console's charts, staged from $CACHE"
 GO_IMAGE=()
 minio_built="$CACHE/minio-$MINIO_VERSION/minio"
 mkdir -p "$STAGE/minio"
@@ -109,6 +111,27 @@ else
   rm -f "$STAGE/model/selfie_segmentation.tflite"
   echo "      model: fetched by the image's model stage"
 fi
+charts="$CACHE/uplot-$CHARTS_VERSION"
+mkdir -p "$STAGE/charts"
+if [ -f "$charts/uPlot.iife.min.js" ]; then
+  cp "$charts/uPlot.iife.min.js" "$charts/uPlot.min.css" "$charts/LICENSE" "$STAGE/charts/"
+  echo "      charts: $charts"
+elif [ "$BASE" = "$LOCAL_BASE" ]; then
+  echo "      $charts is missing: run \`make setup\` first (it vendors the console's charts once)"; false
+else
+  rm -f "$STAGE/charts/"*
+  echo "      charts: fetched by the image's charts stage"
+fi
+zipkin="$CACHE/zipkin-$ZIPKIN_VERSION/zipkin-server-exec.jar"
+mkdir -p "$STAGE/zipkin"
+if [ -s "$zipkin" ]; then
+  ln -f "$zipkin" "$STAGE/zipkin/zipkin-server-exec.jar" 2>/dev/null \
+    || cp "$zipkin" "$STAGE/zipkin/zipkin-server-exec.jar"
+  echo "      Zipkin: $zipkin"
+else
+  rm -f "$STAGE/zipkin/zipkin-server-exec.jar"
+  echo "      Zipkin: fetched by the image's zipkin stage (Maven)"
+fi
 done_step
 
 for name in "${IMAGES[@]}"; do
@@ -116,6 +139,8 @@ for name in "${IMAGES[@]}"; do
   step "image $image (target $name)"
   args=(-f "$DOCKERFILE" --target "$name" -t "$image" --build-arg "BASE=$BASE")
   [ "$name" != minio ] || args+=(--build-arg "MINIO_VERSION=$MINIO_VERSION" "${GO_IMAGE[@]}")
+  [ "$name" != app ] || args+=(--build-arg "CHARTS_VERSION=$CHARTS_VERSION")
+  [ "$name" != tracing ] || args+=(--build-arg "ZIPKIN_VERSION=$ZIPKIN_VERSION")
   log="$LOGS/$name.log"
   if ! BUILDKIT_PROGRESS=plain docker build "${args[@]}" . >"$log" 2>&1; then
     trap - ERR

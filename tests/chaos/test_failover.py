@@ -121,3 +121,25 @@ def test_a_partitioned_primary_acknowledges_nothing_after_its_key_expired(
     assert leaders(report)[shard] != [report["target"]], "the cut-off primary kept its role"
     assert not nodes.runtime.partitioned(), "the partition was not undone"
     assert_whole_again(report, nodes)
+
+
+def test_a_primary_lost_during_a_move_leaves_the_map_on_a_complete_copy(
+    topology: Topology, nodes: Nodes
+) -> None:
+    from reviewlab_lab.resharding import runner
+
+    before = runner.placement(topology)
+    report = run(topology, "primary-loss-during-move", duration=PAST_TTL_S)
+    shard = topology.nodes[report["target"]].cluster
+    move = report["move"]
+    assert report["writes"]["lost"] == 0, report["writes"]
+    assert report["writes"]["duplicates"] == 0
+    assert report["writes"]["on_two_shards"] == 0
+    assert report["timings"]["promote_s"] is not None, report["events"]
+    assert leaders(report)[shard] != [report["target"]], "no other member took over"
+    # The move outlived the loss of its source's primary: retried, finished, verified.
+    assert move["outcome"] == "done", move["notes"]
+    assert move["retries"] > 0 and len(move["freezes_s"]) == 1
+    assert all(v and v["buckets_checked"] == len(move["buckets"]) for v in move["verified"])
+    assert move["map_restored"] and runner.placement(topology) == before
+    assert_whole_again(report, nodes)

@@ -17,8 +17,13 @@ from tests.integration.shop import KIM, assert_error, marker, post_review, rows_
 from tests.integration.shop import unique_photo as make_photo
 
 REPORTS = Path(__file__).resolve().parents[2] / "reports"
-# nginx's $upstream_cache_status values for a response from its cache or its origin.
-CACHE_STATUSES = ("MISS", "HIT", "EXPIRED", "STALE", "UPDATING", "REVALIDATED")
+# X-Cache-Status: the CDN tier that answered, then that tier's own cache status (nginx's
+# $upstream_cache_status): an edge or the shield from its cache, or the origin (MinIO).
+CACHE_STATUSES = tuple(
+    f"{tier} {status}"
+    for tier in ("edge", "shield")
+    for status in ("HIT", "STALE", "UPDATING", "REVALIDATED")
+) + ("origin MISS", "origin EXPIRED")
 IMAGES_DESCRIBED = (
     "document.images.length > 0 && "
     "document.querySelectorAll('#images tr.described').length === "
@@ -128,14 +133,14 @@ def test_the_shop_page_in_a_browser(
     )
     browser.wait_for(IMAGES_DESCRIBED, within=10, what="the cutout described in the panel")
     assert_from_the_edge(topology, browser, [image["src"] for image in page_images(browser)])
-    # A new cutout: its first load was pulled from MinIO, and the panel says so.
+    # A new cutout: the worker pushed it to the edges before it marked it ready, so its
+    # first load was already an edge HIT, and the panel says so, and which edge.
     cutout = browser.evaluate(f"document.querySelector('#review-{review_id} img.cutout').src")
     loaded = next(r for r in browser.responses() if r.url == cutout)
-    assert loaded.headers["x-cache-status"] == "MISS", loaded.headers
-    panel = browser.evaluate(
-        f"document.querySelector('#images tr[data-src={json.dumps(cutout)}]').cells[2].textContent"
-    )
-    assert panel == "MISS", panel
+    assert loaded.headers["x-cache-status"] == "edge HIT", loaded.headers
+    row = f"document.querySelector('#images tr[data-src={json.dumps(cutout)}]')"
+    panel = browser.evaluate(f"[...{row}.cells].map(c => c.textContent)")
+    assert panel[2:] == ["edge HIT", topology.services["cdn"]], panel
     # The cutout is the photo under its mask: the CSS mask names the mask, which the browser
     # loaded from the edge.
     mask, drawn = browser.evaluate(

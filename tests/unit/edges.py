@@ -166,6 +166,7 @@ class OutboxRow:
     id: int
     payload: str
     published: bool = False
+    traceparent: str | None = None  # the request's trace, as the web server stored it
 
 
 @dataclass
@@ -183,6 +184,8 @@ class FakeShard:
     # A statement (by its start) the primary refuses as if it had just gone away.
     refuse: str | None = None
     statements: list[str] = field(default_factory=list)
+    # Buckets whose fence is closed here (moved to another shard).
+    closed: set[int] = field(default_factory=set)
 
     @property
     def cluster(self) -> SimpleNamespace:
@@ -213,7 +216,9 @@ class FakeShardConnection:
         if self.shard.refuse and sql == self.shard.refuse:
             raise DatabaseUnavailable(f"{self.shard.name} primary unavailable: connection lost")
         reviews, outbox, p = self.shard.reviews, self.shard.outbox, params or {}
-        if sql == jobs.PHOTO_STATE:
+        if sql == jobs.FENCE_STATE:
+            self.rows = [("closed" if p["bucket"] in self.shard.closed else "open",)]
+        elif sql == jobs.PHOTO_STATE:
             row = reviews.get(p["id"])
             self.rows = [(row.photo_status,)] if row else []
         elif sql == jobs.MARK_READY:
@@ -222,7 +227,7 @@ class FakeShardConnection:
             self.staged.append(lambda: self._failed(p["id"], p["error"], p["attempts"]))
         elif sql == relay.UNPUBLISHED:
             fresh = [r for r in outbox if not r.published][: p["limit"]]
-            self.rows = [(r.id, json.loads(r.payload)) for r in fresh]
+            self.rows = [(r.id, json.loads(r.payload), r.traceparent) for r in fresh]
         elif sql == relay.MARK_PUBLISHED:
             self.staged.append(lambda: self._published(p["ids"]))
         else:

@@ -69,8 +69,9 @@ def _row(review: list[Any]) -> Row:
     return tuple(review)
 
 
-def _newest(t: Tables, limit: int) -> list[Row]:
-    return [_row(t.reviews[i]) for i in sorted(t.reviews, reverse=True)[:limit]]
+def _newest(t: Tables, limit: int, buckets: list[int]) -> list[Row]:
+    mine = [i for i in t.reviews if shards.bucket_of_review(i) in buckets]
+    return [_row(t.reviews[i]) for i in sorted(mine, reverse=True)[:limit]]
 
 
 def _insert(t: Tables, p: Mapping[str, Any]) -> list[Row]:
@@ -155,7 +156,7 @@ HANDLERS: dict[str, Callable[[Tables, Mapping[str, Any]], list[Row]]] = {
         [(t.reviews[p["id"]][2],)] if p["id"] in t.reviews else []
     ),
     service.DELETE_REVIEW: _delete,
-    service.NEWEST: lambda t, p: _newest(t, p["limit"]),
+    service.NEWEST: lambda t, p: _newest(t, p["limit"], p["buckets"]),
     service.PRODUCT_PAGE: _product_page,
     service.RATINGS: _ratings,
     service.VOTE: _vote,

@@ -30,9 +30,10 @@ def test_the_block_names_www_and_cdn_at_their_host_addresses(topology: Topology)
     assert lines[-1] == hosts.END
     entries = dict(reversed(line.split("\t")) for line in lines[1:-1])
     assert entries == {
-        f"www.{topology.lab.domain}": topology.nodes[topology.services["www"]].host_address,
-        f"cdn.{topology.lab.domain}": topology.nodes[topology.services["cdn"]].host_address,
+        f"{name}.{topology.lab.domain}": topology.nodes[target].host_address
+        for name, target in topology.services.items()
     }
+    assert {"www", "cdn", "traces"} <= set(topology.services)
 
 
 def test_install_is_idempotent_and_keeps_every_other_line(

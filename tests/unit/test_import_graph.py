@@ -105,7 +105,7 @@ LAB_ONLY_NAMES = frozenset(
         "generate",  # secrets: reviewlab_lab.secretfile
         "ensure",
         "provision",  # the media bucket: reviewlab_lab.provision
-        "edge_read_policy",
+        "shield_read_policy",
         "ACL",  # Redis users: reviewlab_lab.redisacl
         "acl_users",
         "Install",  # the lab's software: reviewlab_lab.install

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from reviewlab_common import queue
 from reviewlab_common.photos import PhotoJob, cutout_key, cutout_keys
+from reviewlab_common.shards import bucket_of_review
 from reviewlab_worker import jobs
 from reviewlab_worker.jobs import BACKOFF_CAP_S, Delivery, JobRunner
 from reviewlab_worker.segmentation import PortraitSegmenter
@@ -267,3 +268,18 @@ def test_a_job_delivered_many_times_before_waits_no_longer_than_the_cap(lab: Lab
     assert lab.redis.now_ms - taken == BACKOFF_CAP_S * 1000
     assert lab.review.photo_status == "failed"
     assert lab.s3.gets == 0
+
+
+def test_a_job_follows_its_review_to_the_shard_it_moved_to(lab: Lab) -> None:
+    # The job names reviews-0, but the review's bucket moved: reviews-0's fence is closed on
+    # it (its old copy deleted), and the photo is marked on the shard whose fence is open.
+    moved_to = FakeShard(name="reviews-2")
+    moved_to.reviews[REVIEW] = lab.shard.reviews.pop(REVIEW)
+    lab.shard.closed.add(bucket_of_review(REVIEW))
+    lab.s3.objects[ORIGINAL] = PORTRAIT.read_bytes()
+    worker = lab.worker()
+    worker.shards[moved_to.name] = moved_to  # type: ignore[assignment]
+    assert step(worker)
+    assert moved_to.reviews[REVIEW].photo_status == "ready"
+    assert jobs.MARK_READY in moved_to.statements
+    assert jobs.MARK_READY not in lab.shard.statements

@@ -102,7 +102,9 @@ def test_json_errors_are_valid_json_in_the_config(topology: Topology, tmp_path: 
         if status != "200":
             error = json.loads(body)["error"]
             assert error["code"] and len(error["message"]) > 20
-            assert "$" not in body  # nginx would read it as a variable
+            # The request's trace id is the one variable nginx fills in; no other "$".
+            assert error["trace_id"] == "$lb_trace_id"
+            assert "$" not in body.replace('"$lb_trace_id"', "")
 
 
 @pytest.mark.parametrize("layer", loadbalancer.LAYERS)
@@ -111,8 +113,11 @@ def test_nginx_accepts_the_config(topology: Topology, tmp_path: Path, layer: str
     mode = loadbalancer.LbMode(layer, "least_conn")
     conf = tmp_path / "lb.nginx.conf"
     conf.write_text(render(topology, tmp_path, mode))
-    for folder in ("logs", "run/lb", "data/lb"):
+    for folder in ("logs", "run/lb", "data/lb", "conf"):
         (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / "conf" / loadbalancer.TRACE_JS).write_text(
+        loadbalancer.trace_script(files.templates())
+    )
     # `nginx -t` parses and opens files but binds no socket: no network needed.
     result = subprocess.run(
         ["nginx", "-t", "-q", "-p", str(tmp_path), "-c", str(conf), "-e", "stderr"],

@@ -64,9 +64,12 @@ def test_a_missing_file_says_how_to_make_one(topology: Topology) -> None:
 def test_redis_acl_lines_hold_password_hashes_not_passwords(topology: Topology) -> None:
     made = secretfile.ensure(topology)
     users = {name: (digest, rules) for name, digest, rules in redisacl.acl_users(made)}
-    assert set(users) == {"admin", "web", "worker"}
+    assert set(users) == {"admin", "web", "worker", "metrics"}
     for name, (digest, _) in users.items():
         assert len(digest) == 64 and made.redis_password(name) not in digest
     assert users["web"][1] == "+ping"  # no keys, no stream commands
     assert f"~{queue.JOBS_STREAM}" in users["worker"][1]
     assert "+@all" not in users["worker"][1]
+    # The exporter reads counters and stream lengths, never a job nor a write.
+    assert "+xread" not in users["metrics"][1] and "+xadd" not in users["metrics"][1]
+    assert "+@all" not in users["metrics"][1]

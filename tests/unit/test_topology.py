@@ -22,10 +22,17 @@ def test_the_real_topology_is_valid(document: dict[str, Any]) -> None:
     topology = parse(document)
     assert set(topology.nodes) == set(document["nodes"])
     assert len(topology.of_kind("web")) == 3
-    assert [c.name for c in topology.shards] == ["reviews-0", "reviews-1"]
+    assert [c.name for c in topology.shards] == ["reviews-0", "reviews-1", "reviews-2"]
+    assert [c.starts_empty for c in topology.shards] == [False, False, True]
     assert [m.name for m in topology.catalog.members] == ["catalog-1", "catalog-2", "catalog-3"]
     assert all(c.synchronous_mode for c in topology.clusters.values())
-    assert topology.services == {"www": "lb", "cdn": "edge-1"}
+    assert topology.services == {
+        "www": "lb",
+        "cdn": "edge-1",
+        "traces": "traces",
+        "console": "console",
+    }
+    assert topology.tracing.enabled and topology.tracing.sample_ratio == 1.0
     assert len({n.address for n in topology.nodes.values()}) == len(topology.nodes)
     assert topology.nodes["edge-1"].url == "http://127.0.0.71:8080"
     assert topology.nodes["web-3"].roles == ("api",)

@@ -206,7 +206,8 @@ def test_recent_reviews_merge_every_shard_newest_first(
     for product_id in range(1, 200):
         shard = shards.even_map(topology)[shards.bucket_of(product_id, topology.lab.buckets)]
         by_shard.setdefault(shard, product_id)
-    assert len(by_shard) == len(topology.shards)
+    placed = set(shards.even_map(topology).values())  # a shard with no bucket is not asked
+    assert len(by_shard) == len(placed)
     for product_id in by_shard.values():
         shop.catalog.products[product_id] = (product_id, f"item {product_id}", None)
         assert post(client, shop, product_id=str(product_id)).status_code == 201
@@ -215,7 +216,7 @@ def test_recent_reviews_merge_every_shard_newest_first(
     ids = [int(r["id"]) for r in reply.json()["items"]]
     assert len(ids) == len(by_shard) and ids == sorted(ids, reverse=True)
     assert {r["shard"] for r in reply.json()["items"]} == set(by_shard)
-    assert len(reply.headers["X-Read-From"].split(", ")) == len(topology.shards)
+    assert len(reply.headers["X-Read-From"].split(", ")) == len(placed)
 
 
 def test_products_page_by_cursor_and_a_bad_cursor_says_what_to_pass(client: TestClient) -> None:

@@ -190,12 +190,15 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("provision", help="DNS records, shard map, bucket, schemas, demo data")
     p = sub.add_parser("run", help="inside a container: render a node's config and run it")
     p.add_argument("node")
-    from reviewlab_lab import chaoscli, dbcli, hosts, lbcli
+    from reviewlab_lab import cdncli, chaoscli, dbcli, hosts, lbcli, shardcli, tracecli
 
     lbcli.add_parser(sub)
     hosts.add_parser(sub)
     dbcli.add_parser(sub)
     chaoscli.add_parser(sub)
+    shardcli.add_parser(sub)
+    tracecli.add_parser(sub)
+    cdncli.add_parser(sub)
     return root
 
 
@@ -292,6 +295,18 @@ def _dispatch(topology: Topology, args: argparse.Namespace) -> None:
             from reviewlab_lab import hosts
 
             hosts.run(topology, args)
+        case "cdn":
+            from reviewlab_lab import cdncli
+
+            cdncli.run(topology, args)
+        case "trace":
+            from reviewlab_lab import tracecli
+
+            tracecli.run(topology, args)
+        case "shard":
+            from reviewlab_lab import shardcli
+
+            shardcli.run(topology, args)
 
 
 if __name__ == "__main__":

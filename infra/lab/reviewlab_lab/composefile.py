@@ -95,6 +95,8 @@ def build(target: str) -> dict[str, Any]:
             "GO_IMAGE": "${REVIEWLAB_GO_IMAGE:-golang:1.24-bookworm}",
             "MINIO_VERSION": lab_install.current().minio_version,
         }
+    if target == "tracing":
+        args |= {"ZIPKIN_VERSION": lab_install.current().zipkin_version}
     return {"context": ".", "dockerfile": DOCKERFILE, "target": target, "args": args}
 
 

@@ -15,7 +15,7 @@ from reviewlab_common import dns as lab_dns
 from reviewlab_common import httpclient
 from reviewlab_common.outliers import accepts_connections
 from reviewlab_common.secrets import TSIG_ALGORITHM, TSIG_KEY_NAME
-from reviewlab_common.topology import Cluster, Topology
+from reviewlab_common.topology import Cluster, Node, Topology
 
 # Patroni's state of a replica that replays the primary's WAL. A listed replica stays listed
 # while it is "running" too: with its primary lost it stops streaming but still serves reads
@@ -33,15 +33,19 @@ def static_records(topology: Topology) -> dict[str, list[str]]:
     return records
 
 
-def public_records(topology: Topology) -> dict[str, str]:
+def public_records(topology: Topology, edge: Node | None = None) -> dict[str, str]:
     """Public view: only the service names outside clients may see (www, cdn).
 
     Outside clients reach the lab where the machine publishes it: the nodes' host addresses.
+    EDGE, if given, is the CDN edge this view's clients get for `cdn` (GeoDNS, geodns.py).
     """
-    return {
+    records = {
         service: topology.nodes[target].host_address
         for service, target in topology.services.items()
     }
+    if edge is not None:
+        records["cdn"] = edge.host_address
+    return records
 
 
 def patroni_members(cluster: Cluster, timeout: float = 2.0) -> dict[str, dict[str, Any]]:

@@ -20,6 +20,8 @@ class Install:
     cache_dir: Path
     minio_version: str
     postgres_bin: Path
+    zipkin_version: str
+    charts_version: str
 
     @property
     def bin(self) -> Path:
@@ -31,8 +33,17 @@ class Install:
         return self.cache_dir / f"minio-{self.minio_version}" / "minio"
 
     @property
+    def zipkin_jar(self) -> Path:
+        return self.cache_dir / f"zipkin-{self.zipkin_version}" / "zipkin-server-exec.jar"
+
+    @property
     def model(self) -> Path:
         return self.cache_dir / "models" / MODEL_NAME
+
+    @property
+    def charts(self) -> Path:
+        """The folder holding the console's vendored chart library (uPlot's dist files)."""
+        return self.cache_dir / f"uplot-{self.charts_version}"
 
 
 @cache
@@ -45,4 +56,6 @@ def current() -> Install:
         cache_dir=Path(table["cache_dir"]),
         minio_version=str(table["minio_version"]),
         postgres_bin=Path(table["postgres_bin"]),
+        zipkin_version=str(table["zipkin_version"]),
+        charts_version=str(table["charts_version"]),
     )

@@ -130,6 +130,21 @@ KINDS: dict[str, KindSpec] = {
             role="origin",
             provisioning_needs_it=True,
         ),
+        # The CDN's origin shield: the edges' one upstream, and the one reader of MinIO.
+        KindSpec(
+            "shield",
+            config="shield",
+            program="edge",  # the same nginx as an edge, with its own config
+            image="nginx",
+            stateful=True,
+            stop_priority=48,
+            ready_check="http",
+            ready_url=_http("/healthz"),
+            ready_deadline_s=30,
+            role="shield",
+            reload_on_hup=True,
+            after=("minio",),
+        ),
         KindSpec(
             "edge",
             config="edge",
@@ -142,7 +157,7 @@ KINDS: dict[str, KindSpec] = {
             ready_deadline_s=30,
             role="edge",
             reload_on_hup=True,
-            after=("minio",),
+            after=("shield",),
             published=("tcp",),
         ),
         KindSpec(
@@ -186,6 +201,83 @@ KINDS: dict[str, KindSpec] = {
             role="segmentation",
             needs_provisioning=True,
             faults=("delay",),
+        ),
+        # The lab console's side (docs/console.md): Prometheus, the exporters, the page.
+        KindSpec(
+            "metrics",
+            config="prometheus",
+            program="prometheus",
+            image="metrics",
+            stateful=True,  # its TSDB (bounded in time and size) outlives a container
+            stop_priority=90,
+            ready_check="http",
+            ready_url=_http("/-/ready"),
+            ready_deadline_s=30,
+            role="scraper",
+            reload_on_hup=True,  # a new node is scraped after a SIGHUP, no restart
+        ),
+        KindSpec(
+            "nginx-exporter",
+            program="nginx-exporter",
+            image="metrics",
+            stateful=False,
+            stop_priority=85,
+            ready_check="http",
+            ready_url=_http("/metrics"),
+            ready_deadline_s=30,
+            role="exporter",
+            after=("lb", "edge", "shield"),
+        ),
+        KindSpec(
+            "redis-exporter",
+            program="redis-exporter",
+            image="metrics",
+            stateful=False,
+            stop_priority=85,
+            ready_check="http",
+            ready_url=_http("/metrics"),
+            ready_deadline_s=30,
+            role="exporter",
+            after=("redis",),
+        ),
+        KindSpec(
+            "bind-exporter",
+            program="bind-exporter",
+            image="metrics",
+            stateful=False,
+            stop_priority=85,
+            ready_check="http",
+            ready_url=_http("/metrics"),
+            ready_deadline_s=30,
+            role="exporter",
+            after=("dns",),
+        ),
+        KindSpec(
+            "console",
+            program="console",
+            image="app",
+            stateful=False,
+            stop_priority=95,
+            ready_check="http",
+            ready_url=_http("/healthz"),
+            ready_deadline_s=60,
+            role="console",
+            needs_provisioning=True,
+            published=("tcp",),
+        ),
+        # Zipkin (docs/tracing.md): spans in memory, bounded; its UI is published on the machine.
+        # Nothing waits for it: a service whose spans find no store drops them, never a request.
+        KindSpec(
+            "tracing",
+            program="zipkin",
+            image="tracing",
+            stateful=False,  # the store is in memory: a restart forgets every trace
+            stop_priority=15,  # up before the services that send it spans, down after them
+            ready_check="http",
+            ready_url=_http("/health"),
+            ready_deadline_s=90,  # a JVM on two shared cores: 10-20 s to its first answer
+            role="traces",
+            published=("tcp",),
         ),
     )
 }

@@ -26,6 +26,7 @@ class Entry:
     status: int
     seconds: float
     request: str
+    trace_id: str = ""  # layer 7: the request's trace (loadbalancer/traceparent.js)
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,11 @@ def fields_of(line: str, count: int) -> list[str] | None:
 
 def parse(line: str) -> Entry | None:
     """One log line (tab-separated, see loadbalancer/lb-l*.j2), or None if it is not one."""
-    fields = fields_of(line, 7)
+    # Layer 7 adds the trace id last; layer 4 (and a line from before) has none.
+    fields = fields_of(line, 7) or fields_of(line, 8)
     if fields is None:
         return None
-    at, layer, client, upstream, status, seconds, request = fields
+    at, layer, client, upstream, status, seconds, request = fields[:7]
     # Several servers are listed when nginx moved on ("a, b"), or across an internal redirect
     # ("a : b"): the last one answered.
     tried = [a for a in upstream.replace(" : ", ", ").split(", ") if a and a != "-"]
@@ -67,6 +69,7 @@ def parse(line: str) -> Entry | None:
             status=int(status),
             seconds=float(seconds),
             request=request,
+            trace_id=fields[7] if len(fields) == 8 else "",
         )
     except ValueError:
         return None

@@ -24,6 +24,9 @@ ALGORITHMS = {
     "least_conn": "least_conn;",
 }
 STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+# njs (Debian's libnginx-mod-http-js) and the script it runs, rendered beside the config.
+JS_MODULE = "/usr/lib/nginx/modules/ngx_http_js_module.so"
+TRACE_JS = "lb-traceparent.js"
 NGINX = "/usr/sbin/nginx"
 CONFIG_NAME = "lb.nginx.conf"
 
@@ -166,6 +169,12 @@ def error_pages(limits: Limits) -> list[tuple[str, int, str, str]]:
     ]
 
 
+def trace_script(jinja: jinja2.Environment) -> str:
+    """loadbalancer/traceparent.js, which the config loads from the conf folder (TRACE_JS)."""
+    assert jinja.loader is not None
+    return jinja.loader.get_source(jinja, "traceparent.js")[0]
+
+
 def render_config(
     topology: Topology,
     paths: LabPaths,
@@ -189,6 +198,8 @@ def render_config(
         access_log=access_log(paths),
         error_log=error_log(paths),
         stream_module=STREAM_MODULE,
+        js_module=JS_MODULE,
+        trace_js=paths.conf / TRACE_JS,
         algorithm_directive=ALGORITHMS[mode.algorithm],
         webs=topology.of_kind("web"),
         pools=pools(topology),
@@ -198,4 +209,5 @@ def render_config(
         peers=bench_peers(topology),
         peer_path=PEER_PATH,
         peer_log=paths.logs / "lb.peer.log",
+        lab_network=topology.lab.internal_network,
     )

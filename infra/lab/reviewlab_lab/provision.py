@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 from PIL import Image
-from reviewlab_common import shards, storage
+from reviewlab_common import cdn, shards, storage
 from reviewlab_common.etcd import Etcd
 from reviewlab_common.photos import product_key
 from reviewlab_common.topology import Topology
@@ -38,20 +38,28 @@ def seed_media(topology: Topology) -> None:
             )
 
 
-def edge_read_policy(topology: Topology) -> str:
-    """Anonymous GET on the media bucket, but only from the CDN edges' addresses."""
-    edges = [f"{node.address}/32" for node in topology.of_kind("edge")]
+def push_products(topology: Topology) -> str:
+    """Pre-warm every edge (and the shield) with the product images; a miss is no error."""
+    pushed = cdn.push(topology, [product_key(p) for p in range(1, 51)], timeout=5)
+    failed = sum(status.startswith(("HTTP", "no answer")) for status in pushed.values())
+    return f"{len(pushed) - failed} of {len(pushed)} pushed"
+
+
+def shield_read_policy(topology: Topology) -> str:
+    """Anonymous GET on the media bucket, but only from the CDN shield's address: the edges
+    pull from the shield and never reach the bucket themselves."""
+    readers = [f"{topology.one('shield').address}/32"]
     return json.dumps(
         {
             "Version": "2012-10-17",
             "Statement": [
                 {
-                    "Sid": "EdgesOnly",
+                    "Sid": "ShieldOnly",
                     "Effect": "Allow",
                     "Principal": {"AWS": ["*"]},
                     "Action": ["s3:GetObject"],
                     "Resource": [f"arn:aws:s3:::{storage.MEDIA_BUCKET}/*"],
-                    "Condition": {"IpAddress": {"aws:SourceIp": edges}},
+                    "Condition": {"IpAddress": {"aws:SourceIp": readers}},
                 }
             ],
         }
@@ -59,14 +67,14 @@ def edge_read_policy(topology: Topology) -> str:
 
 
 def media_bucket(topology: Topology) -> None:
-    """Create the private media bucket and its edge-only read policy (idempotent)."""
+    """Create the private media bucket and its shield-only read policy (idempotent)."""
     s3 = storage.client(topology, retries=3)
     bucket = storage.MEDIA_BUCKET
     try:
         existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
         if bucket not in existing:
             s3.create_bucket(Bucket=bucket)
-        s3.put_bucket_policy(Bucket=bucket, Policy=edge_read_policy(topology))
+        s3.put_bucket_policy(Bucket=bucket, Policy=shield_read_policy(topology))
     except (BotoCoreError, ClientError) as exc:
         raise storage.StorageUnavailable(f"could not provision bucket {bucket!r}: {exc}") from exc
 
@@ -76,6 +84,13 @@ def shard_map(topology: Topology) -> bool:
     return Etcd(topology, user="root").put_if_absent(
         shards.SHARD_MAP_KEY, shards.encode(shards.even_map(topology))
     )
+
+
+def _fences(topology: Topology) -> None:
+    from reviewlab_lab.resharding import registry
+
+    for line in registry.sync(topology):
+        print(f"   {line}", flush=True)
 
 
 def steps(topology: Topology) -> list[tuple[str, Callable[[], object]]]:
@@ -91,5 +106,7 @@ def steps(topology: Topology) -> list[tuple[str, Callable[[], object]]]:
             lambda: dbmigrate.migrate_all(topology, lambda r: print(r.line(), flush=True)),
         )
     )
+    result.append(("shard set and bucket fences (as the map says)", lambda: _fences(topology)))
     result.append(("product images", lambda: seed_media(topology)))
+    result.append(("product images pushed to the CDN edges", lambda: push_products(topology)))
     return result

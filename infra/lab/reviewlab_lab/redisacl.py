@@ -21,6 +21,14 @@ ACL: dict[RedisUser, str] = {
         f"~{JOBS_STREAM} ~{DEAD_LETTER_STREAM} +ping +xadd +xreadgroup +xack +xautoclaim "
         "+xclaim +xpending +xgroup|create +xlen +xinfo|stream"
     ),
+    # The Redis exporter (the redis-exporter node): the server's counters and the job
+    # streams' length, groups and pending entries; it reads no job's contents.
+    "metrics": (
+        f"~{JOBS_STREAM} ~{DEAD_LETTER_STREAM} +ping +info +config|get +client|list "
+        "+client|setname +slowlog|get +slowlog|len +latency|latest +type +xlen +xinfo|stream "
+        "+xinfo|groups "
+        "+xinfo|consumers +select"
+    ),
 }
 
 

@@ -12,12 +12,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+import yaml
+from reviewlab_common import cdn
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.etcd import PATRONI_ETCD_USER, PATRONI_NAMESPACE
+from reviewlab_common.queue import DEAD_LETTER_STREAM, JOBS_STREAM
 from reviewlab_common.storage import MEDIA_BUCKET
 from reviewlab_common.topology import TOPOLOGY_ENV, Node, Topology
 
-from reviewlab_lab import dnsrecords, kinds, loadbalancer, redisacl
+from reviewlab_lab import (
+    dnsrecords,
+    geodns,
+    kinds,
+    loadbalancer,
+    metricsnodes,
+    redisacl,
+    scrapeconfig,
+)
 from reviewlab_lab import install as lab_install
 from reviewlab_lab.files import templates, write_if_changed
 from reviewlab_lab.paths import TOPOLOGY_PATH, LabPaths
@@ -41,6 +52,17 @@ class Program:
         return shlex.split(self.command)
 
 
+# The trace store's bounds: spans kept in memory (a review with a photo makes about 30, a
+# listing 5; 50,000 filled the 256 MB heap and kept the JVM in full collections) and the
+# JVM's heap; a client JIT and the serial collector suit a small, mostly idle service.
+ZIPKIN_MAX_SPANS = 15_000
+ZIPKIN_JVM = "-Xms64m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k"
+# How long the CDN keeps a product image (a mutable key): the shield a minute, the edges a
+# few seconds, so the edges' copies follow the shield's and expiry can be watched.
+SHIELD_MUTABLE_TTL_S = 60
+# ngx_cache_purge: both CDN tiers take purges (reviewlab_common.cdn).
+PURGE_MODULE = "/usr/lib/nginx/modules/ngx_http_cache_purge_module.so"
+EDGE_MUTABLE_TTL_S = 10
 # The worker's setting naming its portrait model (reviewlab_worker.settings.WorkerSettings.model).
 MODEL_ENV = "REVIEWLAB_MODEL"
 ConfigWriter = Callable[["Renderer", Node], None]
@@ -128,6 +150,9 @@ class Renderer:
     def _vip(self, node: Node) -> None:
         text = loadbalancer.render_config(self.topology, self.paths, self.jinja)
         self._write(node.name, self.paths.conf / loadbalancer.CONFIG_NAME, text)
+        # The script layer 7 traces requests with; nginx reads it where the config names it.
+        trace_js = loadbalancer.trace_script(self.jinja)
+        self._write(node.name, self.paths.conf / loadbalancer.TRACE_JS, trace_js)
 
     @config_writer("edge")
     def _edge(self, node: Node) -> None:
@@ -135,18 +160,43 @@ class Renderer:
             node.name,
             "cdn/edge.conf.j2",
             self._conf(node, "nginx.conf"),
-            node=node,
-            node_run=self.paths.node_run(node.name),
-            data_dir=self.paths.data(node.name),
-            log_dir=self.paths.logs,
-            domain=self.topology.lab.domain,
+            mode=0o600,  # it holds the purge key
+            **self._cdn_context(node),
+            shield=self.topology.one("shield"),
+            # Short at the edges: they come back to the shield, not to MinIO.
+            immutable_ttl="30d",
+            mutable_ttl=f"{EDGE_MUTABLE_TTL_S}s",
+            mutable_ttl_seconds=EDGE_MUTABLE_TTL_S,
+            console=next(iter(self.topology.of_kind("console")), None),
+        )
+
+    @config_writer("shield")
+    def _shield(self, node: Node) -> None:
+        self._template(
+            node.name,
+            "cdn/shield.conf.j2",
+            self._conf(node, "nginx.conf"),
+            mode=0o600,
+            **self._cdn_context(node),
             origin=self.topology.one("minio"),
             bucket=MEDIA_BUCKET,
-            immutable_ttl="30d",
-            mutable_ttl="60s",
-            mutable_ttl_seconds=60,
-            miss_ttl="5s",
+            immutable_ttl=30 * 24 * 3600,
+            mutable_ttl=SHIELD_MUTABLE_TTL_S,
         )
+
+    def _cdn_context(self, node: Node) -> dict[str, object]:
+        """What both CDN tiers' templates read: paths, names, the purge gate."""
+        return {
+            "node": node,
+            "node_run": self.paths.node_run(node.name),
+            "data_dir": self.paths.data(node.name),
+            "log_dir": self.paths.logs,
+            "domain": self.topology.lab.domain,
+            "miss_ttl": "5s",
+            "lab_network": self.topology.lab.internal_network,
+            "purge_key": cdn.purge_key(self.secrets.token_secret),
+            "purge_module": PURGE_MODULE,
+        }
 
     def _conf(self, node: Node, suffix: str) -> Path:
         return self.paths.conf / f"{node.name}.{suffix}"
@@ -156,9 +206,12 @@ class Renderer:
         lab = self.topology.lab
         dns_dir = self.paths.data(node.name)
         internal = dnsrecords.static_records(self.topology)
+        public = geodns.public_views(self.topology)
         views = {
             "internal": sorted((n, a) for n, addresses in internal.items() for a in addresses),
-            "public": sorted(dnsrecords.public_records(self.topology).items()),
+        } | {
+            view.name: sorted(dnsrecords.public_records(self.topology, view.edge).items())
+            for view in public
         }
         for view, records in views.items():
             zone = dns_dir / view / f"{lab.domain}.zone"
@@ -188,6 +241,7 @@ class Renderer:
             tsig_name=lab_secrets.TSIG_KEY_NAME,
             tsig_algorithm=lab_secrets.TSIG_ALGORITHM,
             tsig_secret=self.secrets.tsig_secret,
+            public_views=public,
         )
 
     @config_writer("patroni")
@@ -223,6 +277,17 @@ class Renderer:
             # Clients reach Postgres only from the lab's own network (the machine included).
             lab_network=self.topology.lab.internal_network,
         )
+
+    @config_writer("prometheus")
+    def _prometheus(self, node: Node) -> None:
+        token = self._conf(node, "minio-token")
+        bearer = scrapeconfig.minio_bearer_token(
+            self.secrets.minio_user, self.secrets.minio_password
+        )
+        self._write(node.name, token, bearer + "\n", 0o600)
+        document = scrapeconfig.scrape_config(self.topology, token)
+        text = "# Rendered by `reviewlab up` from infra/topology.toml (scrapeconfig.py).\n"
+        self._write(node.name, self._conf(node, "prometheus.yml"), text + yaml.safe_dump(document))
 
     # Programs --------------------------------------------------------------------------------
     def environment(self, node: Node) -> dict[str, str]:
@@ -311,6 +376,55 @@ class Renderer:
     def _worker(self, node: Node) -> Program:
         env = self.environment(node) | {MODEL_ENV: str(self.install.model)}
         return Program(node, f"{self.install.bin}/python -m reviewlab_worker", env)
+
+    @program_maker("prometheus")
+    def _prometheus_server(self, node: Node) -> Program:
+        conf, data = self._conf(node, "prometheus.yml"), self.paths.data(node.name) / "tsdb"
+        return Program(node, metricsnodes.prometheus_command(node, conf, data))
+
+    @program_maker("nginx-exporter")
+    def _nginx_exporter(self, node: Node) -> Program:
+        return Program(node, metricsnodes.nginx_exporter_command(node, self.topology))
+
+    @program_maker("redis-exporter")
+    def _redis_exporter(self, node: Node) -> Program:
+        env = {"REDIS_PASSWORD": self.secrets.redis_password("metrics")}
+        streams = (JOBS_STREAM, DEAD_LETTER_STREAM)
+        command = metricsnodes.redis_exporter_command(node, self.topology, streams)
+        return Program(node, command, env)
+
+    @program_maker("bind-exporter")
+    def _bind_exporter(self, node: Node) -> Program:
+        return Program(node, metricsnodes.bind_exporter_command(node, self.topology))
+
+    @program_maker("console")
+    def _console(self, node: Node) -> Program:
+        env = self.environment(node) | {
+            metricsnodes.CHARTS_ENV: str(self.install.charts),
+            metricsnodes.REPORTS_ENV: str(self.paths.root / "reports"),
+        }
+        return Program(
+            node,
+            f"{self.install.bin}/uvicorn reviewlab_console.app:app --host {node.address} "
+            f"--port {node.port} --no-access-log --timeout-graceful-shutdown 2",
+            env,
+        )
+
+    @program_maker("zipkin")
+    def _zipkin(self, node: Node) -> Program:
+        # In memory and bounded: past ZIPKIN_MAX_SPANS the oldest traces are dropped, and the
+        # heap cap keeps the JVM's share of two shared cores' memory fixed.
+        env = self.environment(node) | {
+            "STORAGE_TYPE": "mem",
+            "MEM_MAX_SPANS": str(ZIPKIN_MAX_SPANS),
+        }
+        return Program(
+            node,
+            f"/usr/bin/java {ZIPKIN_JVM} -jar {self.install.zipkin_jar} "
+            f"--armeria.ports[0].ip={node.address} --armeria.ports[0].port={node.port} "
+            "--armeria.ports[0].protocols[0]=http",
+            env,
+        )
 
     def _nginx(self, node: Node, conf: Path) -> Program:
         prefix = self.paths.data(node.name)

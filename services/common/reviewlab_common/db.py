@@ -17,6 +17,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from reviewlab_common import dns as lab_dns
 from reviewlab_common import secrets as lab_secrets
+from reviewlab_common.fence import BUCKET_CLOSED_SQLSTATE
 from reviewlab_common.outliers import Ejector, accepts_connections
 from reviewlab_common.topology import Cluster, Node, Topology
 
@@ -42,6 +43,11 @@ class MemberFailed(RuntimeError):
 
 class CommitOutcomeUnknown(DatabaseUnavailable):
     """The primary was lost while committing: the write may or may not have been kept."""
+
+
+class BucketClosed(DatabaseUnavailable):
+    """The shard's fence refused the write: its bucket is moving or has moved. Nothing was
+    written; the caller may follow the shard map and try again."""
 
 
 # Is a member a replica, and has it replayed the reader's last write (a NULL LSN: no write)?
@@ -282,6 +288,10 @@ class ClusterRouter:
                     # This member was demoted after the pool connected: drop the connection.
                     conn.close()
                     raise
+                except psycopg.DatabaseError as exc:
+                    if exc.sqlstate == BUCKET_CLOSED_SQLSTATE:
+                        raise BucketClosed(f"{self.cluster.name}: {exc}") from exc
+                    raise
         except (psycopg.OperationalError, pg_errors.ReadOnlySqlTransaction, PoolTimeout) as exc:
             if isinstance(exc, psycopg.OperationalError):
                 # The primary died or moved: every idle connection to it is broken too.
@@ -313,6 +323,8 @@ class ClusterRouter:
                         committing = True
                     committed = True
                     lsn = self._current_lsn(conn)
+            except BucketClosed:
+                raise  # refused before COMMIT: nothing to retry here, the map decides where
             except DatabaseUnavailable as exc:
                 if committed:
                     lsn = None

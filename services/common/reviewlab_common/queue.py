@@ -16,7 +16,7 @@ JOBS_STREAM = "photo-jobs"
 DEAD_LETTER_STREAM = "photo-jobs-dead"
 WORKERS_GROUP = "workers"
 
-RedisUser = Literal["admin", "web", "worker"]
+RedisUser = Literal["admin", "web", "worker", "metrics"]
 
 
 def connect(

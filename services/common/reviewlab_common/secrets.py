@@ -34,15 +34,20 @@ class LabSecrets:
     redis_admin_password: str
     redis_web_password: str
     redis_worker_password: str
+    # The Redis exporter's user: reads the server's INFO and the job streams' lengths.
+    redis_metrics_password: str
     # etcd users: root (provisioning), patroni (its clusters' keys), web (reads the shard map).
     etcd_root_password: str
     etcd_patroni_password: str
     etcd_web_password: str
     # Patroni's REST API: writes (restart, reload, switchover, config) need this user.
     patroni_rest_password: str
+    # The lab's admin secret: what the console asks before it starts a chaos run, and what
+    # the chaos runner shows it has when it reports its phases to the console.
+    admin_secret: str
 
     def redis_password(self, user: str) -> str:
-        """The password of a Redis ACL user (admin, web, worker)."""
+        """The password of a Redis ACL user (admin, web, worker, metrics)."""
         return str(getattr(self, f"redis_{user}_password"))
 
     def etcd_password(self, user: str) -> str:

@@ -16,6 +16,10 @@ from reviewlab_common.etcd import Etcd, EtcdError
 from reviewlab_common.topology import Topology
 
 SHARD_MAP_KEY = "/reviewlab/shardmap"
+# The shards the map may place buckets on, including those with none yet (a JSON list), and
+# the move in progress, if any: written by the lab's tooling as root, never by a service.
+SHARD_SET_KEY = "/reviewlab/shardset"
+MOVE_KEY = "/reviewlab/shardmove"
 # A review id: 41 bits of milliseconds since EPOCH_MS, 10 bits of bucket, 12 random bits.
 EPOCH_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 BUCKET_BITS = 10
@@ -58,8 +62,9 @@ def bucket_of_review(review_id: int) -> int:
 
 
 def even_map(topology: Topology) -> dict[int, str]:
-    """The initial map: contiguous ranges of buckets, one range per shard."""
-    shards = [c.name for c in topology.shards]
+    """The initial map: contiguous ranges of buckets, one range per shard (a shard that
+    starts empty gets none)."""
+    shards = [c.name for c in topology.shards if not c.starts_empty]
     buckets = topology.lab.buckets
     return {b: shards[b * len(shards) // buckets] for b in range(buckets)}
 
@@ -81,6 +86,8 @@ class ShardMap:
         self._map: dict[int, str] = {}
         self._revision = 0
         self._lock = threading.Lock()
+        # Notified on every new map: a write refused for a moving bucket waits on it.
+        self._changed = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -90,8 +97,25 @@ class ShardMap:
         if found is None:
             raise ShardMapMissing(f"no shard map at {SHARD_MAP_KEY} in etcd: run `reviewlab up`")
         text, revision = found
+        self._apply(decode(text), revision)
+
+    def _apply(self, mapping: dict[int, str], revision: int) -> None:
+        with self._changed:
+            if revision >= self._revision:
+                self._map, self._revision = mapping, revision
+            self._changed.notify_all()
+
+    @property
+    def revision(self) -> int:
+        """etcd's mod revision of the map held (0 before the first read)."""
         with self._lock:
-            self._map, self._revision = decode(text), revision
+            return self._revision
+
+    def wait_for_change(self, after: int, timeout: float) -> int:
+        """Block until a map newer than revision AFTER is held, or TIMEOUT passes."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._revision > after, timeout=timeout)
+            return self._revision
 
     def shard_for_bucket(self, bucket: int) -> str:
         with self._lock:
@@ -124,10 +148,9 @@ class ShardMap:
         while not self._stop.is_set():
             try:
                 self.refresh()
-                for text in self.etcd.watch(SHARD_MAP_KEY, self._revision + 1, timeout=30):
-                    with self._lock:
-                        self._map = decode(text)
-                    log.info("shard map changed: %d buckets", len(self._map))
+                for text, revision in self.etcd.watch(SHARD_MAP_KEY, self.revision + 1, timeout=30):
+                    self._apply(decode(text), revision)
+                    log.info("shard map changed at revision %d", revision)
             except (EtcdError, ShardMapMissing, OSError, ValueError) as exc:
                 log.warning("shard map watch: %s; retrying", exc)
                 self._stop.wait(2.0)

@@ -102,6 +102,27 @@ outbox = Table(
         "created_at", postgresql.TIMESTAMP(timezone=True), nullable=False, server_default=func.now()
     ),
     Column("published_at", postgresql.TIMESTAMP(timezone=True)),
+    # Shard revision 0004: the W3C traceparent of the request that wrote it, so the relay and
+    # the worker continue that request's trace (NULL: written untraced).
+    Column("traceparent", Text),
+)
+
+# Shard revision 0003: each bucket's state on this shard (reviewlab_common.fence), one row per
+# possible bucket, and the ids of reviews written in a bucket under capture, for the mover.
+bucket_fence = Table(
+    "bucket_fence",
+    shard,
+    Column("bucket", Integer, primary_key=True),
+    Column("state", Text, nullable=False, server_default="open"),
+    Column("lease_until", postgresql.TIMESTAMP(timezone=True)),
+)
+
+bucket_changes = Table(
+    "bucket_changes",
+    shard,
+    Column("seq", BigInteger, primary_key=True, autoincrement=True),
+    Column("bucket", Integer, nullable=False),
+    Column("review_id", BigInteger, nullable=False),
 )
 
 METADATA = {"catalog": catalog, "shard": shard}

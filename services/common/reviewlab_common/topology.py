@@ -11,14 +11,27 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-NODE_KINDS = frozenset({"dns", "etcd", "postgres", "redis", "minio", "lb", "edge", "web", "worker"})
+NODE_KINDS = frozenset(
+    {
+        *("dns", "etcd", "postgres", "redis", "minio", "lb", "edge", "web", "worker"),
+        # The CDN's origin shield: the one cache the edges pull from, the one reader of MinIO.
+        "shield",
+        # The lab console's side: Prometheus, the exporters of the nodes that have no
+        # /metrics of their own (each watches one node), and the console page itself.
+        *("metrics", "nginx-exporter", "redis-exporter", "bind-exporter", "console"),
+        # The trace store and its UI (Zipkin): every Python service sends it spans.
+        "tracing",
+    }
+)
+# Kinds whose node reads another node's figures for Prometheus: its field 'watches' names it.
+WATCHING_KINDS = frozenset({"nginx-exporter", "redis-exporter", "bind-exporter"})
 CLUSTER_PURPOSES = frozenset({"catalog", "shard"})
 WEB_ROLES = frozenset({"api", "upload"})
 # Kinds the lab runs exactly one node of; the code asks for them with `Topology.one`.
-SINGLE_KINDS = ("dns", "redis", "minio", "lb")
+SINGLE_KINDS = ("dns", "redis", "minio", "lb", "shield")
 # Kinds that must have at least one node.
 REQUIRED_KINDS = (*SINGLE_KINDS, "etcd", "edge", "web")
-PORT_FIELDS = ("port", "rest_port", "peer_port", "console_port", "ceiling_port")
+PORT_FIELDS = ("port", "rest_port", "peer_port", "console_port", "ceiling_port", "stats_port")
 # Where the topology file is: the lab names it for every node's process and its own commands
 # (reviewlab_lab.paths.TOPOLOGY_PATH); the shared library does not guess from its own location.
 TOPOLOGY_ENV = "REVIEWLAB_TOPOLOGY"
@@ -51,7 +64,13 @@ class Node:
     peer_port: int | None = None
     console_port: int | None = None
     ceiling_port: int | None = None
+    stats_port: int | None = None
     roles: tuple[str, ...] = ()
+    # An exporter's node: the one whose figures it reads (WATCHING_KINDS).
+    watches: str | None = None
+    # A CDN edge: the client networks it is near, whose DNS answer for cdn is this edge
+    # (GeoDNS); a client in none of them gets the edge [services] names.
+    near: tuple[str, ...] = ()
 
     @property
     def endpoint(self) -> str:
@@ -72,6 +91,9 @@ class Cluster:
     purpose: str
     synchronous_mode: bool
     members: tuple[Node, ...]
+    # A shard added after the lab began: the first shard map gives it no buckets, and
+    # `reviewlab shard move` / `rebalance` give it some.
+    starts_empty: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,11 +132,20 @@ class Lab:
 
 
 @dataclass(frozen=True)
+class Tracing:
+    """[tracing]: whether the services trace, and the share of new traces they keep."""
+
+    enabled: bool = False
+    sample_ratio: float = 1.0
+
+
+@dataclass(frozen=True)
 class Topology:
     lab: Lab
     nodes: dict[str, Node]
     clusters: dict[str, Cluster]
     services: dict[str, str] = field(default_factory=dict)
+    tracing: Tracing = field(default_factory=Tracing)
 
     def of_kind(self, kind: str) -> list[Node]:
         return [n for n in self.nodes.values() if n.kind == kind]
@@ -203,6 +234,17 @@ def _parse_node(name: str, table: dict[str, Any], defaults: dict[str, Any]) -> N
     except ValueError as exc:
         raise TopologyError(f"{where}: field 'address' {address!r} is not an IP address") from exc
     roles = tuple(table.get("roles", ["api", "upload"] if kind == "web" else []))
+    near = tuple(_require(table, "near", list, where)) if "near" in table else ()
+    if near and kind != "edge":
+        raise TopologyError(f"{where}: field 'near' is for CDN edges (kind 'edge') only")
+    for network in near:
+        try:
+            ipaddress.IPv4Network(network)
+        except (TypeError, ValueError) as exc:
+            raise TopologyError(
+                f"{where}: field 'near' has {network!r}, which is not an IPv4 network "
+                "(write it as 127.0.1.0/24)"
+            ) from exc
     for role in roles:
         if role not in WEB_ROLES:
             raise TopologyError(
@@ -219,7 +261,10 @@ def _parse_node(name: str, table: dict[str, Any], defaults: dict[str, Any]) -> N
         peer_port=_optional_int(table, "peer_port", where),
         console_port=_optional_int(table, "console_port", where),
         ceiling_port=_optional_int(table, "ceiling_port", where),
+        stats_port=_optional_int(table, "stats_port", where),
         roles=roles,
+        watches=_require(table, "watches", str, where) if kind in WATCHING_KINDS else None,
+        near=near,
     )
     if kind == "postgres":
         _require(table, "cluster", str, where)
@@ -227,6 +272,15 @@ def _parse_node(name: str, table: dict[str, Any], defaults: dict[str, Any]) -> N
     if kind == "etcd":
         _require(table, "peer_port", int, where)
     return node
+
+
+def _parse_tracing(data: dict[str, Any]) -> Tracing:
+    table = data.get("tracing", {})
+    enabled = _require(table, "enabled", bool, "[tracing]") if "enabled" in table else False
+    ratio = table.get("sample_ratio", 1.0)
+    if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 <= ratio <= 1:
+        raise TopologyError(f"[tracing]: field 'sample_ratio' must be a number in 0..1: {ratio!r}")
+    return Tracing(enabled=enabled, sample_ratio=float(ratio))
 
 
 def parse(data: dict[str, Any], runtime: str = "native") -> Topology:
@@ -290,6 +344,7 @@ def parse(data: dict[str, Any], runtime: str = "native") -> Topology:
             purpose=purpose,
             synchronous_mode=bool(table.get("synchronous_mode", True)),
             members=members,
+            starts_empty=bool(table.get("starts_empty", False)),
         )
     for node in nodes.values():
         if node.kind == "postgres" and node.cluster not in clusters:
@@ -298,11 +353,20 @@ def parse(data: dict[str, Any], runtime: str = "native") -> Topology:
             )
     if sum(1 for c in clusters.values() if c.purpose == "catalog") != 1:
         raise TopologyError("[clusters]: exactly one cluster must have purpose 'catalog'")
+    for node in nodes.values():
+        if node.watches is not None and node.watches not in nodes:
+            raise TopologyError(
+                f"node {node.name!r}: field 'watches' {node.watches!r} is not a node of the lab"
+            )
     services = dict(data.get("services", {}))
     for service, target in services.items():
         if target not in nodes:
             raise TopologyError(f"[services]: {service!r} points at unknown node {target!r}")
-    topology = Topology(lab=lab, nodes=nodes, clusters=clusters, services=services)
+    topology = Topology(
+        lab=lab, nodes=nodes, clusters=clusters, services=services, tracing=_parse_tracing(data)
+    )
+    if topology.tracing.enabled and not topology.of_kind("tracing"):
+        raise TopologyError("[tracing]: enabled, but no node has kind 'tracing' to send spans to")
     for kind in REQUIRED_KINDS:
         if not topology.of_kind(kind):
             raise TopologyError(f"the topology has no node of kind {kind!r}; the lab needs one")

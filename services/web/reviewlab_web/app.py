@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from reviewlab_common import tracing
 from reviewlab_common.faults import DelaySwitch
 
 from reviewlab_web import errors, health, methods, telemetry
@@ -21,6 +22,8 @@ from reviewlab_web.shop import views as shop_views
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = WebSettings()  # type: ignore[call-arg]  # REVIEWLAB_NODE comes from the environment
     node = settings.this_node()
+    # Before any client is made: the instrumentations wrap the clients' classes.
+    tracing.configure(settings.topology(), node)
     backends = Backends.connect(settings.topology(), node)
     backends.open()
     await backends.open_reads()
@@ -30,6 +33,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
     await backends.close_reads()
     backends.close()
+    tracing.shutdown()
 
 
 def create_app() -> FastAPI:
@@ -52,6 +56,7 @@ def create_app() -> FastAPI:
     app.add_middleware(methods.MethodHygiene)
     # Outermost: the 405s and 501s of MethodHygiene are logged and counted too.
     app.add_middleware(telemetry.Telemetry)
+    telemetry.trace_requests(app)
     return app
 
 

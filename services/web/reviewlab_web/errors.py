@@ -8,7 +8,8 @@ from typing import Any
 from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from reviewlab_common.db import CommitOutcomeUnknown, DatabaseUnavailable
+from reviewlab_common import tracing
+from reviewlab_common.db import BucketClosed, CommitOutcomeUnknown, DatabaseUnavailable
 from reviewlab_common.etcd import EtcdError
 from reviewlab_common.shards import ShardMapMissing
 from reviewlab_common.storage import StorageUnavailable
@@ -30,7 +31,12 @@ class ApiError(Exception):
 
 
 def body(code: str, message: str, **extra: object) -> dict[str, object]:
-    return {"error": {"code": code, "message": message, **extra}}
+    error = {"code": code, "message": message, **extra}
+    # The request's trace: a user who reports the error can hand it over.
+    trace_id = tracing.current_trace_id()
+    if trace_id:
+        error["trace_id"] = trace_id
+    return {"error": error}
 
 
 # Where FastAPI says a value came from: the first part of an error's location, never a name.
@@ -113,6 +119,15 @@ def install(app: FastAPI) -> None:
             body("database_unavailable", f"{exc}. {outcome}."),
             status_code=503,
             headers={"Retry-After": "2"},
+        )
+
+    @app.exception_handler(BucketClosed)
+    async def bucket_moving(_: Request, exc: BucketClosed) -> JSONResponse:
+        # A move's cutover outlasted the write's wait: it ran nothing, on any shard.
+        return JSONResponse(
+            body("bucket_moving", f"{exc}. Nothing was written; retry in a second."),
+            status_code=503,
+            headers={"Retry-After": "1"},
         )
 
     @app.exception_handler(StorageUnavailable)

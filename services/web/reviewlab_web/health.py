@@ -30,7 +30,13 @@ NODE_ONLY: dict[int | str, dict[str, Any]] = {
 async def healthz(request: Request) -> dict[str, str]:
     # async and without dependencies: it does no I/O, so it runs on the event loop, and no
     # dependency is solved for it (a hot path: the vIP and every probe ask it).
-    return {"status": "alive", "node": request.app.state.backends.node.name}
+    backends = request.app.state.backends
+    # The shard map's revision: a move waits until every web server holds the new one.
+    return {
+        "status": "alive",
+        "node": backends.node.name,
+        "shard_map_revision": str(backends.shard_map.revision),
+    }
 
 
 @router.get(

@@ -1,4 +1,5 @@
-"""Per-request telemetry as pure ASGI middleware: request id, access log, metrics, X-Served-By.
+"""Per-request telemetry as pure ASGI middleware: request id, trace id, access log, metrics,
+X-Served-By.
 
 Starlette's `@app.middleware("http")` (BaseHTTPMiddleware) runs every request through an
 extra task and memory streams; at a few thousand requests per second that wrapper alone cost
@@ -19,7 +20,10 @@ import time
 from datetime import UTC, datetime
 from typing import TextIO
 
+from fastapi import FastAPI
 from prometheus_client import Counter, Histogram
+from reviewlab_common import topology as lab_topology
+from reviewlab_common import tracing
 from reviewlab_common.logs import IsoFormatter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -30,6 +34,8 @@ REQUEST_ID = "x-request-id"
 _SANE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 # Methods named as such in the metrics; anything else (a fuzzer's invention) counts as OTHER.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
+# Requests that start no trace: probes and scrapes, asked every few seconds by the lab itself.
+UNTRACED_PATHS = "/healthz$,/readyz$,/metrics$"
 # Buffered access lines go out this often, or sooner once this many are waiting.
 FLUSH_AFTER_S = 0.2
 FLUSH_LINES = 512
@@ -119,6 +125,8 @@ class Telemetry:
         if pause and path.startswith("/api/"):
             await asyncio.sleep(pause)  # a lab-only fault: `reviewlab fault delay NODE MS`
         request_id = _request_id(scope)
+        # The request's span is current here (trace_requests wraps the whole app).
+        trace_id = tracing.current_trace_id()
         status = 500  # what the client gets if the app fails before it answers
 
         async def send_with_headers(message: Message) -> None:
@@ -128,6 +136,8 @@ class Telemetry:
                 headers = list(message.get("headers", ()))
                 headers.append((b"x-served-by", self._node))
                 headers.append((b"x-request-id", request_id))
+                if trace_id:
+                    headers.append((b"x-trace-id", trace_id.encode()))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -155,3 +165,20 @@ class Telemetry:
             self._metrics[key] = children
         children[0].inc()
         children[1].observe(elapsed)
+
+
+def trace_requests(app: FastAPI) -> None:
+    """A server span per request (OpenTelemetry's ASGI middleware, outside every other), when
+    the topology turns tracing on; the span continues the caller's W3C traceparent."""
+    try:
+        topology = lab_topology.current()
+    except lab_topology.TopologyError:
+        return
+    if not tracing.enabled(topology):
+        return
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    # No spans for each ASGI message sent or received: a request is one span.
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls=UNTRACED_PATHS, exclude_spans=["receive", "send"]
+    )

@@ -7,7 +7,7 @@ import signal
 import threading
 from types import FrameType
 
-from reviewlab_common import logs, queue, storage
+from reviewlab_common import cdn, logs, queue, storage, tracing
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.db import app_router
 from reviewlab_common.faults import DelaySwitch
@@ -24,6 +24,8 @@ def main() -> None:
     settings = WorkerSettings()  # type: ignore[call-arg]  # REVIEWLAB_NODE comes from the environment
     topology = settings.topology()
     node = settings.this_node()
+    # Before any client is made: the instrumentations wrap the clients' classes.
+    tracing.configure(topology, node)
     # Every client from the secrets read once, not one read of lab.json each.
     secrets = lab_secrets.load(topology)
     shards = {
@@ -74,10 +76,13 @@ def main() -> None:
         backoff_base_s=settings.backoff_base_s,
         reclaim_idle_ms=settings.reclaim_idle_ms,
         max_side=settings.max_side,
-        delay=DelaySwitch(topology, node.name),
+        # Read at every job (one small file per job): a switch set just before a job holds.
+        delay=DelaySwitch(topology, node.name, refresh=0.0),
+        push=lambda keys: cdn.push(topology, keys, timeout=1.0),
     )
     logging.info("worker %s ready: model %s", node.name, model)
     runner.run(stop)
+    tracing.shutdown()
 
 
 if __name__ == "__main__":

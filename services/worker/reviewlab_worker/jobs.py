@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, cast
@@ -19,7 +20,7 @@ from typing import Any, cast
 import psycopg
 import redis
 from prometheus_client import Counter, Histogram
-from reviewlab_common import queue, storage
+from reviewlab_common import fence, queue, storage, tracing
 from reviewlab_common.db import ClusterRouter, DatabaseUnavailable
 from reviewlab_common.faults import DelaySwitch
 from reviewlab_common.images import PhotoRejected
@@ -29,8 +30,9 @@ from reviewlab_common.photos import (
     PhotoStatus,
     cutout_keys,
 )
+from reviewlab_common.shards import bucket_of_review
 from reviewlab_common.storage import StorageUnavailable
-from reviewlab_common.tables import compiled, reviews
+from reviewlab_common.tables import bucket_fence, compiled, reviews
 from sqlalchemy import bindparam, literal_column, null, select, update
 
 from reviewlab_worker.segmentation import PortraitSegmenter
@@ -53,6 +55,9 @@ StreamReply = list[tuple[str, list[tuple[str, dict[str, str]]]]]
 ClaimReply = list[tuple[str, dict[str, str] | None]]
 
 # The photo's statements, compiled once.
+FENCE_STATE = compiled(
+    select(bucket_fence.c.state).where(bucket_fence.c.bucket == bindparam("bucket"))
+)
 PHOTO_STATE = compiled(select(reviews.c.photo_status).where(reviews.c.id == bindparam("id")))
 MARK_READY = compiled(
     update(reviews)
@@ -132,6 +137,7 @@ class JobRunner:
         reclaim_idle_ms: int,
         max_side: int,
         delay: DelaySwitch,
+        push: Callable[[list[str]], object] | None = None,
     ) -> None:
         self.consumer = consumer
         self.client = client
@@ -143,15 +149,39 @@ class JobRunner:
         self.reclaim_idle_ms = reclaim_idle_ms
         self.max_side = max_side
         self.delay = delay
+        # Pre-warms the CDN (reviewlab_common.cdn.push) with a cutout's keys before the photo
+        # is marked ready, so the first shopper's request is an edge HIT; None: no CDN push.
+        self.push = push
         # The cutout's two objects are uploaded side by side (8-10 ms each to MinIO here).
         self._uploads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cutout-upload")
 
     # One job ---------------------------------------------------------------------------------
     def _review_of(self, job: PhotoJob) -> tuple[ClusterRouter, int]:
-        shard = self.shards.get(job.shard)
-        if shard is None:
+        """The shard that holds the job's review now: the one the job names, unless its
+        fence closed the review's bucket (it moved, or is moving, to another shard)."""
+        named = self.shards.get(job.shard)
+        if named is None:
             raise PermanentFailure(f"the job names shard {job.shard!r}, which this lab lacks")
-        return shard, job.review_id
+        bucket = bucket_of_review(job.review_id)
+        others = [s for name, s in sorted(self.shards.items()) if name != job.shard]
+        for shard in (named, *others):
+            if self._fence_state(shard, bucket) != fence.CLOSED:
+                return shard, job.review_id
+        raise DatabaseUnavailable(
+            f"bucket {bucket} is closed on every shard: a move is cutting over; retried later"
+        )
+
+    @staticmethod
+    def _fence_state(shard: ClusterRouter, bucket: int) -> str | None:
+        def read(conn: psycopg.Connection[Any]) -> str | None:
+            row = conn.execute(FENCE_STATE, {"bucket": bucket}).fetchone()
+            return None if row is None else str(row[0])
+
+        try:
+            state, _ = shard.write(read)  # the primary: the fence changes there first
+        except psycopg.errors.UndefinedTable:
+            return None  # a shard before revision 0003 has no fence: it takes every write
+        return state
 
     def _photo_state(self, shard: ClusterRouter, review_id: int) -> str | None:
         def read(conn: psycopg.Connection[Any]) -> str | None:
@@ -174,19 +204,24 @@ class JobRunner:
         if pause:
             time.sleep(pause)  # a lab-only fault, so chaos can kill a worker mid-job
         original = storage.get_object(self.s3, job.original_key)
+        started_ns = time.time_ns()
         try:
             cut = self.segmenter.cutout(original, max_side=self.max_side)
         except (PhotoRejected, OSError, ValueError) as exc:
             raise PermanentFailure("the stored photo is not a readable image") from exc
+        tracing.record_stages(started_ns, cut.timings)  # decode, infer, mask, encode
         for stage, seconds in cut.timings.items():
             STAGE_SECONDS.labels(stage).observe(seconds)
         key, mask_key = cutout_keys(job.original_key)
         # Both before the photo is marked ready: no reader learns the keys earlier.
-        mask_upload = self._uploads.submit(
-            storage.put_object, self.s3, mask_key, cut.mask_png, content_type="image/png"
-        )
-        storage.put_object(self.s3, key, cut.photo_jpeg, content_type="image/jpeg")
-        mask_upload.result()
+        with tracing.span("cutout upload", attributes={"reviewlab.cutout_key": key}):
+            mask_upload = self._uploads.submit(
+                storage.put_object, self.s3, mask_key, cut.mask_png, content_type="image/png"
+            )
+            storage.put_object(self.s3, key, cut.photo_jpeg, content_type="image/jpeg")
+            mask_upload.result()
+        if self.push is not None:
+            self.push([key, mask_key])  # a push that fails leaves a MISS, never a failed job
 
         def mark(conn: psycopg.Connection[Any]) -> None:
             done = {"id": review_id, "cutout_key": key, "attempts": delivery.deliveries}
@@ -204,7 +239,8 @@ class JobRunner:
             self._dead_letter(delivery, exhausted, attempts=self.max_attempts)
             return
         try:
-            outcome = self.process(delivery)
+            with tracing.job(delivery.message_id, delivery.fields, delivery.deliveries):
+                outcome = self.process(delivery)
         except Exception as exc:
             self._failed(delivery, exc)
             return

@@ -14,8 +14,9 @@ from typing import Any
 
 import psycopg
 import redis
+from opentelemetry.trace import SpanKind
 from prometheus_client import Counter
-from reviewlab_common import queue
+from reviewlab_common import queue, tracing
 from reviewlab_common.db import ClusterRouter, DatabaseUnavailable
 from reviewlab_common.photos import JOBS_CHANNEL, PhotoJob
 from reviewlab_common.tables import compiled, outbox
@@ -30,7 +31,7 @@ RELISTEN_S = 1.0
 # Compiled once: the oldest unpublished rows (skipping those another relay holds), then
 # marking the ones published.
 UNPUBLISHED = compiled(
-    select(outbox.c.id, outbox.c.payload)
+    select(outbox.c.id, outbox.c.payload, outbox.c.traceparent)
     .where(outbox.c.published_at.is_(None))
     .order_by(outbox.c.id)
     .limit(bindparam("limit"))
@@ -48,7 +49,7 @@ def relay_once(shard: ClusterRouter, client: redis.Redis) -> int:
 
     def move(conn: psycopg.Connection[Any]) -> int:
         rows = conn.execute(UNPUBLISHED, {"limit": BATCH}).fetchall()
-        for row_id, payload in rows:
+        for row_id, payload, traceparent in rows:
             try:
                 fields = PhotoJob.from_payload(payload, outbox_id=row_id).to_fields()
             except ValueError as exc:  # InvalidPhotoJob, or not JSON at all
@@ -56,7 +57,7 @@ def relay_once(shard: ClusterRouter, client: redis.Redis) -> int:
                 log.warning("outbox row %s of %s: %s", row_id, shard.cluster.name, exc)
                 raw = payload if isinstance(payload, dict) else {"payload": payload}
                 fields = {**{k: str(v) for k, v in raw.items()}, "outbox_id": str(row_id)}
-            queue.publish(client, fields)
+            publish(client, shard.cluster.name, fields, traceparent)
         if rows:
             conn.execute(MARK_PUBLISHED, {"ids": [r[0] for r in rows]})
         return len(rows)
@@ -65,6 +66,23 @@ def relay_once(shard: ClusterRouter, client: redis.Redis) -> int:
     if moved:
         RELAYED.labels(shard.cluster.name).inc(moved)
     return moved
+
+
+def publish(
+    client: redis.Redis, shard: str, fields: dict[str, str], traceparent: str | None
+) -> None:
+    """Append one job to the stream as a child span of the request that wrote its row.
+
+    A child, not a link: each row has exactly one cause, and a child keeps POST, relay,
+    queue wait and worker in one trace (Zipkin shows no links). The stream entry carries this
+    span's traceparent (or the row's, when this worker does not trace) for the worker.
+    """
+    named = {"review.id": fields.get("review_id", ""), "reviewlab.shard": shard}
+    with tracing.span(
+        "relay publish", kind=SpanKind.PRODUCER, parent=traceparent, attributes=named
+    ):
+        carried = tracing.current_traceparent() or traceparent
+        queue.publish(client, fields | ({tracing.TRACEPARENT: carried} if carried else {}))
 
 
 def listen(shard: ClusterRouter, wake: threading.Event, stop: threading.Event) -> None:

@@ -141,7 +141,7 @@ def evaluate(
             p99_goal(outcomes, "read", 250, after_grace),
             throughput_goal(outcomes, "write", 0.9, baseline, impact),
         ]
-    elif scenario in ("web-kill", "edge-kill", "lb-switch"):
+    elif scenario in ("web-kill", "edge-kill", "lb-switch", "primary-loss-during-move"):
         found.append(Goal("failed reads", "0", str(failed_reads), failed_reads == 0, failed_reads))
     return found
 

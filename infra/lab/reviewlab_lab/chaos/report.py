@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import itertools
 import json
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,7 +25,9 @@ from reviewlab_lab.chaos.watch import Event
 from reviewlab_lab.errors import LabFailed
 from reviewlab_lab.paths import REPO, LabPaths
 
-REPORTS = REPO / "reports"
+# Where reports go: the checkout's reports/, or REVIEWLAB_REPORTS (a run the console starts
+# runs as the lab's user, which may not write into the checkout).
+REPORTS = Path(os.environ.get("REVIEWLAB_REPORTS") or REPO / "reports")
 LAST = REPORTS / "chaos-last.json"
 # How long the read-back waits for a shard to have a writable primary again.
 READ_BACK_S = 60.0

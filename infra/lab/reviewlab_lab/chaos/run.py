@@ -17,7 +17,7 @@ from reviewlab_common.topology import Topology
 from rich.console import Console
 from rich.live import Live
 
-from reviewlab_lab import ready, runtimes
+from reviewlab_lab import consolefeed, ready, runtimes
 from reviewlab_lab.chaos import cleanup, goals, report, view
 from reviewlab_lab.chaos.load import LOAD_USER, Load
 from reviewlab_lab.chaos.scenarios import (
@@ -149,8 +149,17 @@ def execute(topology: Topology, options: Options, say: Callable[[str], None]) ->
         readers=options.load,
         photos=options.scenario.target == "worker",  # every segmentation job must finish
     )
+    name = options.scenario.name
+    ended = "ended before its report (see its output)"
     try:
-        return _execute(topology, options, load, say)
+        result = _execute(topology, options, load, say)
+        report_path = str(result["path"])
+        ended = f"finished: report {report_path.rsplit('/', 1)[-1]}"
+        consolefeed.announce(topology, name, "finished", f"chaos {name} {ended}", report_path)
+        return result
+    except BaseException:
+        consolefeed.announce(topology, name, "finished", f"chaos {name} {ended}")
+        raise
     finally:
         try:
             say(f"cleaned up: {remove_writes(topology, load)}")
@@ -210,6 +219,12 @@ def _execute(
     started_wall = time.strftime("%Y-%m-%d %H:%M:%S")
     started_epoch = time.time()
     say(f"{title}: {chosen.about}")
+
+    def tell(state: str, text: str) -> None:
+        """The phase, to the console's event feed as well (it shows a CLI run live)."""
+        consolefeed.announce(topology, chosen.name, state, f"{title}: {text}")
+
+    tell("started", "baseline under load")
     with interrupts_as_keyboard():
         watcher.start()
         load.start()
@@ -219,6 +234,7 @@ def _execute(
                 live.start()
             wait(BASELINE_S, live)
             phase = f"fault ({chosen.fault}) for {duration:.0f} s"
+            tell("phase", phase)
             watcher.fault_at = time.monotonic()
             marks["fault"] = load.now()
             watcher.note(f"fault: {chosen.fault} {target}", "fault", target)
@@ -233,6 +249,7 @@ def _execute(
                 )
             marks["restored"] = load.now()
             phase = "recovering: waiting for full redundancy"
+            tell("phase", phase)
             restored_at = time.monotonic()
             steady = Steady(lambda: recovered(watcher.latest, topology, target, restored_at))
             back = wait(RECOVERY_S, live, steady.held)
@@ -240,6 +257,7 @@ def _execute(
             if not back:
                 watcher.note(f"not fully redundant within {RECOVERY_S:.0f} s", "node")
             phase = "tail"
+            tell("phase", "recovered" if back else "not fully redundant in time")
             wait(TAIL_S, live)
         except KeyboardInterrupt:
             watcher.note("interrupted: restoring", "restored", target)
@@ -304,6 +322,7 @@ def _execute(
         ),
         "final": describe(watcher.latest) if watcher.latest else {},
         "photo_jobs": jobs,
+        **fault.extra,
     }
     result["path"] = str(report.write(result))
     return result

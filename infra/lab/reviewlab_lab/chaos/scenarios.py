@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from reviewlab_common.topology import Topology, TopologyError
 
@@ -67,6 +67,19 @@ SCENARIOS = {
             "When the old node starts again it rewinds and rejoins as a replica.",
             "reviews-1",
             "writes back within 22 s, 0 acknowledged writes lost",
+        ),
+        Scenario(
+            "primary-loss-during-move",
+            PRIMARY,
+            "move",
+            30,
+            "Move three of the load's buckets off reviews-1 to reviews-2 and, right after the "
+            "copy, SIGKILL reviews-1's primary and keep it down. The move retries until the "
+            "synchronous replica is promoted, catches up from the change log (an ordinary "
+            "table, replicated with everything else), cuts over and flips the map. At every "
+            "moment the map points at a complete copy. The buckets move back at the end.",
+            "reviews-1",
+            "0 acknowledged writes lost, the move finished and verified",
         ),
         Scenario(
             "primary-partition",
@@ -234,6 +247,8 @@ class Fault:
     """The fault in place; undo() puts everything back, once, whatever happened."""
 
     undo_steps: list[Callable[[], object]]
+    # What the fault reports beside the load's figures (a move's outcome, for one).
+    extra: dict[str, object] = field(default_factory=dict)
 
     def undo(self) -> list[str]:
         problems = []
@@ -261,6 +276,19 @@ def inject(
             peers = peers_of(topology, target)
             fault.undo_steps.append(lambda: runtime.heal(target, peers))
             runtime.partition(target, peers)
+        case "move":
+            from reviewlab_lab.chaos.load import PRODUCTS
+            from reviewlab_lab.resharding.chaosmove import MoveUnderFault
+
+            cluster = topology.nodes[target].cluster or ""
+            move = MoveUnderFault(topology, cluster, PRODUCTS)
+            fault.undo_steps.append(
+                lambda: fault.extra.setdefault("move", move.finish_and_move_back())
+            )
+            move.start_and_hold()
+            fault.undo_steps.append(lambda: runtime.start(target))
+            hold_down(runtime, target, kill=True)
+            move.go_on()
         case "switch":
             before = runtime.lb_mode()
             other = "l4" if before.layer == "l7" else "l7"

@@ -114,7 +114,9 @@ class NativeRuntime(Runtime):
             self.supervisor.start()
             return
         touched = self.supervisor.update() if conf_changed else []
-        for name in sorted(renderer.changed - set(touched)):
+        # A node that does not run yet (one another `up` added) is started below, not signalled.
+        running = {n for n, i in self.supervisor.processes().items() if i.state == "RUNNING"}
+        for name in sorted((renderer.changed - set(touched)) & running):
             hup = kinds.of(self.topology.nodes[name]).reload_on_hup
             say(f"  config of {name} changed: " + ("reloading" if hup else "restarting"))
             if hup:

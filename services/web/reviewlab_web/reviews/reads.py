@@ -88,17 +88,29 @@ async def product(
 async def list_recent(
     backends: Backends, *, limit: int, min_lsns: dict[str, str]
 ) -> tuple[list[schemas.Review], list[ReadSource]]:
-    """Newest reviews across every shard: each shard asked at once, then merged by id."""
+    """Newest reviews across every shard: each shard asked at once, then merged by id.
+
+    Each shard is asked only for the buckets the map gives it: during a move the target
+    holds copies too."""
+    placement = backends.shard_map.snapshot()
+    if not placement:
+        # No map held yet: read it (a blocking etcd call), or fail saying why.
+        await asyncio.to_thread(backends.shard_map.refresh)
+        placement = backends.shard_map.snapshot()
+    owned: dict[str, list[int]] = {}
+    for bucket, shard_name in placement.items():
+        owned.setdefault(shard_name, []).append(bucket)
 
     async def one(shard_name: str) -> tuple[list[schemas.Review], ReadSource]:
         async def fetch(conn: Conn) -> list[Row]:
-            cursor = await conn.execute(service.NEWEST, {"limit": limit})
+            page = {"limit": limit, "buckets": owned[shard_name]}
+            cursor = await conn.execute(service.NEWEST, page)
             return await cursor.fetchall()
 
         reads = backends.reads[shard_name]
         rows, source = await reads.read(fetch, min_lsn=min_lsns.get(shard_name))
         return [service.to_review(backends, r, shard_name) for r in rows], source
 
-    results = await asyncio.gather(*(one(name) for name in sorted(backends.shards)))
+    results = await asyncio.gather(*(one(name) for name in sorted(owned)))
     merged = sorted((r for rows, _ in results for r in rows), key=lambda r: r.id, reverse=True)
     return merged[:limit], [source for _, source in results]

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import psycopg
-from reviewlab_common import photos, shards, storage, tables
-from reviewlab_common.db import ReadSource
+from prometheus_client import Counter
+from reviewlab_common import fence, photos, shards, storage, tables, tracing
+from reviewlab_common.db import BucketClosed, ReadSource
 from reviewlab_common.images import ValidatedPhoto
 from reviewlab_common.tables import compiled
 from sqlalchemy import (
     ARRAY,
     BigInteger,
     Float,
+    Integer,
     any_,
     bindparam,
     cast,
@@ -31,6 +36,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from reviewlab_web.backends import Backends
 from reviewlab_web.reviews import schemas
+
+# Writes committed per review shard, which the console shows as writes/s per shard.
+SHARD_WRITES = Counter("web_shard_writes", "Writes committed on a review shard", ["shard"])
 
 # Review ids are positive 63-bit integers (a Postgres bigint); nothing else names a review.
 MAX_REVIEW_ID = (1 << 63) - 1
@@ -103,7 +111,11 @@ INSERT_REVIEW = compiled(
 INSERT_JOB = compiled(
     insert(tables.outbox)
     .inline()
-    .values(review_id=bindparam("review_id"), payload=bindparam("payload"))
+    .values(
+        review_id=bindparam("review_id"),
+        payload=bindparam("payload"),
+        traceparent=bindparam("traceparent"),
+    )
 )
 NOTIFY_JOB = f"NOTIFY {photos.JOBS_CHANNEL}"
 REVIEW_BY_ID = compiled(select(*REVIEW).where(tables.reviews.c.id == bindparam("id")))
@@ -119,7 +131,13 @@ PRODUCT_PAGE = compiled(
     .order_by(tables.reviews.c.id.desc())
     .limit(bindparam("limit"))
 )
-NEWEST = compiled(select(*REVIEW).order_by(tables.reviews.c.id.desc()).limit(bindparam("limit")))
+# Only the buckets the map gives the shard: during a move the target holds copies too.
+NEWEST = compiled(
+    select(*REVIEW)
+    .where(tables.reviews.c.bucket == any_(bindparam("buckets", type_=ARRAY(Integer))))
+    .order_by(tables.reviews.c.id.desc())
+    .limit(bindparam("limit"))
+)
 RATINGS = compiled(
     select(func.count(), cast(func.avg(tables.reviews.c.rating), Float)).where(
         tables.reviews.c.product_id == bindparam("product_id")
@@ -143,7 +161,11 @@ COUNT_VOTE = compiled(
     .values(helpful_votes=tables.reviews.c.helpful_votes + literal_column("1"))
     .returning(*REVIEW)
 )
-DELETE_REVIEW = compiled(delete_from(tables.reviews).where(tables.reviews.c.id == bindparam("id")))
+DELETE_REVIEW = compiled(
+    delete_from(tables.reviews)
+    .where(tables.reviews.c.id == bindparam("id"))
+    .returning(tables.reviews.c.photo_original_key)
+)
 _RANKED = (
     select(
         *REVIEW,
@@ -159,6 +181,12 @@ NEWEST_PER_PRODUCT = compiled(
     .where(_RANKED.c.newest <= bindparam("per_product"))
     .order_by(_RANKED.c.product_id, _RANKED.c.id.desc())
 )
+
+
+T = TypeVar("T")
+# How often a write refused for a moving bucket asks again when no new map came meanwhile
+# (the cutover may end by reopening the bucket where it was).
+MOVING_RETRY_S = 0.05
 
 
 class NotFound(LookupError):
@@ -280,8 +308,7 @@ def create(
 ) -> Written:
     """Store the photo, then the review and its photo job in one shard transaction."""
     bucket = shards.bucket_of(new.product_id, backends.topology.lab.buckets)
-    shard_name = backends.shard_map.shard_for_bucket(bucket)
-    shard = backends.shards[shard_name]
+    backends.shard_map.shard_for_bucket(bucket)  # an unmapped bucket fails before the upload
     key = original_key(new.photo) if new.photo else None
     if new.photo and key:
         # Before the database: a review never points at a photo that is not stored.
@@ -294,8 +321,9 @@ def create(
         )
     else:
         review_id = shards.new_review_id(bucket)
+    tracing.set_attributes(**{"review.id": str(review_id)})  # find the trace by the review
 
-    def insert(conn: psycopg.Connection[Any]) -> tuple[tuple[Any, ...], bool]:
+    def insert(shard_name: str, conn: psycopg.Connection[Any]) -> tuple[tuple[Any, ...], bool]:
         review = {
             "id": review_id,
             "bucket": bucket,
@@ -309,14 +337,45 @@ def create(
         inserted = conn.execute(INSERT_REVIEW, review).fetchone()
         if inserted and key:
             job = photos.PhotoJob(review_id, shard_name, key)
-            conn.execute(INSERT_JOB, {"review_id": review_id, "payload": job.to_payload()})
+            with tracing.span("outbox insert", attributes={"review.id": str(review_id)}):
+                # The job carries the trace: the relay and the worker continue it.
+                outbox_row = {"review_id": review_id, "payload": job.to_payload()}
+                trace_context = {"traceparent": tracing.current_traceparent()}
+                conn.execute(INSERT_JOB, outbox_row | trace_context)
             conn.execute(NOTIFY_JOB)  # delivered on commit: wakes the relays
         row = conn.execute(REVIEW_BY_ID, {"id": review_id}).fetchone()
         assert row is not None
         return row, inserted is None
 
-    (row, replayed), lsn = shard.write(insert)
+    (row, replayed), lsn, shard_name = on_owner(backends, bucket, insert)
     return Written(to_review(backends, row, shard_name), lsn, replayed)
+
+
+def on_owner(
+    backends: Backends, bucket: int, work: Callable[[str, psycopg.Connection[Any]], T]
+) -> tuple[T, str, str]:
+    """WORK(shard, conn) in one transaction on the shard that owns BUCKET: its result, the
+    commit LSN and the shard. A write the shard's fence refuses (the bucket is moving) ran
+    nothing: it waits for the new map, at most fence.WRITE_WAIT_S, and runs again there."""
+    deadline = time.monotonic() + fence.WRITE_WAIT_S
+    while True:
+        revision = backends.shard_map.revision
+        with tracing.span("shard routing", attributes={"reviewlab.bucket": bucket}) as routed:
+            shard_name = backends.shard_map.shard_for_bucket(bucket)
+            routed.set_attribute("reviewlab.shard", shard_name)
+        try:
+            result, lsn = backends.shards[shard_name].write(partial(work, shard_name))
+        except BucketClosed as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BucketClosed(
+                    f"bucket {bucket} is moving to another shard and its cutover took longer "
+                    f"than {fence.WRITE_WAIT_S:.1f} s ({exc})"
+                ) from exc
+            backends.shard_map.wait_for_change(revision, min(left, MOVING_RETRY_S))
+            continue
+        SHARD_WRITES.labels(shard_name).inc()  # the console's writes/s per shard
+        return result, lsn, shard_name
 
 
 def shard_of_review(backends: Backends, review_id: int) -> str:
@@ -351,11 +410,15 @@ def list_products(
     ], source
 
 
-def delete(backends: Backends, *, review_id: int, user_id: int) -> tuple[str, str]:
-    """Delete the caller's own review; returns (shard, commit LSN)."""
-    shard_name = shard_of_review(backends, review_id)
+def delete(backends: Backends, *, review_id: int, user_id: int) -> tuple[str, str, list[str]]:
+    """Delete the caller's own review; returns (shard, commit LSN, its photo's media keys).
 
-    def remove(conn: psycopg.Connection[Any]) -> None:
+    The keys are the original and both cutout objects, ready or not (a cutout's keys follow
+    from its original's): what the CDN must forget.
+    """
+    shard_of_review(backends, review_id)
+
+    def remove(_: str, conn: psycopg.Connection[Any]) -> str | None:
         row = conn.execute(AUTHOR_FOR_UPDATE, {"id": review_id}).fetchone()
         if row is None:
             raise NotFound(f"review {review_id} does not exist")
@@ -363,10 +426,12 @@ def delete(backends: Backends, *, review_id: int, user_id: int) -> tuple[str, st
             raise Forbidden(
                 f"review {review_id} belongs to another user; only its author may delete it"
             )
-        conn.execute(DELETE_REVIEW, {"id": review_id})
+        deleted = conn.execute(DELETE_REVIEW, {"id": review_id}).fetchone()
+        return None if deleted is None or deleted[0] is None else str(deleted[0])
 
-    _, lsn = backends.shards[shard_name].write(remove)
-    return shard_name, lsn
+    original, lsn, shard_name = on_owner(backends, shards.bucket_of_review(review_id), remove)
+    media = [original, *photos.cutout_keys(original)] if original else []
+    return shard_name, lsn, media
 
 
 def latest_for_products(
@@ -398,9 +463,9 @@ def latest_for_products(
 
 def mark_helpful(backends: Backends, *, review_id: int, user_id: int) -> Written:
     """The caller finds the review helpful: counted once per reader, however often sent."""
-    shard_name = shard_of_review(backends, review_id)
+    shard_of_review(backends, review_id)
 
-    def vote(conn: psycopg.Connection[Any]) -> tuple[tuple[Any, ...], bool]:
+    def vote(_: str, conn: psycopg.Connection[Any]) -> tuple[tuple[Any, ...], bool]:
         # Locked: a delete waits, so the vote never points at a review that is gone.
         row = conn.execute(REVIEW_FOR_UPDATE, {"id": review_id}).fetchone()
         if row is None:
@@ -411,5 +476,5 @@ def mark_helpful(backends: Backends, *, review_id: int, user_id: int) -> Written
         assert counted is not None
         return counted, False
 
-    (row, replayed), lsn = backends.shards[shard_name].write(vote)
+    (row, replayed), lsn, shard_name = on_owner(backends, shards.bucket_of_review(review_id), vote)
     return Written(to_review(backends, row, shard_name), lsn, replayed)

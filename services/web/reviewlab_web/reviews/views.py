@@ -23,7 +23,7 @@ from reviewlab_web.auth import CurrentUserDep
 from reviewlab_web.deps import BackendsDep, ConsistencyDep
 from reviewlab_web.errors import ApiError
 from reviewlab_web.responses import json_reply
-from reviewlab_web.reviews import reads, schemas, service
+from reviewlab_web.reviews import media_cache, reads, schemas, service
 
 router = APIRouter(prefix="/api", tags=["reviews"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -231,11 +231,14 @@ def delete_review(
 ) -> Response:
     """Delete your own review."""
     try:
-        shard, lsn = service.delete(backends, review_id=review_id, user_id=user_id)
+        shard, lsn, media = service.delete(backends, review_id=review_id, user_id=user_id)
     except service.NotFound as exc:
         raise ApiError(404, "review_not_found", str(exc)) from exc
     except service.Forbidden as exc:
         raise ApiError(403, "not_author", str(exc)) from exc
+    # Its photos leave every CDN cache before the delete returns (the objects stay in the
+    # bucket: content-addressed, another review may show the same photo).
+    media_cache.forget(backends, media)
     response = Response(status_code=204)
     consistency.attach(response, consistency.merge(positions, shard, lsn))
     return response

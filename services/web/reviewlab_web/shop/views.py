@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from reviewlab_common import tracing
 
 from reviewlab_web import consistency
 from reviewlab_web.deps import BackendsDep, ConsistencyDep
@@ -50,6 +52,12 @@ def shop_page(
             "demo_token": service.demo_token(backends),
             "demo_token_minutes": service.DEMO_TOKEN_TTL_S // 60,
             "cdn_media": reviews.cdn_url(backends, ""),
+            # Each review links the trace UI's search for its POST's trace (tracing on only).
+            "trace_of": (
+                partial(tracing.review_search_url, backends.topology)
+                if tracing.enabled(backends.topology)
+                else None
+            ),
         },
     )
     read_from(page, shelf.sources)

@@ -1,0 +1,39 @@
+"""What the lab tells the console as it happens: a chaos run's phases, for its event feed.
+
+Best effort and bounded: a console that is down or slow costs the run a fraction of a second
+per phase and nothing else. The lab's admin secret signs each report.
+"""
+
+from __future__ import annotations
+
+import httpx
+from reviewlab_common import secrets as lab_secrets
+from reviewlab_common.topology import Topology
+
+TIMEOUT_S = 0.5
+
+
+def announce(
+    topology: Topology, scenario: str, state: str, text: str, report: str | None = None
+) -> bool:
+    """Send one chaos phase (STATE: started, phase, finished); whether the console took it."""
+    consoles = topology.of_kind("console")
+    if not consoles:
+        return False
+    try:
+        secret = lab_secrets.load(topology).admin_secret
+    except lab_secrets.SecretsMissing:
+        return False
+    body = {"kind": "chaos", "scenario": scenario, "state": state, "text": text}
+    if report:
+        body["report"] = report
+    try:
+        reply = httpx.post(
+            f"{consoles[0].url}/api/lab-events",
+            json=body,
+            headers={"Authorization": f"Bearer {secret}"},
+            timeout=TIMEOUT_S,
+        )
+    except httpx.HTTPError:
+        return False
+    return reply.status_code == 202
