@@ -28,7 +28,8 @@ from tests.integration.shop import patroni_members
 # Natively, the source address decides the view: one inside the lab's network, one outside.
 INTERNAL_SOURCE = "127.0.0.2"
 PUBLIC_SOURCE = "127.0.1.5"
-PUBLIC_SERVICES = {"www", "cdn"}
+# The console and the trace UI are public names too: a learner opens them from the machine.
+PUBLIC_SERVICES = {"www", "cdn", "console", "traces"}
 # Under Compose, a client inside the lab network is a node's container.
 INSIDE_NODE = "web-1"
 
@@ -62,8 +63,9 @@ def views(topology: Topology, nodes: Nodes) -> Views:
 
 
 def internal_names(topology: Topology) -> list[str]:
-    """Every name only the inside may see: one per node, two role names per cluster."""
-    names = list(topology.nodes)
+    """Every name only the inside may see: one per node (but a node named as the public
+    service it is, like the console), two role names per cluster."""
+    names = [name for name in topology.nodes if name not in topology.services]
     for cluster in topology.clusters:
         names += [f"primary.{cluster}", f"replicas.{cluster}"]
     return names
@@ -102,7 +104,9 @@ def test_internal_names_resolve_only_from_internal_sources(
     views: Views, topology: Topology
 ) -> None:
     names = internal_names(topology)
-    assert len(names) == len(topology.nodes) + 2 * len(topology.clusters)
+    named_as_services = set(topology.nodes) & set(topology.services)
+    assert named_as_services == {"console", "traces"}
+    assert len(names) == len(topology.nodes) - len(named_as_services) + 2 * len(topology.clusters)
     inside = views.internal(*names)
     outside = views.public(*names)
     for name in names:

@@ -19,11 +19,15 @@ from tests.integration.shop import unique_photo as make_photo
 REPORTS = Path(__file__).resolve().parents[2] / "reports"
 # X-Cache-Status: the CDN tier that answered, then that tier's own cache status (nginx's
 # $upstream_cache_status): an edge or the shield from its cache, or the origin (MinIO).
-CACHE_STATUSES = tuple(
-    f"{tier} {status}"
-    for tier in ("edge", "shield")
-    for status in ("HIT", "STALE", "UPDATING", "REVALIDATED")
-) + ("origin MISS", "origin EXPIRED")
+CACHE_STATUSES = (
+    *(
+        f"{tier} {status}"
+        for tier in ("edge", "shield")
+        for status in ("HIT", "STALE", "UPDATING", "REVALIDATED")
+    ),
+    "origin MISS",
+    "origin EXPIRED",
+)
 IMAGES_DESCRIBED = (
     "document.images.length > 0 && "
     "document.querySelectorAll('#images tr.described').length === "

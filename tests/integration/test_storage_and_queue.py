@@ -80,14 +80,14 @@ def test_wrong_credentials_are_refused(topology: Topology, s3: Any) -> None:
     )
 
 
-def test_private_objects_refuse_anonymous_reads_but_the_edge_serves_them(
+def test_private_objects_refuse_anonymous_reads_but_the_cdn_serves_them(
     topology: Topology, nodes: Nodes, s3: Any, scratch_key: str, cdn: str
 ) -> None:
-    body = f"edge only {uuid.uuid4().hex}".encode()
+    body = f"shield only {uuid.uuid4().hex}".encode()
     storage.put_object(s3, scratch_key, body, content_type="text/plain")
     origin = f"{topology.one('minio').url}/{storage.MEDIA_BUCKET}"
 
-    # The machine itself is outside the policy: only the edge's address may read.
+    # The machine itself is outside the policy: only the origin shield's address may read.
     outside = topology.lab.runtime.machine_address
     anonymous = anonymous_get(f"{origin}/{scratch_key}", source=outside)
     assert anonymous.status_code == 403
@@ -96,10 +96,13 @@ def test_private_objects_refuse_anonymous_reads_but_the_edge_serves_them(
     assert listing.status_code == 403
     assert scratch_key not in listing.text
 
-    # The same unsigned GET from the edge's own address is allowed: the policy is the reason.
+    # The same unsigned GET from the shield's own address is allowed: the policy is the reason.
+    (from_shield,) = nodes.get_from("shield", f"{origin}/{scratch_key}")
+    assert from_shield.status == 200
+    assert from_shield.content == body
+    # An edge pulls through the shield, never from MinIO itself.
     (from_edge,) = nodes.get_from(topology.services["cdn"], f"{origin}/{scratch_key}")
-    assert from_edge.status == 200
-    assert from_edge.content == body
+    assert from_edge.status == 403
 
     through_edge = httpx.get(f"{cdn}/media/{scratch_key}", timeout=5)
     assert through_edge.status_code == 200
