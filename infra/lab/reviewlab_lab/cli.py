@@ -187,6 +187,10 @@ def parser() -> argparse.ArgumentParser:
     compose_sub = p.add_subparsers(dest="compose_command", required=True)
     p = compose_sub.add_parser("generate", help="write docker-compose.yml from the topology")
     p.add_argument("--check", action="store_true", help="only say whether it is up to date")
+    p = sub.add_parser("docs", help="the README's node table, generated from the topology")
+    docs_sub = p.add_subparsers(dest="docs_command", required=True)
+    p = docs_sub.add_parser("generate", help="write README.md's node table from the topology")
+    p.add_argument("--check", action="store_true", help="only say whether it is up to date")
     p = sub.add_parser("provision", help="DNS records, shard map, bucket, schemas, demo data")
     p = sub.add_parser("run", help="inside a container: render a node's config and run it")
     p.add_argument("node")
@@ -275,6 +279,10 @@ def _dispatch(topology: Topology, args: argparse.Namespace) -> None:
             _fault(topology, args)
         case "compose":
             _compose(topology, args)
+        case "docs":
+            from reviewlab_lab import nodetable
+
+            nodetable.run(args)
         case "provision":
             lifecycle.provision_all(topology)
         case "run":

@@ -32,6 +32,7 @@ class KindSpec:
     ready_check: str  # one of READY_CHECKS
     ready_deadline_s: int  # how long `reviewlab up` waits for it (REVIEWLAB_SLOW scales it)
     role: str = ""  # the label `reviewlab status` shows when the node reports no role itself
+    what: str = ""  # one line: what a node of the kind is (the README's node table)
     ready_url: Callable[[Node], str] | None = None  # for ready_check "http"
     reload_on_hup: bool = False  # re-reads its config on SIGHUP instead of a restart
     needs_provisioning: bool = False  # starts only once the lab is provisioned (second wave)
@@ -63,6 +64,7 @@ KINDS: dict[str, KindSpec] = {
     for spec in (
         KindSpec(
             "dns",
+            what="bind9: split-horizon views (GeoDNS for `cdn`), TSIG-signed dynamic updates",
             config="dns",
             program="dns",
             image="dns",
@@ -76,6 +78,7 @@ KINDS: dict[str, KindSpec] = {
         ),
         KindSpec(
             "etcd",
+            what="etcd: Patroni's DCS and the shard map; a majority of members must be up",
             program="etcd",
             image="etcd",
             stateful=True,
@@ -88,6 +91,7 @@ KINDS: dict[str, KindSpec] = {
         ),
         KindSpec(
             "postgres",
+            what="Postgres under Patroni",
             config="patroni",
             program="patroni",
             image="postgres",
@@ -108,6 +112,7 @@ KINDS: dict[str, KindSpec] = {
         ),
         KindSpec(
             "redis",
+            what="Redis: the photo job streams; append-only file, `appendfsync always`",
             config="redis",
             program="redis",
             image="redis",
@@ -120,6 +125,7 @@ KINDS: dict[str, KindSpec] = {
         ),
         KindSpec(
             "minio",
+            what="MinIO built from source: the private `media` bucket, read by the shield alone",
             program="minio",
             image="minio",
             stateful=True,
@@ -133,6 +139,7 @@ KINDS: dict[str, KindSpec] = {
         # The CDN's origin shield: the edges' one upstream, and the one reader of MinIO.
         KindSpec(
             "shield",
+            what="nginx origin shield: the one cache the edges pull from, MinIO's one reader",
             config="shield",
             program="edge",  # the same nginx as an edge, with its own config
             image="nginx",
@@ -147,6 +154,7 @@ KINDS: dict[str, KindSpec] = {
         ),
         KindSpec(
             "edge",
+            what="nginx CDN edge (proxy_cache) pulling from the shield, picked by GeoDNS",
             config="edge",
             program="edge",
             image="nginx",
@@ -162,6 +170,7 @@ KINDS: dict[str, KindSpec] = {
         ),
         KindSpec(
             "lb",
+            what="nginx load balancer, the vIP: layer 7 or 4; layer 7 starts or joins traces",
             config="vip",
             program="vip",
             image="nginx",
@@ -179,6 +188,7 @@ KINDS: dict[str, KindSpec] = {
         ),
         KindSpec(
             "web",
+            what="FastAPI on uvicorn: the review API and the shop page",
             program="uvicorn",
             image="app",
             stateful=False,
@@ -191,6 +201,7 @@ KINDS: dict[str, KindSpec] = {
         ),
         KindSpec(
             "worker",
+            what="segmentation worker: the outbox relay, the cutouts, their push to the CDN",
             program="worker",
             image="app",
             stateful=False,
@@ -205,6 +216,7 @@ KINDS: dict[str, KindSpec] = {
         # The lab console's side (docs/console.md): Prometheus, the exporters, the page.
         KindSpec(
             "metrics",
+            what="Prometheus: scrapes every node for the console",
             config="prometheus",
             program="prometheus",
             image="metrics",
@@ -218,6 +230,7 @@ KINDS: dict[str, KindSpec] = {
         ),
         KindSpec(
             "nginx-exporter",
+            what="`prometheus-nginx-exporter` on an nginx's `stub_status`",
             program="nginx-exporter",
             image="metrics",
             stateful=False,
@@ -230,6 +243,7 @@ KINDS: dict[str, KindSpec] = {
         ),
         KindSpec(
             "redis-exporter",
+            what="`prometheus-redis-exporter`, as the ACL user `metrics`",
             program="redis-exporter",
             image="metrics",
             stateful=False,
@@ -242,6 +256,7 @@ KINDS: dict[str, KindSpec] = {
         ),
         KindSpec(
             "bind-exporter",
+            what="`prometheus-bind-exporter` on bind9's statistics channel",
             program="bind-exporter",
             image="metrics",
             stateful=False,
@@ -254,6 +269,7 @@ KINDS: dict[str, KindSpec] = {
         ),
         KindSpec(
             "console",
+            what="the lab console (FastAPI): live diagram, figures, events; the edges' cache log",
             program="console",
             image="app",
             stateful=False,
@@ -269,6 +285,7 @@ KINDS: dict[str, KindSpec] = {
         # Nothing waits for it: a service whose spans find no store drops them, never a request.
         KindSpec(
             "tracing",
+            what="Zipkin: the trace store (in memory, bounded) and its UI",
             program="zipkin",
             image="tracing",
             stateful=False,  # the store is in memory: a restart forgets every trace
