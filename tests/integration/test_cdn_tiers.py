@@ -75,6 +75,7 @@ def origin_fetches(topology: Topology, path: str) -> int:
     return edgestats.origin_fetches(entries, path)
 
 
+@NATIVE_ONLY
 def test_geodns_gives_each_client_network_the_edge_near_it(
     topology: Topology, edges: list[Node]
 ) -> None:
@@ -96,6 +97,7 @@ def test_geodns_gives_each_client_network_the_edge_near_it(
     ]
 
 
+@NATIVE_ONLY
 def test_geodns_answers_match_the_topologys_choice(topology: Topology) -> None:
     for source in ("127.0.1.9", "127.0.2.9", "127.0.9.9"):
         got = lab_dns.lookup(topology, "cdn", source=source, published=True)

@@ -82,6 +82,7 @@ def test_the_sources_fall_on_either_side_of_the_internal_network(topology: Topol
 
 def named_conf_acl(topology: Topology) -> str:
     """The rendered acl of the internal view, as the DNS node would read it."""
+    from reviewlab_lab import geodns
     from reviewlab_lab.files import templates
 
     return (
@@ -96,6 +97,7 @@ def named_conf_acl(topology: Topology) -> str:
             tsig_name="k",
             tsig_algorithm="hmac-sha256",
             tsig_secret="c2VjcmV0",
+            public_views=geodns.public_views(topology),
         )
     )
 

@@ -58,7 +58,8 @@ def test_exporters_speak_for_the_node_they_watch(topology: Topology) -> None:
     lb = next(t for t in targets if t["labels"]["via"] == "lb-exporter")  # type: ignore[index]
     assert lb["labels"] == {"node": "lb", "kind": "lb", "via": "lb-exporter"}
     patroni = next(t for t in targets if t["labels"]["via"] == "catalog-1")  # type: ignore[index]
-    assert patroni["targets"] == ["127.0.0.21:8008"]  # Patroni's REST port
+    catalog = topology.nodes["catalog-1"]
+    assert patroni["targets"] == [f"{catalog.address}:{catalog.rest_port}"]  # Patroni's REST port
 
 
 def test_minio_is_read_with_its_bearer_token_file(topology: Topology) -> None:

@@ -24,3 +24,16 @@ def test_under_compose_each_writer_is_read_in_its_container(
     writers = [n.name for n in topology.of_kind("postgres")]
     assert len(commands) == len(writers) and all(c[:2] == ["docker", "exec"] for c in commands)
     assert extralogs.commands(topology, "dns-sync", 5, follow=True)[0][-2] == "-F"
+
+
+def test_under_compose_the_path_is_the_containers_not_the_hosts_copy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(runtimes.NODE_ENV, raising=False)
+    monkeypatch.setenv("REVIEWLAB_RUNTIME", "compose")
+    host = runtimes.activate()  # the host's view: its copy of the data lives elsewhere
+    inside = load(runtime="compose").lab.data_dir
+    assert host.lab.data_dir != inside
+    (command,) = extralogs.commands(host, "shield.access", 5, follow=False)
+    assert command[:2] == ["docker", "exec"]
+    assert command[-1] == str(inside / "logs" / "shield.access.log")

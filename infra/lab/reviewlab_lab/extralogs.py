@@ -1,8 +1,8 @@
 """Logs that are not a node's own output, for `reviewlab logs NAME`.
 
-The vIP's access and error logs, each edge's access log and the DNS sync log are files the
-nodes write beside their output. Natively they are in the lab's log directory; under Compose
-each is read inside the container that writes it.
+The vIP's access and error logs, the shield's and each edge's access log and the DNS sync
+log are files the nodes write beside their output. Natively they are in the lab's log
+directory; under Compose each is read inside the container that writes it.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from reviewlab_lab.paths import LabPaths
 DNS_SYNC = "dns-sync"
 
 
-def files(topology: Topology) -> dict[str, tuple[list[str], Path]]:
-    """Every extra log by name: (the nodes that write it, its path where they run)."""
-    paths = LabPaths.of(topology)
+def files(topology: Topology, paths: LabPaths | None = None) -> dict[str, tuple[list[str], Path]]:
+    """Every extra log by name: (the nodes that write it, its path under PATHS, by default
+    the topology's own)."""
+    paths = paths or LabPaths.of(topology)
     lb = topology.one("lb").name
     found = {
         "lb.access": ([lb], loadbalancer.access_log(paths)),
@@ -27,16 +28,17 @@ def files(topology: Topology) -> dict[str, tuple[list[str], Path]]:
         # Patroni's role-change callback resyncs the DNS and appends to this file.
         DNS_SYNC: ([n.name for n in topology.of_kind("postgres")], paths.logs / "dns-sync.log"),
     }
-    for edge in topology.of_kind("edge"):
-        found[f"{edge.name}.access"] = ([edge.name], edgestats.access_log(paths, edge))
+    for cache in (*topology.of_kind("shield"), *topology.of_kind("edge")):
+        found[f"{cache.name}.access"] = ([cache.name], edgestats.access_log(paths, cache))
     return found
 
 
 def commands(topology: Topology, name: str, lines: int, follow: bool) -> list[list[str]]:
     """The commands that print log NAME: one natively, one per writing node under Compose."""
-    writers, path = files(topology)[name]
-    tail = ["tail", "-n", str(lines), *(["-F"] if follow else []), str(path)]
     runtime = runtimes.of(topology)
+    # Where the writers keep it: under Compose, the data directory inside the containers.
+    writers, path = files(topology, runtime.node_paths())[name]
+    tail = ["tail", "-n", str(lines), *(["-F"] if follow else []), str(path)]
     if not runtimes.on_host(topology):
         return [tail]
     if follow:
