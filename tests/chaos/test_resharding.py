@@ -6,6 +6,7 @@ lab ends with the shard map it started with (reviews-2 empty again).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -139,6 +140,26 @@ def test_a_move_and_its_way_back_under_load_lose_and_fail_nothing(
         assert all(s["phase"] == "done" and s["verified"] for s in move["steps"])
         assert move["rows_copied"] > 0 and move["requests_served"] > 0
     assert runner.placement(topology) == placement
+    # The console's feed told each move's start and end as it happened.
+    told = [e["text"] for e in console_history(topology) if e["kind"] == "shard"]
+    for move in moves:
+        assert [t for t in told if move["move"] in t][-2:] == [
+            f"shard move {move['move']}: {sum(len(s['buckets']) for s in move['steps'])} "
+            f"buckets to {move['target']}",
+            f"shard move {move['move']} done: {move['rows_copied']} rows copied, longest write "
+            f"freeze {1000 * move['freeze_max_s']:.0f} ms",
+        ]
+
+
+def console_history(topology: Topology) -> list[dict[str, Any]]:
+    """The events the console keeps: the first message of its event stream."""
+    console = topology.of_kind("console")[0]
+    with httpx.stream("GET", f"{console.host_url}/api/events", timeout=10) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data: "):
+                history: list[dict[str, Any]] = json.loads(line.removeprefix("data: "))
+                return history
+    raise AssertionError("the console's event stream ended before its history")
 
 
 def start_held(topology: Topology, buckets: list[int]) -> subprocess.Popen[str]:

@@ -1,4 +1,5 @@
-"""What the lab tells the console as it happens: a chaos run's phases, for its event feed.
+"""What the lab tells the console as it happens, for its event feed: a chaos run's phases, a
+shard move's start and end.
 
 Best effort and bounded: a console that is down or slow costs the run a fraction of a second
 per phase and nothing else. The lab's admin secret signs each report.
@@ -17,6 +18,14 @@ def announce(
     topology: Topology, scenario: str, state: str, text: str, report: str | None = None
 ) -> bool:
     """Send one chaos phase (STATE: started, phase, finished); whether the console took it."""
+    body = {"scenario": scenario, "state": state}
+    if report:
+        body["report"] = report
+    return tell(topology, "chaos", text, **body)
+
+
+def tell(topology: Topology, kind: str, text: str, **fields: str) -> bool:
+    """Send one line of KIND (chaos, shard) to the console's feed; whether the console took it."""
     consoles = topology.of_kind("console")
     if not consoles:
         return False
@@ -24,13 +33,10 @@ def announce(
         secret = lab_secrets.load(topology).admin_secret
     except lab_secrets.SecretsMissing:
         return False
-    body = {"kind": "chaos", "scenario": scenario, "state": state, "text": text}
-    if report:
-        body["report"] = report
     try:
         reply = httpx.post(
             f"{consoles[0].url}/api/lab-events",
-            json=body,
+            json={**fields, "kind": kind, "text": text},
             headers={"Authorization": f"Bearer {secret}"},
             timeout=TIMEOUT_S,
         )

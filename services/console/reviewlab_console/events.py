@@ -17,7 +17,7 @@ KEPT = 200
 @dataclass(frozen=True)
 class Event:
     at: float
-    kind: str  # node, role, dns, lb, metrics, chaos
+    kind: str  # node, role, dns, lb, metrics, chaos, shard
     text: str
     node: str | None = None
     id: int = 0

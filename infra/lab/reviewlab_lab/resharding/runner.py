@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
 from reviewlab_common.etcd import EtcdError
 from reviewlab_common.topology import Topology
 
+from reviewlab_lab import consolefeed
 from reviewlab_lab.errors import LabFailed
 from reviewlab_lab.resharding import plan, record, view
 from reviewlab_lab.resharding.mover import Mover, Progress
@@ -68,7 +70,10 @@ def start(
         lock.release()
 
 
-def resume(topology: Topology, *, live: bool = False) -> dict[str, Any]:
+@contextmanager
+def _current_move(topology: Topology, nothing_to: str) -> Iterator[tuple[MoveRecord, int]]:
+    """The move in progress and its record's revision, under the runner lock (waiting out a
+    killed runner's lease); LabFailed if there is none to NOTHING_TO."""
     etcd = record.root(topology)
     lock = record.RunnerLock(etcd)
     try:
@@ -78,26 +83,22 @@ def resume(topology: Topology, *, live: bool = False) -> dict[str, Any]:
     try:
         found = record.current(etcd)
         if found is None:
-            raise LabFailed("no move to resume: `reviewlab shard status` shows the placement")
-        return _drive(topology, found[0], found[1], live)
+            raise LabFailed(
+                f"no move to {nothing_to}: `reviewlab shard status` shows the placement"
+            )
+        yield found
     finally:
         lock.release()
+
+
+def resume(topology: Topology, *, live: bool = False) -> dict[str, Any]:
+    with _current_move(topology, "resume") as (move, revision):
+        return _drive(topology, move, revision, live)
 
 
 def abort(topology: Topology) -> list[str]:
-    etcd = record.root(topology)
-    lock = record.RunnerLock(etcd)
-    try:
-        lock.acquire(wait_s=LOCK_WAIT_S)
-    except EtcdError as exc:
-        raise _lab_error(exc) from exc
-    try:
-        found = record.current(etcd)
-        if found is None:
-            raise LabFailed("no move to abort: `reviewlab shard status` shows the placement")
-        return Mover(topology).abort(*found)
-    finally:
-        lock.release()
+    with _current_move(topology, "abort") as (move, revision):
+        return Mover(topology).abort(move, revision)
 
 
 def rebalance_plan(topology: Topology) -> dict[str, list[int]]:
@@ -113,6 +114,10 @@ def _drive(
     progress = mover.progress
     begun = time.monotonic()
     outcome = "done"
+    moving = sum(len(s.buckets) for s in move.steps)
+    consolefeed.tell(
+        topology, "shard", f"shard move {move.move_id}: {moving} buckets to {move.target}"
+    )
     with view.MoveView(topology, progress, live) as screen:
         try:
             revision = mover.run(move, revision, stop=lambda: False)
@@ -131,6 +136,13 @@ def _drive(
         steps=[asdict(s) for s in move.steps],
     )
     result["path"] = str(view.write(result))
+    freeze = result["freeze_max_s"]
+    consolefeed.tell(
+        topology,
+        "shard",
+        f"shard move {move.move_id} {outcome}: {progress.rows_copied} rows copied"
+        + (f", longest write freeze {1000 * freeze:.0f} ms" if freeze is not None else ""),
+    )
     return result
 
 
