@@ -8,7 +8,7 @@ ifdef RUNTIME
 export REVIEWLAB_RUNTIME := $(RUNTIME)
 endif
 
-.PHONY: help setup docker images up down reset status demo test check lint unit lb-demo chaos load load-ui bench bench-lb bench-worker bench-flow bench-resharding
+.PHONY: help setup docker images up down reset status demo test check lint unit lb-demo chaos load load-ui bench bench-lb bench-worker bench-flow bench-resharding bench-tracing
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -88,3 +88,6 @@ bench-resharding: ## rows/s a shard move copies, its write freeze, the load's ra
 
 bench-flow: ## part of bench, alone: POST-to-cutout-ready over 50 photos through the vIP
 	@$(BIN)/python tests/bench/bench_flow.py
+
+bench-tracing: ## what tracing costs: the hot listing and POST-to-ready, traced vs untraced, one run
+	@$(BIN)/python -m tests.bench.bench_tracing

@@ -14,7 +14,7 @@ import math
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
@@ -61,10 +61,18 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def one_flow(vip: str, token: str, run: str, n: int, timeout_s: float) -> Flow:
-    """POST one review with a photo, then poll it until the cutout is ready."""
+def one_flow(
+    vip: str,
+    token: str,
+    run: str,
+    n: int,
+    timeout_s: float,
+    headers: Mapping[str, str] | None = None,
+) -> Flow:
+    """POST one review with a photo, then poll it until the cutout is ready (every request
+    carries HEADERS, if given)."""
     product_id = PRODUCTS[n % len(PRODUCTS)]
-    with httpx.Client(base_url=vip, timeout=30) as http:
+    with httpx.Client(base_url=vip, timeout=30, headers=dict(headers or {})) as http:
         started = time.perf_counter()
         posted = http.post(
             "/api/reviews",

@@ -8,11 +8,9 @@ Memory is PSS (a shared page counted once, split between its users), read from /
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import statistics
 import time
-from pathlib import Path
 
 import httpx
 from reviewlab_common.topology import Topology
@@ -20,27 +18,11 @@ from reviewlab_console import figures
 from reviewlab_lab import runtimes
 from reviewlab_lab.runtimes.native import NativeRuntime
 
-TICK = os.sysconf("SC_CLK_TCK")
+from tests.bench.procfs import TICK, cpu_ticks, pss_bytes
+
 CONSOLE_KINDS = frozenset(
     {"metrics", "nginx-exporter", "redis-exporter", "bind-exporter", "console"}
 )
-
-
-def pss_bytes(pid: int) -> int:
-    try:
-        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return 0
-    found = re.search(r"^Pss:\s+(\d+) kB", text, re.MULTILINE)
-    return int(found.group(1)) * 1024 if found else 0
-
-
-def cpu_ticks(pid: int) -> int:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return 0
-    return int(fields[11]) + int(fields[12])
 
 
 def node_pids(topology: Topology, runtime: NativeRuntime) -> dict[str, list[int]]:

@@ -1,6 +1,6 @@
 """The lab's footprint at rest: CPU used by all its processes over a window, and total RSS.
 
-Usage: python tests/bench/lab_footprint.py [--seconds 30]
+Usage: python -m tests.bench.lab_footprint [--seconds 30]
 Reads /proc for every process of the lab's user; sends no traffic.
 """
 
@@ -14,8 +14,7 @@ from pathlib import Path
 
 from reviewlab_lab import install
 
-TICK = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
+from tests.bench.procfs import TICK, cpu_ticks, rss_bytes
 
 
 def lab_processes(uid: int) -> list[int]:
@@ -28,21 +27,6 @@ def lab_processes(uid: int) -> list[int]:
             except FileNotFoundError:
                 continue
     return pids
-
-
-def cpu_ticks(pid: int) -> int:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
-        return 0
-    return int(fields[11]) + int(fields[12])  # utime + stime
-
-
-def rss_bytes(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
-    except FileNotFoundError:
-        return 0
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""Distributed tracing: one OpenTelemetry setup for every Python service of the lab.
+"""Distributed tracing: one OpenTelemetry setup for the services on the shop's path (the web
+servers, the relay and the workers; the console only watches and is not traced).
 
 Spans go to the topology's `tracing` node (Zipkin) as Zipkin's JSON v2, from a background
 thread with a bounded queue: a store that is down or slow costs a request nothing, its spans
