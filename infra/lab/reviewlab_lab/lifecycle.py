@@ -6,6 +6,7 @@ import os
 import time
 
 from reviewlab_common import secrets as lab_secrets
+from reviewlab_common import tracing
 from reviewlab_common.topology import Node, Topology
 
 from reviewlab_lab import kinds, provision, ready, runtimes, secretfile
@@ -84,12 +85,19 @@ def up(topology: Topology) -> None:
     dns = topology.one("dns")
     vip = f"{www.host_address}:{www.port}"
     edge = f"{cdn.host_address}:{cdn.port}"
+    watch = ""
+    if "console" in topology.services:
+        console = topology.nodes[topology.services["console"]]
+        watch += f"  console:     http://{topology.fqdn('console')}:{console.port}/\n"
+    if tracing.enabled(topology):
+        watch += f"  traces:      {tracing.ui_url(topology)}\n"
     say(
         f"\nReview Lab is up ({runtime.name}) in {time.monotonic() - started:.1f} s\n"
         f"  shop (vIP):  http://{vip}/api/reviews    (www.{topology.lab.domain})\n"
         f"  API docs:    http://{vip}/docs\n"
         f"  CDN edge:    http://{edge}/media/...       (cdn.{topology.lab.domain})\n"
         f"  private DNS: dig @{dns.host_address} -p {dns.port} www.{topology.lab.domain}\n"
+        f"{watch}"
         f"  next:        reviewlab status | reviewlab token kim | make demo"
     )
 
