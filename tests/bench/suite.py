@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,11 +30,11 @@ from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from reviewlab_common import cdn, storage, tokens
 from reviewlab_common import secrets as lab_secrets
-from reviewlab_common import tokens
-from reviewlab_common.topology import Node, Topology
+from reviewlab_common.topology import Topology
 from reviewlab_lab import edgestats, install, loadbalancer, runtimes
-from reviewlab_lab.paths import REPO, LabPaths
+from reviewlab_lab.paths import REPO
 from reviewlab_worker.segmentation import STAGES, PortraitSegmenter
 
 from tests.bench import bench_flow, bench_lb, bench_peer, bench_worker
@@ -43,8 +44,6 @@ LISTING_PRODUCT = 7
 LISTING = f"/api/products/{LISTING_PRODUCT}/reviews"
 LISTING_PAGE = 20  # the listing's default page size
 BURST = 100
-# Where the cold burst comes from: a loopback address no node uses (see cold_burst).
-BURST_SOURCE = "127.0.3.100"
 SHOPPERS = 10
 FLOWS = 30
 WORKER_RUNS = 10
@@ -142,34 +141,41 @@ def seed_listing(vip: str, token: str, run: str, made: list[int]) -> None:
             made.append(int(reply.json()["id"]))
 
 
-def cold_burst(edge: Node, log: Path, path: str) -> tuple[int, Counter[str], int]:
-    """BURST requests for one uncached object at once: (origin fetches, statuses, failures).
-
-    They leave from a source address of their own, so the edge's log tells them apart from
-    anyone else's request for the same cutout (the shop page shows new reviews' photos).
-    """
+def cold_burst(topology: Topology, path: str) -> tuple[int, Counter[str], int]:
+    """BURST requests at once for one object no tier holds yet, spread over every edge:
+    (fetches from MinIO the shield logged, X-Cache-Status counts, failures)."""
+    edges = topology.of_kind("edge")
     ready = threading.Barrier(BURST)
 
-    def one(_: int) -> int:
-        with httpx.Client(
-            timeout=30, transport=httpx.HTTPTransport(local_address=BURST_SOURCE)
-        ) as http:
-            http.get(f"{edge.host_url}/healthz")  # connected before the burst starts
+    def one(n: int) -> str | None:
+        with httpx.Client(base_url=edges[n % len(edges)].host_url, timeout=30) as http:
+            http.get("/healthz")  # connected before the burst starts
             ready.wait()
-            return http.get(f"{edge.host_url}{path}").status_code
+            reply = http.get(path)
+        return str(reply.headers.get("X-Cache-Status")) if reply.status_code == 200 else None
 
     with ThreadPoolExecutor(max_workers=BURST) as pool:
-        codes = list(pool.map(one, range(BURST)))
-
-    def logged() -> list[edgestats.EdgeEntry]:
-        return [e for e in edgestats.read(log) if e.uri == path and e.client == BURST_SOURCE]
-
-    # The edge writes its log in batches, at most a second late.
+        answers = list(pool.map(one, range(BURST)))
+    # The shield writes its log in batches, at most a second late.
     limit = time.monotonic() + 5
-    while len(entries := logged()) < BURST and time.monotonic() < limit:
+    while (fetches := edgestats.shield_fetches(topology, path)) < 1 and time.monotonic() < limit:
         time.sleep(0.1)
-    statuses = Counter(e.cache for e in entries)
-    return edgestats.origin_fetches(entries, path), statuses, sum(c != 200 for c in codes)
+    statuses = Counter(a for a in answers if a is not None)
+    return fetches, statuses, answers.count(None)
+
+
+@contextmanager
+def unpushed_object(topology: Topology, body: bytes) -> Iterator[str]:
+    """BODY as a new object straight in MinIO, which no CDN tier was told of: its /media/
+    path. Removed from MinIO and purged from every tier after."""
+    s3 = storage.client(topology)
+    key = f"cutouts/bench-cold-{uuid.uuid4().hex}.jpg"
+    storage.put_object(s3, key, body, content_type="image/jpeg")
+    try:
+        yield f"/media/{key}"
+    finally:
+        s3.delete_object(Bucket=storage.MEDIA_BUCKET, Key=key)
+        cdn.purge(topology, [key], cdn.purge_key(lab_secrets.load(topology).token_secret))
 
 
 def worker_stage_totals(topology: Topology) -> dict[str, tuple[float, float]]:
@@ -204,7 +210,6 @@ def measure(topology: Topology, duration: int, connections: int) -> tuple[list[F
     lb = topology.one("lb")
     vip = topology.nodes[topology.services["www"]].host_url
     edge = topology.nodes[topology.services["cdn"]]
-    paths = LabPaths.of(topology)
     token = tokens.issue(lab_secrets.load(topology).token_secret, LOADTEST_USER)
     signed_in = bearer(token)
     run = f"{time.time():.0f}"
@@ -233,10 +238,10 @@ def measure(topology: Topology, duration: int, connections: int) -> tuple[list[F
         progress("  (d)/(e) a new cutout")
         review_id, cutout = new_cutout(vip, token, run)
         made.append(review_id)
-        origin_fetches, statuses, burst_failures = cold_burst(
-            edge, edgestats.access_log(paths, edge), cutout
-        )
         cutout_bytes = httpx.get(f"{edge.host_url}{cutout}", timeout=15).content
+        # The worker pushed the cutout to every edge: the burst asks for a copy nobody pushed.
+        with unpushed_object(topology, cutout_bytes) as cold:
+            origin_fetches, statuses, burst_failures = cold_burst(topology, cold)
         with static_nginx(edge.host_address, {"cutout.jpg": cutout_bytes}) as static:
             # Alternated, the better of two each: the machine's other load hits both alike.
             hits, disks = [], []
@@ -305,8 +310,8 @@ def measure(topology: Topology, duration: int, connections: int) -> tuple[list[F
         ),
         Figure("(d) nginx serving the same bytes from disk (1 worker)", rps(from_disk), "1"),
         Figure(
-            f"(e) {BURST} concurrent cold requests for one new cutout",
-            f"{origin_fetches} origin fetch(es); edge saw "
+            f"(e) {BURST} concurrent cold requests for one unpushed object, over both edges",
+            f"{origin_fetches} fetch(es) from MinIO; X-Cache-Status "
             + ", ".join(f"{s} {n}" for s, n in statuses.most_common())
             + (f"; {burst_failures} failed" if burst_failures else ""),
             "",

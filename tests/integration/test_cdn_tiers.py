@@ -15,7 +15,7 @@ from reviewlab_common import cdn, storage
 from reviewlab_common import dns as lab_dns
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.topology import Node, Topology
-from reviewlab_lab import edgestats, geodns, runtimes
+from reviewlab_lab import edgestats, geodns
 
 from tests.integration.conftest import eventually
 from tests.integration.shop import (
@@ -63,16 +63,6 @@ def cache_status(edge: Node, path: str) -> str:
     assert reply.status_code == 200, reply.text[:200]
     assert reply.headers["X-Served-By"] == edge.name
     return reply.headers["X-Cache-Status"]
-
-
-def origin_fetches(topology: Topology, path: str) -> int:
-    """Fetches from MinIO the shield's access log shows for PATH (written within a second)."""
-    runtime = runtimes.of(topology)
-    shield = topology.one("shield")
-    log = edgestats.access_log(runtime.node_paths(), shield)
-    text = runtime.read_node_file(shield.name, str(log)) or ""
-    entries = [e for line in text.splitlines() if (e := edgestats.parse(line)) is not None]
-    return edgestats.origin_fetches(entries, path)
 
 
 @NATIVE_ONLY
@@ -123,11 +113,11 @@ def test_cold_requests_over_both_edges_make_one_fetch_from_minio(
     assert len(statuses) == BURST
     assert statuses.count("origin MISS") == 1, statuses
     eventually(
-        lambda: origin_fetches(topology, new_object) >= 1,
+        lambda: edgestats.shield_fetches(topology, new_object) >= 1,
         within=5,
         what="the shield's log line for the fetch",
     )
-    assert origin_fetches(topology, new_object) == 1
+    assert edgestats.shield_fetches(topology, new_object) == 1
 
 
 def test_the_edges_cache_what_the_shield_sends_whatever_its_expiry_headers(

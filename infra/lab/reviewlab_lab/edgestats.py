@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from reviewlab_common.topology import Node
+from reviewlab_common.topology import Node, Topology
 
 from reviewlab_lab.lbstats import fields_of, tail_lines
 from reviewlab_lab.paths import LabPaths
@@ -68,3 +68,15 @@ def hit_ratio(entries: Iterable[EdgeEntry]) -> tuple[float, Counter[str]]:
 def origin_fetches(entries: Iterable[EdgeEntry], uri: str) -> int:
     """How often the edge went to the origin (MinIO) for URI."""
     return sum(e.origin_fetches for e in entries if e.uri == uri)
+
+
+def shield_fetches(topology: Topology, uri: str) -> int:
+    """Fetches from MinIO for URI that the origin shield's access log shows (the shield writes
+    it at most a second late), read where the shield keeps it on either runtime."""
+    from reviewlab_lab import runtimes
+
+    runtime = runtimes.of(topology)
+    shield = topology.one("shield")
+    text = runtime.read_node_file(shield.name, str(access_log(runtime.node_paths(), shield)))
+    entries = [e for line in (text or "").splitlines() if (e := parse(line)) is not None]
+    return origin_fetches(entries, uri)
