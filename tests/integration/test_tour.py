@@ -13,14 +13,14 @@ from reviewlab_common.db import database_of
 from reviewlab_common.topology import Topology
 from reviewlab_lab import dnsrecords, runtimes
 from reviewlab_lab.loadbalancer import LbMode
-from reviewlab_lab.tour import consistency, registry, runner, sharding
+from reviewlab_lab.tour import acid, consistency, registry, runner, sharding
 from reviewlab_lab.tour.replication import connect
 
 from tests.integration.shop import shard_primary
 
 # Every scratch thing a step makes starts with one of these.
 OBJECT_PREFIXES = (f"{photos.PRODUCTS}tour-", f"{photos.CUTOUTS}tour-")
-BODY_PREFIXES = (consistency.BODY, sharding.BODY)
+BODY_PREFIXES = (consistency.BODY, sharding.BODY, acid.BODY)
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +74,10 @@ def test_no_tour_row_is_left_in_the_shop(walked: dict[str, Any], topology: Topol
                     "SELECT count(*) FROM reviews WHERE body LIKE %s", (prefix + "%",)
                 ).fetchone()
                 assert row and row[0] == 0, f"{cluster.name} keeps reviews of {prefix!r}"
+            row = conn.execute(
+                "SELECT count(*) FROM pg_trigger WHERE tgname = %s", (acid.TRIGGER,)
+            ).fetchone()
+            assert row and row[0] == 0, f"{cluster.name} keeps the tour's trigger"
     leader = next(
         n for n, role in dnsrecords.cluster_roles(topology.catalog).items() if role == "leader"
     )

@@ -29,13 +29,15 @@ from reviewlab_lab.tour import (
 from reviewlab_lab.tour.step import ClaimFailed, Evidence, Step, TourLab
 from reviewlab_lab.wrk import Result
 
-# The article's order: DNS, the web server, scaling out, the CDN, the database, sharding,
+# The article's order: DNS, the web server, scaling out, the CDN, the database (ACID,
+# replication), sharding,
 # then the closing trade-offs.
 ARTICLE_ORDER = [
     "dns",
     "api-404",
     "load-balancer",
     "cdn",
+    "acid",
     "replication",
     "sharding",
     "latency-vs-throughput",

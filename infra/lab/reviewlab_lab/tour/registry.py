@@ -6,6 +6,7 @@ from typing import Any
 
 from reviewlab_lab.errors import LabFailed
 from reviewlab_lab.tour import (
+    acid,
     api,
     balancing,
     cdnsteps,
@@ -17,12 +18,14 @@ from reviewlab_lab.tour import (
 )
 from reviewlab_lab.tour.step import Step
 
-# DNS, the web server, scaling out, the CDN, the database, sharding, then the trade-offs.
+# DNS, the web server, scaling out, the CDN, the database (ACID, replication), sharding,
+# then the closing trade-offs.
 STEPS: tuple[Step[Any], ...] = (
     dnsviews.STEP,
     api.STEP,
     balancing.STEP,
     cdnsteps.STEP,
+    acid.STEP,
     replication.STEP,
     sharding.STEP,
     latency.STEP,
