@@ -23,6 +23,7 @@ from reviewlab_lab.tour import (
     dnsviews,
     docs,
     latency,
+    layers,
     registry,
     runner,
 )
@@ -36,6 +37,7 @@ ARTICLE_ORDER = [
     "dns",
     "api-404",
     "load-balancer",
+    "l4-vs-l7",
     "cdn",
     "acid",
     "replication",
@@ -346,3 +348,18 @@ def test_a_token_names_its_shards_position() -> None:
     )
     with pytest.raises(ClaimFailed, match="names no position on reviews-2"):
         consistency.consistency_lsn("reviews-0=0/10", "reviews-2")
+
+
+def test_the_layers_claim_needs_layer_7_to_route_by_path() -> None:
+    webs, edges = ["web-1", "web-2", "web-3"], ["edge-1", "edge-2"]
+    l4 = layers.LayerSeen("l4", ["web-2"] * 9, 404, "web-2", "")
+    l7 = layers.LayerSeen("l7", webs * 3, 200, "edge-1", "edge HIT")
+    seen = layers.LayersEvidence(
+        found=LbMode(), left=LbMode(), seen={"l4": l4, "l7": l7}, webs=webs, edges=edges
+    )
+    assert "l4: one connection, one server (web-2)" in layers.check(seen)
+    routed = replace(l4, media_status=200, media_served_by="edge-1")
+    with pytest.raises(ClaimFailed, match="cannot be routed"):
+        layers.check(replace(seen, seen={"l4": routed, "l7": l7}))
+    with pytest.raises(ClaimFailed, match="should reach every web server"):
+        layers.check(replace(seen, seen={"l4": l4, "l7": replace(l7, served=["web-1"] * 9)}))

@@ -13,6 +13,7 @@ from reviewlab_lab.tour import (
     consistency,
     dnsviews,
     latency,
+    layers,
     replication,
     sharding,
 )
@@ -24,6 +25,7 @@ STEPS: tuple[Step[Any], ...] = (
     dnsviews.STEP,
     api.STEP,
     balancing.STEP,
+    layers.STEP,
     cdnsteps.STEP,
     acid.STEP,
     replication.STEP,
