@@ -138,7 +138,11 @@ def run(lab: TourLab) -> ConsistencyEvidence:
         resumed = time.perf_counter()
         if seen.behind_bytes is not None and seen.stale.read_from.endswith("/replica"):
             break
-        lab.say(f"window {window}: Patroni resumed replay before it ended; again")
+        if seen.behind_bytes is None:
+            why = "a replica replayed the write before the window ended (Patroni resumes replay)"
+        else:
+            why = f"the read without the token went to {seen.stale.node} ({seen.stale.read_from})"
+        lab.say(f"window {window}: {why}; again")
     if seen.stale is None or seen.fresh is None:
         raise ClaimFailed("no read was made")
     limit = resumed + CAUGHT_UP_S

@@ -79,7 +79,12 @@ def run_step(step: Step[Any], topology: Topology, runtime: Runtime, say: Say) ->
 
 def wrapped(text: str, first: str = "", indent: str = INDENT) -> list[str]:
     return textwrap.wrap(
-        text, WIDTH, initial_indent=indent + first, subsequent_indent=indent + " " * len(first)
+        text,
+        WIDTH,
+        initial_indent=indent + first,
+        subsequent_indent=indent + " " * len(first),
+        break_long_words=False,
+        break_on_hyphens=False,
     )
 
 
@@ -103,8 +108,12 @@ def conclude(step: Step[Any], outcome: Outcome) -> list[str]:
         lines += ["", *wrapped(step.saw, first="What you just saw: ")]
     else:
         lines += wrapped(outcome.verdict, first="FAIL  ")
-    lines += ["", f"{INDENT}Repeat it: {step.repeat}  ({outcome.seconds:.1f} s)"]
+    lines += ["", f"{INDENT}Repeat it: {step.repeat}  (this run took {took(outcome.seconds)})"]
     return lines
+
+
+def took(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
 
 
 def summary(outcomes: Sequence[Outcome], seconds: float) -> list[str]:
