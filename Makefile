@@ -8,7 +8,7 @@ ifdef RUNTIME
 export REVIEWLAB_RUNTIME := $(RUNTIME)
 endif
 
-.PHONY: help setup docker images up down reset status demo test check lint unit lb-demo chaos load load-ui bench bench-lb bench-worker bench-flow bench-resharding bench-tracing
+.PHONY: help setup docker images up down reset status demo tour test check lint unit lb-demo chaos load load-ui bench bench-lb bench-worker bench-flow bench-resharding bench-tracing
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ demo: ## setup (and the images, for RUNTIME=compose) and up if needed, then Kim'
 	@[ "$(REVIEWLAB_RUNTIME)" != compose ] || $(MAKE) --no-print-directory images
 	@$(MAKE) --no-print-directory up
 	@$(BIN)/python -m reviewlab_lab.demo
+
+tour: ## the guided tour on the running lab, Enter between steps (STEP=NAME: one step; docs/tour.md)
+	@$(BIN)/reviewlab tour $(if $(STEP),run $(STEP))
 
 test: ## unit and integration tests against the real lab (brings it up first if needed)
 	@$(MAKE) --no-print-directory up

@@ -14,49 +14,10 @@ import re
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 
 from reviewlab_common.topology import Topology
 from reviewlab_lab import loadbalancer, runtimes
-
-WRK = "/usr/bin/wrk"
-MAX_DURATION_S = 30
-MAX_CONNECTIONS = 128
-UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-@dataclass(frozen=True)
-class Result:
-    label: str
-    per_second: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
-
-
-def _ms(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-    return float(number) * UNITS_MS[unit]
-
-
-def wrk(
-    label: str, url: str, duration: int, connections: int, headers: dict[str, str] | None = None
-) -> Result:
-    """One bounded wrk run (2 threads, like the machine's 2 cores) and what it measured."""
-    argv = [WRK, "-t2", f"-c{connections}", f"-d{duration}s", "--latency"]
-    for name, value in (headers or {}).items():
-        argv += ["-H", f"{name}: {value}"]
-    argv.append(url)
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
-    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
-    socket_errors = re.search(r"Socket errors: (.*)", out)
-    if socket_errors:
-        errors += sum(int(n) for n in re.findall(r"\d+", socket_errors.group(1)))
-    per_second = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if per_second is None or not latency:
-        raise RuntimeError(f"could not read wrk's output for {label}:\n{out}")
-    return Result(label, float(per_second.group(1)), _ms(latency["50"]), _ms(latency["99"]), errors)
+from reviewlab_lab.wrk import MAX_CONNECTIONS, MAX_DURATION_S, Result, wrk
 
 
 def machine() -> str:

@@ -1,5 +1,5 @@
 """`reviewlab`: run the lab on either runtime (up, down, status, logs, nodes, DNS, lb, faults,
-chaos)."""
+chaos, the guided tour)."""
 
 from __future__ import annotations
 
@@ -194,7 +194,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("provision", help="DNS records, shard map, bucket, schemas, demo data")
     p = sub.add_parser("run", help="inside a container: render a node's config and run it")
     p.add_argument("node")
-    from reviewlab_lab import cdncli, chaoscli, dbcli, hosts, lbcli, shardcli, tracecli
+    from reviewlab_lab import cdncli, chaoscli, dbcli, hosts, lbcli, shardcli, tourcli, tracecli
 
     lbcli.add_parser(sub)
     hosts.add_parser(sub)
@@ -203,6 +203,7 @@ def parser() -> argparse.ArgumentParser:
     shardcli.add_parser(sub)
     tracecli.add_parser(sub)
     cdncli.add_parser(sub)
+    tourcli.add_parser(sub)
     return root
 
 
@@ -315,6 +316,10 @@ def _dispatch(topology: Topology, args: argparse.Namespace) -> None:
             from reviewlab_lab import shardcli
 
             shardcli.run(topology, args)
+        case "tour":
+            from reviewlab_lab import tourcli
+
+            tourcli.run(topology, args)
 
 
 if __name__ == "__main__":

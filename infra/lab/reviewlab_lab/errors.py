@@ -36,6 +36,11 @@ def _message(exc: BaseException) -> str:
     return f"unexpected {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 to see where)"
 
 
+def describe(exc: BaseException) -> str:
+    """EXC as one line: what went wrong and what to do next (what `fail` prints)."""
+    return " ".join(_message(exc).split())
+
+
 def fail(exc: BaseException) -> None:
     """Print one line for EXC and exit 1."""
     # A LabFailed message may list the nodes that failed, one per line; others are one line.
