@@ -59,6 +59,23 @@ def _http(path: str, port: str = "port") -> Callable[[Node], str]:
     return url
 
 
+def _exporter(kind: str, what: str, *, after: tuple[str, ...]) -> KindSpec:
+    """A Prometheus exporter of Debian's: its own small node beside the node it watches."""
+    return KindSpec(
+        kind,
+        what=what,
+        program=kind,
+        image="metrics",
+        stateful=False,
+        stop_priority=85,
+        ready_check="http",
+        ready_url=_http("/metrics"),
+        ready_deadline_s=30,
+        role="exporter",
+        after=after,
+    )
+
+
 KINDS: dict[str, KindSpec] = {
     spec.name: spec
     for spec in (
@@ -228,43 +245,19 @@ KINDS: dict[str, KindSpec] = {
             role="scraper",
             reload_on_hup=True,  # a new node is scraped after a SIGHUP, no restart
         ),
-        KindSpec(
+        _exporter(
             "nginx-exporter",
-            what="`prometheus-nginx-exporter` on an nginx's `stub_status`",
-            program="nginx-exporter",
-            image="metrics",
-            stateful=False,
-            stop_priority=85,
-            ready_check="http",
-            ready_url=_http("/metrics"),
-            ready_deadline_s=30,
-            role="exporter",
+            "`prometheus-nginx-exporter` on an nginx's `stub_status`",
             after=("lb", "edge", "shield"),
         ),
-        KindSpec(
+        _exporter(
             "redis-exporter",
-            what="`prometheus-redis-exporter`, as the ACL user `metrics`",
-            program="redis-exporter",
-            image="metrics",
-            stateful=False,
-            stop_priority=85,
-            ready_check="http",
-            ready_url=_http("/metrics"),
-            ready_deadline_s=30,
-            role="exporter",
+            "`prometheus-redis-exporter`, as the ACL user `metrics`",
             after=("redis",),
         ),
-        KindSpec(
+        _exporter(
             "bind-exporter",
-            what="`prometheus-bind-exporter` on bind9's statistics channel",
-            program="bind-exporter",
-            image="metrics",
-            stateful=False,
-            stop_priority=85,
-            ready_check="http",
-            ready_url=_http("/metrics"),
-            ready_deadline_s=30,
-            role="exporter",
+            "`prometheus-bind-exporter` on bind9's statistics channel",
             after=("dns",),
         ),
         KindSpec(
