@@ -63,15 +63,16 @@ def run(lab: TourLab) -> DnsEvidence:
         n: lab_dns.lookup(topology, n, source=PUBLIC_SOURCE, published=True) for n in names
     }
     outside_ms = (time.perf_counter() - started) * 1000
-    seen.shown.append(f"{'name':<34} {'inside (internal view)':<24} outside (public view)")
+    seen.shown.append(f"{'name':<32} {'inside (internal view)':<23} outside (public)")
     for name in names:
         inside = ", ".join(seen.inside[name]) or "(no answer)"
         outside = ", ".join(seen.outside[name]) or "(no answer)"
-        seen.shown.append(f"{topology.fqdn(name):<34} {inside:<24} {outside}")
-    seen.shown.append(
-        f"the same questions by hand: dig @{dns_node.host_address} -p {dns_node.port} "
-        f"-b {PUBLIC_SOURCE} +short {topology.fqdn(INTERNAL_NAME)}"
-    )
+        seen.shown.append(f"{topology.fqdn(name):<32} {inside:<23} {outside}")
+    seen.shown += [
+        "the same question from outside, by hand:",
+        f"  dig @{dns_node.host_address} -p {dns_node.port} -b {PUBLIC_SOURCE} "
+        f"+short {topology.fqdn(INTERNAL_NAME)}",
+    ]
     server = f"dns {dns_node.host_address}:{dns_node.port}"
     seen.add("both names, internal view", inside_ms, "ms", f"{server}, asked {inside_from}")
     seen.add("both names, public view", outside_ms, "ms", f"{server}, asked from {PUBLIC_SOURCE}")

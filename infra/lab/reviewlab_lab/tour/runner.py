@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import textwrap
 import threading
@@ -18,7 +19,9 @@ from reviewlab_lab.runtimes.base import Runtime
 from reviewlab_lab.tour.step import Evidence, Step, TourLab
 
 Say = Callable[[str], None]
+# Prose wraps to the terminal, at most this wide (and never narrower than MIN_WIDTH).
 WIDTH = 92
+MIN_WIDTH = 60
 INDENT = "   "
 
 
@@ -77,10 +80,15 @@ def run_step(step: Step[Any], topology: Topology, runtime: Runtime, say: Say) ->
     return Outcome(step.name, passed, verdict, time.monotonic() - started, evidence, unrestored)
 
 
+def width() -> int:
+    """The width the tour writes to: the terminal's, less one column, within bounds."""
+    return max(MIN_WIDTH, min(WIDTH, shutil.get_terminal_size((WIDTH + 1, 24)).columns - 1))
+
+
 def wrapped(text: str, first: str = "", indent: str = INDENT) -> list[str]:
     return textwrap.wrap(
         text,
-        WIDTH,
+        width(),
         initial_indent=indent + first,
         subsequent_indent=indent + " " * len(first),
         break_long_words=False,
@@ -101,7 +109,13 @@ def conclude(step: Step[Any], outcome: Outcome) -> list[str]:
         lines += ["", *(INDENT + line for line in outcome.evidence.shown)]
         if outcome.evidence.figures:
             lines += ["", f"{INDENT}{'measured':<34} {'value':<22} where"]
-            lines += [INDENT + f.text() for f in outcome.evidence.figures]
+            for figure in outcome.evidence.figures:
+                row = INDENT + figure.text()
+                if len(row) > width():  # where it was measured goes on a line of its own
+                    row = INDENT + figure.text().removesuffix(figure.where).rstrip()
+                    lines += [row, f"{INDENT}  measured at {figure.where}"]
+                else:
+                    lines.append(row)
     lines.append("")
     if outcome.passed:
         lines += wrapped(outcome.verdict, first="PASS  ")
