@@ -15,10 +15,11 @@ PATH = "/healthz"
 # more than one request at a time, and takes at least this much longer per request.
 RISES_BY = 1.3
 LATENCY_GROWS_BY = 1.5
-# Flattening: going from the middle level to the top adds at most this share of what going
-# from one at a time to the middle level added.
-FLATTENS_TO = 0.5
 LOWER, UPPER = CONCURRENCY[len(CONCURRENCY) // 2], CONCURRENCY[-1]
+# Flattening: from the middle level to the top the concurrency grows UPPER / LOWER times (4);
+# a server at its ceiling gives less than half of that in throughput. (Comparing it with the
+# gain below the middle misjudges a lab whose gain was already small there, as under Compose.)
+FLATTENS_BELOW = UPPER / LOWER / 2
 
 
 @dataclass
@@ -67,10 +68,9 @@ def check(seen: LatencyEvidence) -> str:
     lower_gain = middle.per_second / alone.per_second
     upper_gain = busiest.per_second / middle.per_second
     require(
-        upper_gain - 1 <= (lower_gain - 1) * FLATTENS_TO,
+        upper_gain < FLATTENS_BELOW,
         f"throughput should flatten: from {LOWER} to {UPPER} at a time it rose "
-        f"x{upper_gain:.2f}, more than half of the rise from {CONCURRENCY[0]} to {LOWER} "
-        f"(x{lower_gain:.2f})",
+        f"x{upper_gain:.2f}, not less than half of the x{UPPER // LOWER} in concurrency",
     )
     require(
         busiest.p50_ms >= LATENCY_GROWS_BY * alone.p50_ms,
@@ -96,8 +96,9 @@ STEP = Step(
     ),
     claim=(
         "Throughput rises with concurrency, then flattens (from "
-        f"{LOWER} to {UPPER} at a time it adds at most half of what it added from "
-        f"{CONCURRENCY[0]} to {LOWER}), while the median latency grows; no request fails."
+        f"{LOWER} to {UPPER} at a time, {UPPER // LOWER} times the requests in flight buy "
+        f"less than x{FLATTENS_BELOW:.0f} the throughput), while the median latency grows; "
+        "no request fails."
     ),
     saw=(
         "Once every server is busy, more requests at once cannot be served faster: they "
