@@ -135,13 +135,14 @@ class Nodes:
         raw = json.loads(self.in_node(name, argv))
         return [Reply(status, headers, base64.b64decode(body)) for status, headers, body in raw]
 
-    def set_lb(self, layer: str, algorithm: str) -> None:
-        """Switch the vIP live, as a learner does: `reviewlab lb set`."""
+    def set_lb(self, layer: str, algorithm: str, drain: str = "none") -> None:
+        """Switch the vIP live, as a learner does: `reviewlab lb set` (every server in
+        rotation unless DRAIN names some)."""
         from reviewlab_lab import install
 
         argv = [str(install.current().bin / "reviewlab"), "lb", "set"]
         done = subprocess.run(
-            [*argv, "--layer", layer, "--algorithm", algorithm],
+            [*argv, "--layer", layer, "--algorithm", algorithm, "--drain", drain],
             capture_output=True,
             text=True,
             timeout=60,

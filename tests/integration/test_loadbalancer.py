@@ -114,6 +114,40 @@ def test_round_robin_spreads_requests_evenly(
         assert abs(served[name] / 300 - 1 / len(webs)) < 0.1, served
 
 
+@pytest.mark.parametrize("layer", loadbalancer.LAYERS)
+def test_a_drained_server_gets_no_new_request_until_it_is_back(
+    topology: Topology, vip: str, nodes: Nodes, lb_mode: Switch, layer: str
+) -> None:
+    nodes.set_lb(layer, "round_robin", drain="web-3")
+    mode = reviewlab("lb", "show")
+    assert "drained web-3" in mode.stdout, mode.stdout
+    # A fresh connection per request: at L4 an open one stays with its server.
+    fresh = httpx.Limits(max_keepalive_connections=0)
+    with httpx.Client(base_url=vip, timeout=10, limits=fresh) as http:
+        served = Counter(http.get("/healthz").headers["X-Served-By"] for _ in range(60))
+        assert set(served) == webs_with(topology, "api") - {"web-3"}, served
+        nodes.set_lb(layer, "round_robin")
+        back = Counter(http.get("/healthz").headers["X-Served-By"] for _ in range(60))
+    assert set(back) == webs_with(topology, "api"), back
+
+
+def test_a_drain_that_empties_a_pool_is_refused(topology: Topology, lb_mode: Switch) -> None:
+    uploads = ",".join(sorted(webs_with(topology, "upload")))
+    done = reviewlab("lb", "set", "--drain", uploads, check=False)
+    assert done.returncode != 0
+    assert done.stderr.strip().count("\n") == 0, done.stderr
+    assert "in rotation: they alone serve the upload role" in done.stderr
+    assert "drained" not in reviewlab("lb", "show").stdout
+
+
+def reviewlab(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """The learner's `reviewlab` command."""
+    argv = [str(install.current().bin / "reviewlab"), *args]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert not check or done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
 def test_l7_routes_uploads_api_and_media_by_role(
     topology: Topology, client: httpx.Client, lb_mode: Switch
 ) -> None:

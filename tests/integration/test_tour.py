@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 from reviewlab_common import photos, storage
 from reviewlab_common.db import database_of
 from reviewlab_common.topology import Topology
-from reviewlab_lab import dnsrecords, runtimes
+from reviewlab_lab import cpucap, dnsrecords, runtimes
 from reviewlab_lab.loadbalancer import LbMode
-from reviewlab_lab.tour import acid, consistency, registry, runner, sharding
+from reviewlab_lab.tour import acid, consistency, multimaster, registry, runner, sharding
 from reviewlab_lab.tour.replication import connect
 
 from tests.integration.shop import shard_primary
@@ -123,3 +124,39 @@ def test_an_unknown_step_is_one_line(topology: Topology) -> None:
     assert done.stderr.splitlines() == [
         f"error: no tour step 'nope'; steps: {', '.join(registry.names())}"
     ]
+
+
+def test_the_scratch_masters_are_gone(walked: dict[str, Any], topology: Topology) -> None:
+    node = topology.of_kind("postgres")[0].name
+    left = runtimes.of(topology).run_in_node(
+        node, ["sh", "-c", f"ls -d {multimaster.SCRATCH_PREFIX}* 2>/dev/null || true"]
+    )
+    assert left.strip() == "", left
+
+
+def cpu_budget(runtime: runtimes.Runtime, name: str) -> str:
+    """Node NAME's CPU budget as its runtime holds it: 'none', or what holds it."""
+    if runtime.name == "compose":
+        nano = subprocess.run(
+            ["docker", "inspect", "-f", "{{.HostConfig.NanoCpus}}", runtime.container(name)],  # type: ignore[attr-defined]
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        return "none" if nano == "0" else f"{int(nano) / 1e9} cores"
+    held = [
+        line
+        for pid in runtime.node_pids(name)  # type: ignore[attr-defined]
+        for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+        if cpucap.GROUP in line
+    ]
+    return "; ".join(held) or "none"
+
+
+def test_no_web_server_is_left_with_a_cpu_budget(
+    walked: dict[str, Any], topology: Topology
+) -> None:
+    runtime = runtimes.of(topology)
+    webs = [w.name for w in topology.of_kind("web")]
+    assert {name: cpu_budget(runtime, name) for name in webs} == dict.fromkeys(webs, "none")
+    assert walked["after"].drained == ()

@@ -100,7 +100,9 @@ def test_the_vip_switches_inside_the_lb_container(
     assert runtime.apply_lb_mode(LbMode("l4", "least_conn")) is True
     lb = runtime.container("lb")
     argv = ["docker", "exec", lb, "reviewlab", "lb", "set", "--layer", "l4"]
-    assert recorder.calls[-1] == [*argv, "--algorithm", "least_conn"]
+    assert recorder.calls[-1] == [*argv, "--algorithm", "least_conn", "--drain", "none"]
+    runtime.apply_lb_mode(LbMode("l4", "least_conn", drained=("web-2", "web-3")))
+    assert recorder.calls[-1][-2:] == ["--drain", "web-2,web-3"]
     recorder.answer = subprocess.CompletedProcess([], 0, "...\nnothing to change\n", "")
     assert runtime.apply_lb_mode(LbMode()) is False
 

@@ -84,6 +84,33 @@ def test_l7_pools_follow_the_roles(topology: Topology, tmp_path: Path) -> None:
     assert "add_header X-Upstream" in config
 
 
+@pytest.mark.parametrize("layer", loadbalancer.LAYERS)
+def test_a_drained_server_leaves_every_pool(topology: Topology, tmp_path: Path, layer: str) -> None:
+    web_3 = topology.nodes["web-3"]
+    config = render(topology, tmp_path, loadbalancer.LbMode(layer, drained=("web-3",)))
+    groups = ["upstream web_tcp"] if layer == "l4" else ["upstream web_api", "upstream web_upload"]
+    for group in groups:
+        assert f"server {web_3.endpoint} " not in block(config, group)
+    assert f"server {topology.nodes['web-1'].endpoint} " in block(config, groups[0])
+
+
+def test_a_drain_must_name_web_servers_and_keep_every_pool(topology: Topology) -> None:
+    with pytest.raises(loadbalancer.BadDrain, match="no web server lb: drain one of web-1"):
+        loadbalancer.check_drain(topology, ("lb",))
+    uploads = tuple(w.name for w in topology.of_kind("web") if "upload" in w.roles)
+    with pytest.raises(loadbalancer.BadDrain, match="keep one of web-1, web-2 in rotation"):
+        loadbalancer.check_drain(topology, uploads)
+    loadbalancer.check_drain(topology, uploads[:1])
+
+
+def test_the_mode_file_keeps_the_drained_servers() -> None:
+    mode = loadbalancer.LbMode("l4", "least_conn", drained=("web-2", "web-3"))
+    assert loadbalancer.parse_mode(loadbalancer.mode_text(mode)) == mode
+    old = '{"layer": "l7", "algorithm": "random"}'  # written before draining existed
+    assert loadbalancer.parse_mode(old) == loadbalancer.LbMode("l7", "random")
+    assert str(mode) == "layer l4, algorithm least_conn, drained web-2, web-3"
+
+
 def test_only_keyed_writes_may_be_sent_twice(topology: Topology, tmp_path: Path) -> None:
     config = render(topology, tmp_path, loadbalancer.LbMode())
     server = block(config, f"listen {topology.one('lb').endpoint}")

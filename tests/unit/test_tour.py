@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from reviewlab_common.topology import Topology, parse
-from reviewlab_lab import cli, tourcli
+from reviewlab_lab import cli, loadbalancer, tourcli
 from reviewlab_lab.lbdemo import Outcome as Burst
 from reviewlab_lab.loadbalancer import LbMode
 from reviewlab_lab.paths import TOPOLOGY_PATH
@@ -24,15 +24,16 @@ from reviewlab_lab.tour import (
     docs,
     latency,
     layers,
+    multimaster,
     registry,
     runner,
+    scaling,
 )
 from reviewlab_lab.tour.step import ClaimFailed, Evidence, Step, TourLab
 from reviewlab_lab.wrk import Result
 
 # The article's order: DNS, the web server, scaling out, the CDN, the database (ACID,
-# replication), sharding,
-# then the closing trade-offs.
+# replication, why not master-master), sharding, then the closing trade-offs.
 ARTICLE_ORDER = [
     "dns",
     "api-404",
@@ -41,7 +42,9 @@ ARTICLE_ORDER = [
     "cdn",
     "acid",
     "replication",
+    "multimaster",
     "sharding",
+    "scale-out",
     "latency-vs-throughput",
     "consistency",
 ]
@@ -365,3 +368,89 @@ def test_the_layers_claim_needs_layer_7_to_route_by_path() -> None:
         layers.check(replace(seen, seen={"l4": routed, "l7": l7}))
     with pytest.raises(ClaimFailed, match="should reach every web server"):
         layers.check(replace(seen, seen={"l4": l4, "l7": replace(l7, served=["web-1"] * 9)}))
+
+
+def test_the_multimaster_claim_needs_a_lost_write_an_echo_and_a_halted_apply() -> None:
+    seen = multimaster.MultiMasterEvidence(
+        node="catalog-1",
+        accepted={"a": True, "b": True},
+        after={"a": 15, "b": 15},
+        watched={"a": [15] * 20, "b": [15] * 20},
+        rewrites={"a": 10, "b": 12},
+        inserted={"a": 30, "b": 35},
+        apply_errors={"a": 14, "b": 14},
+        later_write_arrived=False,
+    )
+    assert "a lost its own write" in multimaster.check(seen)
+    kept = replace(seen, watched={"a": [12] * 20, "b": [15] * 20})
+    with pytest.raises(ClaimFailed, match="should lose its own acknowledged update"):
+        multimaster.check(kept)
+    with pytest.raises(ClaimFailed, match="keep bouncing"):
+        multimaster.check(replace(seen, rewrites={"a": 0, "b": 0}))
+    with pytest.raises(ClaimFailed, match="should stop each side's apply"):
+        multimaster.check(replace(seen, apply_errors={"a": 0, "b": 3}))
+    with pytest.raises(ClaimFailed, match="still reached b"):
+        multimaster.check(replace(seen, later_write_arrived=True))
+
+
+def test_the_multimaster_reads_are_shown_as_runs() -> None:
+    assert multimaster.runs([15, 15, 12, 15]) == "15 x2, 12 x1, 15 x1"
+    assert multimaster.runs([]) == ""
+
+
+# The scale-out step's claim, on evidence of the shape it measures.
+
+
+def scale_evidence(rates: list[float], answered: list[list[str]] | None = None) -> Any:
+    order = ["web-1", "web-2", "web-3"]
+    levels = [
+        scaling.Level(
+            serving=order[: n + 1],
+            answered=(answered[n] if answered else order[: n + 1]),
+            failed=0,
+            result=Result(f"{n + 1} servers", rate, 5.0, 9.0, 0),
+        )
+        for n, rate in enumerate(rates)
+    ]
+    shared = Result("shared cores", 4000.0, 3.0, 8.0, 0)
+    found = LbMode("l4", "least_conn")
+    return scaling.ScaleEvidence(levels=levels, cores=2, shared=shared, found=found, left=found)
+
+
+def test_scale_out_holds_when_each_server_adds_throughput() -> None:
+    verdict = scaling.check(scale_evidence([1000.0, 1900.0, 2700.0]))
+    assert "req/s 1: 1,000, 2: 1,900, 3: 2,700 (x2.70 from 1 to 3)" in verdict
+
+
+@pytest.mark.parametrize(
+    ("rates", "failure"),
+    [
+        ([1000.0, 1100.0, 2000.0], "web server 2 should raise the throughput by x1.15"),
+        ([1000.0, 1900.0, 2000.0], "web server 3 should raise the throughput by x1.15"),
+        ([1000.0, 1200.0, 1500.0], "3 web servers should serve x1.8 what one does"),
+    ],
+)
+def test_scale_out_fails_when_a_server_adds_nothing(rates: list[float], failure: str) -> None:
+    with pytest.raises(ClaimFailed, match=failure):
+        scaling.check(scale_evidence(rates))
+
+
+def test_scale_out_fails_when_a_drained_server_answered() -> None:
+    answered = [["web-1", "web-3"], ["web-1", "web-2"], ["web-1", "web-2", "web-3"]]
+    with pytest.raises(ClaimFailed, match=r"with web-1 in rotation, \['web-1', 'web-3'\]"):
+        scaling.check(scale_evidence([1000.0, 1900.0, 2700.0], answered))
+
+
+def test_scale_out_fails_when_the_vip_is_not_put_back() -> None:
+    seen = replace(scale_evidence([1000.0, 1900.0, 2700.0]), left=LbMode())
+    with pytest.raises(ClaimFailed, match="the vIP was left in layer l7"):
+        scaling.check(seen)
+
+
+def test_the_pool_grows_from_the_servers_that_take_uploads(topology: Topology) -> None:
+    lab = TourLab(topology=topology, runtime=FakeRuntime(), say=print)  # type: ignore[arg-type]
+    order = scaling.growth_order(lab)
+    assert order[0] == "web-1" and set(order) == {w.name for w in topology.of_kind("web")}
+    uploads = [w.name for w in topology.of_kind("web") if "upload" in w.roles]
+    loadbalancer.check_drain(topology, tuple(order[1:]))
+    assert order[: len(uploads)] == uploads

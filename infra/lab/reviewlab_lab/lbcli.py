@@ -21,6 +21,11 @@ def add_parser(sub: Any) -> None:
     p = lb_sub.add_parser("set", help="switch layer/algorithm live (graceful nginx reload)")
     p.add_argument("--layer", choices=loadbalancer.LAYERS)
     p.add_argument("--algorithm", choices=sorted(loadbalancer.ALGORITHMS))
+    p.add_argument(
+        "--drain",
+        metavar="WEB[,WEB]",
+        help="take these web servers out of rotation ('none' puts every one back)",
+    )
     p = lb_sub.add_parser("stats", help="share of requests per backend, from the vIP's log")
     p.add_argument("--since", type=float, metavar="SECONDS", help="only the last SECONDS")
 
@@ -29,7 +34,7 @@ def describe(topology: Topology, mode: loadbalancer.LbMode) -> str:
     """The mode and where each kind of request goes in it."""
     lines = [f"load balancer: {mode}"]
     if mode.layer == "l7":
-        pools = loadbalancer.pools(topology)
+        pools = loadbalancer.pools(topology, mode)
         names = {pool: ", ".join(w.name for w in members) for pool, members in pools.items()}
         edges = ", ".join(e.name for e in topology.of_kind("edge"))
         lines += [
@@ -38,9 +43,16 @@ def describe(topology: Topology, mode: loadbalancer.LbMode) -> str:
             f"  /media/                    -> {edges}",
         ]
     else:
-        webs = ", ".join(w.name for w in topology.of_kind("web"))
+        webs = ", ".join(w.name for w in loadbalancer.in_rotation(topology, mode))
         lines.append(f"  every TCP connection -> {webs} (no routing by path at layer 4)")
     return "\n".join(lines)
+
+
+def parse_drain(text: str) -> tuple[str, ...]:
+    """--drain's value: web server names, comma separated; 'none' (or nothing) for none."""
+    if text.strip().lower() in ("", "none"):
+        return ()
+    return tuple(sorted({name.strip() for name in text.split(",") if name.strip()}))
 
 
 def run(topology: Topology, args: argparse.Namespace) -> None:
@@ -56,8 +68,13 @@ def run(topology: Topology, args: argparse.Namespace) -> None:
         log = loadbalancer.access_log(LabPaths.of(topology))
         print(lbstats.report(topology, log, str(mode), args.since))
         return
+    drained = mode.drained if args.drain is None else parse_drain(args.drain)
+    try:
+        loadbalancer.check_drain(topology, drained)
+    except loadbalancer.BadDrain as exc:
+        sys.exit(f"reviewlab lb set: {exc}")
     new = loadbalancer.LbMode(
-        layer=args.layer or mode.layer, algorithm=args.algorithm or mode.algorithm
+        layer=args.layer or mode.layer, algorithm=args.algorithm or mode.algorithm, drained=drained
     )
     try:
         changed = runtime.apply_lb_mode(new)

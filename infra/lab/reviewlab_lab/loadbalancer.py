@@ -35,9 +35,34 @@ CONFIG_NAME = "lb.nginx.conf"
 class LbMode:
     layer: str = "l7"
     algorithm: str = "round_robin"
+    # Web servers taken out of rotation (drained): the vIP sends them nothing new.
+    drained: tuple[str, ...] = ()
 
     def __str__(self) -> str:
-        return f"layer {self.layer}, algorithm {self.algorithm}"
+        text = f"layer {self.layer}, algorithm {self.algorithm}"
+        return f"{text}, drained {', '.join(self.drained)}" if self.drained else text
+
+
+class BadDrain(ValueError):
+    """A drain the vIP cannot serve with: an unknown server, or a pool left empty."""
+
+
+def in_rotation(topology: Topology, mode: LbMode) -> list[Node]:
+    """The web servers the vIP sends requests to in MODE."""
+    return [w for w in topology.of_kind("web") if w.name not in mode.drained]
+
+
+def check_drain(topology: Topology, drained: tuple[str, ...]) -> None:
+    """Raise BadDrain unless every name is a web server and every pool keeps one member."""
+    webs = [w.name for w in topology.of_kind("web")]
+    unknown = [name for name in drained if name not in webs]
+    if unknown:
+        raise BadDrain(f"no web server {', '.join(unknown)}: drain one of {', '.join(webs)}")
+    for pool, members in pools(topology, LbMode(drained=drained)).items():
+        if not members:
+            role = pool.removeprefix("web_")
+            keep = ", ".join(w.name for w in topology.of_kind("web") if role in w.roles)
+            raise BadDrain(f"keep one of {keep} in rotation: they alone serve the {role} role")
 
 
 @dataclass(frozen=True)
@@ -80,7 +105,10 @@ def mode_file(paths: LabPaths) -> str:
 
 def parse_mode(text: str | None) -> LbMode:
     """The mode saved in the mode file's TEXT; the default mode when there is none."""
-    return LbMode(**json.loads(text)) if text else LbMode()
+    if not text:
+        return LbMode()
+    fields = json.loads(text)
+    return LbMode(**(fields | {"drained": tuple(fields.get("drained", ()))}))
 
 
 def mode_text(mode: LbMode) -> str:
@@ -106,9 +134,9 @@ def access_log(paths: LabPaths) -> Path:
     return paths.logs / "lb.access.log"
 
 
-def pools(topology: Topology) -> dict[str, list[Node]]:
-    """The L7 upstream groups by role: every web server that holds the role."""
-    webs = topology.of_kind("web")
+def pools(topology: Topology, mode: LbMode | None = None) -> dict[str, list[Node]]:
+    """The L7 upstream groups by role: every web server in rotation that holds the role."""
+    webs = in_rotation(topology, mode or LbMode())
     return {
         "web_api": [w for w in webs if "api" in w.roles],
         "web_upload": [w for w in webs if "upload" in w.roles],
@@ -186,6 +214,7 @@ def render_config(
     mode = mode or current_mode(paths)
     if mode.layer not in LAYERS or mode.algorithm not in ALGORITHMS:
         raise ValueError(f"unknown load balancer mode: {mode}")
+    check_drain(topology, mode.drained)
     if not limits.unlimited_sources:
         # The machine's own load generators (wrk, locust) are exempt, as a shop exempts its own.
         limits = replace(limits, unlimited_sources=(topology.lab.runtime.machine_address,))
@@ -201,8 +230,8 @@ def render_config(
         js_module=JS_MODULE,
         trace_js=paths.conf / TRACE_JS,
         algorithm_directive=ALGORITHMS[mode.algorithm],
-        webs=topology.of_kind("web"),
-        pools=pools(topology),
+        webs=in_rotation(topology, mode),
+        pools=pools(topology, mode),
         edges=topology.of_kind("edge"),
         error_pages=error_pages(limits),
         micro_cache=MICRO_CACHE,

@@ -52,7 +52,8 @@ def _role(
         return role, (int(lag) if isinstance(lag, int) else None) if role != "primary" else None
     if node.kind == "lb":
         mode = runtime.lb_mode()
-        return f"vip {mode.layer} {mode.algorithm}", None
+        drained = f", drained {','.join(mode.drained)}" if mode.drained else ""
+        return f"vip {mode.layer} {mode.algorithm}{drained}", None
     if node.kind == "web":
         return "+".join(node.roles), None
     return kinds.of(node).role or node.kind, None

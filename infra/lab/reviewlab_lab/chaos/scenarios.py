@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from reviewlab_common.topology import Topology, TopologyError
 
-from reviewlab_lab import loadbalancer
 from reviewlab_lab.chaos.watch import Look
 from reviewlab_lab.errors import LabFailed
 from reviewlab_lab.runtimes.base import Runtime
@@ -293,4 +292,4 @@ def inject(
             before = runtime.lb_mode()
             other = "l4" if before.layer == "l7" else "l7"
             fault.undo_steps.append(lambda: runtime.apply_lb_mode(before))
-            runtime.apply_lb_mode(loadbalancer.LbMode(other, before.algorithm))
+            runtime.apply_lb_mode(replace(before, layer=other))

@@ -143,6 +143,11 @@ class Runtime(abc.ABC):
         faults.set_delay(self.topology, name, delay_ms)
 
     @abc.abstractmethod
+    def limit_cpu(self, name: str, cores: float | None) -> None:
+        """Hold node NAME to CORES of CPU time, as if it had a small machine of its own;
+        None lifts the budget."""
+
+    @abc.abstractmethod
     def partitioned(self) -> bool:
         """Is any node of the lab cut off from others now?"""
 

@@ -335,12 +335,17 @@ class ComposeRuntime(Runtime):
             switch.chmod(0o644)
             self._docker("cp", str(switch), f"{self.container(name)}:{inside}")
 
+    def limit_cpu(self, name: str, cores: float | None) -> None:
+        """Docker's own CPU quota on the node's container, changed live (0 lifts it)."""
+        self._docker("update", "--cpus", f"{cores or 0:.2f}", self.container(name))
+
     def apply_lb_mode(self, mode: LbMode) -> bool:
         if not self.on_host:
             return lbswitch.apply(self.topology, self.node_paths(), mode)
         # The lb container renders, checks and reloads its own nginx: `reviewlab lb set` there.
         lb = self.topology.one("lb").name
         argv = ["reviewlab", "lb", "set", "--layer", mode.layer, "--algorithm", mode.algorithm]
+        argv += ["--drain", ",".join(mode.drained) or "none"]
         done = subprocess.run(
             self.exec_command(lb, argv), capture_output=True, text=True, timeout=60, check=False
         )

@@ -188,6 +188,14 @@ class NativeRuntime(Runtime):
     def resume(self, name: str) -> None:
         self.supervisor.signal_node(name, "CONT")
 
+    def limit_cpu(self, name: str, cores: float | None) -> None:
+        from reviewlab_lab import cpucap
+
+        if cores is None:
+            cpucap.lift(name, self.node_pids(name))
+        else:
+            cpucap.limit(name, self.node_pids(name), cores)
+
     def node_pids(self, name: str) -> list[int]:
         """The node's process and everything below it (Postgres, once re-parented, too)."""
         from reviewlab_lab import netcut

@@ -14,13 +14,15 @@ from reviewlab_lab.tour import (
     dnsviews,
     latency,
     layers,
+    multimaster,
     replication,
+    scaling,
     sharding,
 )
 from reviewlab_lab.tour.step import Step
 
-# DNS, the web server, scaling out, the CDN, the database (ACID, replication), sharding,
-# then the closing trade-offs.
+# DNS, the web server, scaling out, the CDN, the database (ACID, replication, why not
+# master-master), sharding, then the closing trade-offs (scalability first).
 STEPS: tuple[Step[Any], ...] = (
     dnsviews.STEP,
     api.STEP,
@@ -29,7 +31,9 @@ STEPS: tuple[Step[Any], ...] = (
     cdnsteps.STEP,
     acid.STEP,
     replication.STEP,
+    multimaster.STEP,
     sharding.STEP,
+    scaling.STEP,
     latency.STEP,
     consistency.STEP,
 )
