@@ -1,11 +1,13 @@
 """What the lab tells the console as it happens, for its event feed: a chaos run's phases, a
-shard move's start and end.
+shard move's start and end. The tour's steps go by `send` too (reviewlab_lab.tour.pages).
 
 Best effort and bounded: a console that is down or slow costs the run a fraction of a second
 per phase and nothing else. The lab's admin secret signs each report.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import httpx
 from reviewlab_common import secrets as lab_secrets
@@ -26,6 +28,12 @@ def announce(
 
 def tell(topology: Topology, kind: str, text: str, **fields: str) -> bool:
     """Send one line of KIND (chaos, shard) to the console's feed; whether the console took it."""
+    return send(topology, "/api/lab-events", {**fields, "kind": kind, "text": text})
+
+
+def send(topology: Topology, path: str, body: dict[str, Any]) -> bool:
+    """POST BODY to the console's PATH, signed; whether it took it (202). False, at once, for a
+    lab without a console or without its secrets."""
     consoles = topology.of_kind("console")
     if not consoles:
         return False
@@ -35,8 +43,8 @@ def tell(topology: Topology, kind: str, text: str, **fields: str) -> bool:
         return False
     try:
         reply = httpx.post(
-            f"{consoles[0].url}/api/lab-events",
-            json={**fields, "kind": kind, "text": text},
+            f"{consoles[0].url}{path}",
+            json=body,
             headers={"Authorization": f"Bearer {secret}"},
             timeout=TIMEOUT_S,
         )

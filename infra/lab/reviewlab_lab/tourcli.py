@@ -59,17 +59,25 @@ def run(topology: Topology, args: argparse.Namespace) -> None:
 
 
 def walk(topology: Topology, steps: list[Any], interactive: bool) -> None:
-    """Run STEPS on the lab; one line per failed step on stderr, and exit 1 if any failed."""
+    """Run STEPS on the lab, each run sent to the console's tour pages; one line per failed
+    step on stderr, and exit 1 if any failed."""
     from reviewlab_lab import runtimes
     from reviewlab_lab.chaos.run import interrupts_as_keyboard, lab_is_up
-    from reviewlab_lab.tour import runner
+    from reviewlab_lab.tour import pages, registry, runner
 
     lab_is_up(topology)
+    runtime = runtimes.of(topology)
+
+    def publish(step: Any, outcome: runner.Outcome) -> str | None:
+        return pages.publish(
+            topology, step, outcome, catalogue=registry.STEPS, runtime=runtime.name
+        )
+
     started = time.monotonic()
     try:
         with interrupts_as_keyboard():
             outcomes = runner.tour(
-                steps, topology, runtimes.of(topology), ask=input if interactive else None
+                steps, topology, runtime, ask=input if interactive else None, publish=publish
             )
     except KeyboardInterrupt:
         sys.exit("tour interrupted: the step it was in put back what it had changed")

@@ -1,5 +1,6 @@
 """The console's HTTP surface: the page, its live stream (SSE), the state as JSON, the charts'
-series, the event feed and chaos runs. Errors are the lab's JSON errors."""
+series, the event feed, chaos runs and the guided tour's pages. Errors are the lab's JSON
+errors."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from reviewlab_common import secrets as lab_secrets
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from reviewlab_console import charts, diagram, edgelog
+from reviewlab_console import charts, diagram, edgelog, tourpages
 from reviewlab_console.chaos import ChaosRefused, ChaosRuns
 from reviewlab_console.events import EventBus
 from reviewlab_console.poller import Poller
@@ -47,6 +48,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.settings, app.state.topology, app.state.bus = settings, topology, bus
     app.state.prometheus, app.state.poller = prometheus, poller
     app.state.chaos = ChaosRuns(bus, settings.reports)
+    app.state.tour = tourpages.TourPages(settings.reports / "tour")
     app.state.svg = diagram.svg(topology)
     transport = None
     if node.stats_port:
@@ -193,13 +195,15 @@ async def chaos_status(request: Request) -> dict[str, Any]:
     return request.app.state.chaos.status()  # type: ignore[no-any-return]
 
 
-async def _json_body(request: Request) -> dict[str, Any] | JSONResponse:
+async def _json_body(
+    request: Request, example: str = '{"scenario": "replica-kill"}'
+) -> dict[str, Any] | JSONResponse:
     try:
         body = await request.json()
     except ValueError:
-        return error(400, "bad_json", 'send a JSON object, e.g. {"scenario": "replica-kill"}')
+        return error(400, "bad_json", f"send a JSON object, e.g. {example}")
     if not isinstance(body, dict):
-        return error(400, "bad_json", 'send a JSON object, e.g. {"scenario": "replica-kill"}')
+        return error(400, "bad_json", f"send a JSON object, e.g. {example}")
     return body
 
 
@@ -232,6 +236,36 @@ async def lab_event(request: Request) -> Any:
         request.app.state.chaos.heard(body)
     request.app.state.bus.note(str(body.get("kind", "lab")), text[:300], body.get("node"))
     return JSONResponse({"noted": True}, status_code=202)
+
+
+@app.post("/api/tour/{name}", status_code=202)
+async def tour_step_ran(request: Request, name: str) -> Any:
+    """One step's run, as the tour sends it as the step ends (reviewlab_lab.tour.pages)."""
+    if not _authorized(request):
+        return _unauthorized(request)
+    body = await _json_body(request, example='{"name": "dns", "passed": true, ...}')
+    if isinstance(body, JSONResponse):
+        return body
+    try:
+        run = tourpages.received(name, body)
+    except tourpages.BadRun as exc:
+        return error(400, "bad_tour_step", str(exc))
+    request.app.state.tour.keep(run)
+    request.app.state.bus.note("tour", f"tour step {name} {'passed' if run.passed else 'failed'}")
+    return JSONResponse({"kept": f"/tour/{name}"}, status_code=202)
+
+
+@app.get("/tour", response_class=HTMLResponse)
+async def tour_index(request: Request) -> HTMLResponse:
+    return HTMLResponse(request.app.state.tour.index())
+
+
+@app.get("/tour/{name}", response_class=HTMLResponse)
+async def tour_step(request: Request, name: str) -> Response:
+    page = request.app.state.tour.page(name)
+    if page is None:
+        return error(404, "not_found", f"no tour step {name!r}: /tour lists the steps")
+    return HTMLResponse(page)
 
 
 @app.get("/reports/{name}")

@@ -32,7 +32,12 @@ reviewlab tour --no-input # unattended (CI): one line per failed step, exit stat
 
 A step that cannot show its claim fails and says what it saw instead; it never prints a
 number it did not measure. `tests/integration/test_tour.py` runs the unattended tour against
-the lab and checks that every claim held and nothing was left behind."""
+the lab and checks that every claim held and nothing was left behind.
+
+Every run, whole tour or one step, also sends each step's outcome to the lab console: its
+last run, evidence and figures included, is readable in the browser at
+<http://console.shop.internal:8080/tour> ([docs/console.md](console.md)), and the tour prints
+the step's address there."""
 
 
 def markdown(steps: Sequence[Step[Any]] = STEPS) -> str:

@@ -38,6 +38,10 @@ class Outcome:
     unrestored: list[str] = field(default_factory=list)
 
 
+# Hands a step's run on (to the console's tour pages); where it can be read, or None.
+Publish = Callable[[Step[Any], Outcome], str | None]
+
+
 @contextmanager
 def _uninterrupted() -> Iterator[None]:
     """Ctrl-C waits while the lab is put back: a second one must not leave it half restored."""
@@ -147,8 +151,12 @@ def tour(
     *,
     say: Say = print,
     ask: Callable[[str], str] | None = None,
+    publish: Publish | None = None,
 ) -> list[Outcome]:
-    """Run STEPS in order. With ASK (interactive), wait for Enter before each step; 'q' stops."""
+    """Run STEPS in order. With ASK (interactive), wait for Enter before each step; 'q' stops.
+
+    PUBLISH gets each step's run as it ends; where it says the run can be read is shown.
+    """
     outcomes: list[Outcome] = []
     for number, step in enumerate(steps, 1):
         for line in introduce(step, number, len(steps)):
@@ -165,4 +173,7 @@ def tour(
         outcomes.append(outcome)
         for line in conclude(step, outcome):
             say(line)
+        where = publish(step, outcome) if publish is not None else None
+        if where:
+            say(f"{INDENT}In the browser: {where}")
     return outcomes
