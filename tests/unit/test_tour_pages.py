@@ -251,6 +251,16 @@ def test_a_passed_step_is_marked_and_says_what_you_just_saw(
     assert "<h3>What you just saw</h3>" in page
 
 
+def test_commands_in_the_lesson_are_code_and_still_escaped(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    sent = body(saw="Drain one (`reviewlab lb set --drain web-3`) & see `<b>`.")
+    client.post("/api/tour/api-404", json=sent, headers=admin)
+    page = client.get("/tour/api-404").text
+    assert "<p>Drain one (<code>reviewlab lb set --drain web-3</code>) &amp; see " in page
+    assert "<b>`" not in page and "&lt;b&gt;" in page
+
+
 def test_a_page_links_the_steps_before_and_after_it(
     client: TestClient, admin: dict[str, str]
 ) -> None:

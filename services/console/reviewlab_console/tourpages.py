@@ -149,6 +149,11 @@ def _write(path: Path, text: str) -> None:
 # The pages. Every value goes through escape(); names match NAME, but are escaped too.
 
 
+def _prose(text: str) -> str:
+    """TEXT escaped, with its `commands` as code, as docs/tour.md shows them."""
+    return re.sub(r"`([^`<>]+)`", r"<code>\1</code>", escape(text))
+
+
 def _html(title: str, body: str) -> str:
     return (
         '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -255,7 +260,7 @@ def step_page(name: str, steps: list[StepRef], run: StepRun | None) -> str:
         nav,
         f'<p class="muted">Step {number} of {total} · <code>{escape(run.name)}</code></p>',
         f"<h2>{escape(run.title)}</h2>",
-        f"<p>{escape(run.concept)}</p>",
+        f"<p>{_prose(run.concept)}</p>",
     ]
     if run.claim:
         parts.append(f'<p class="claim"><b>The claim:</b> {escape(run.claim)}</p>')
@@ -275,7 +280,7 @@ def step_page(name: str, steps: list[StepRef], run: StepRun | None) -> str:
     mark = "pass" if run.passed else "fail"
     parts.append(f'<p class="outcome {mark}"><b>{_mark(run)}</b> {escape(run.verdict)}</p>')
     heading = "What you just saw" if run.passed else "What it shows when the claim holds"
-    parts += [f"<h3>{heading}</h3>", f"<p>{escape(run.saw)}</p>"]
+    parts += [f"<h3>{heading}</h3>", f"<p>{_prose(run.saw)}</p>"]
     parts += [
         f"<p>Repeat it: <code>{escape(run.repeat)}</code></p>",
         f'<p class="muted">Ran on the {escape(run.runtime)} lab at {_when(run)}; '
