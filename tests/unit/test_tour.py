@@ -17,6 +17,7 @@ from reviewlab_lab.loadbalancer import LbMode
 from reviewlab_lab.paths import TOPOLOGY_PATH
 from reviewlab_lab.runtimes.base import SwitchFailed
 from reviewlab_lab.tour import (
+    availability,
     balancing,
     cdnsteps,
     consistency,
@@ -47,6 +48,7 @@ ARTICLE_ORDER = [
     "scale-out",
     "latency-vs-throughput",
     "consistency",
+    "primary-loss",
 ]
 
 
@@ -454,3 +456,76 @@ def test_the_pool_grows_from_the_servers_that_take_uploads(topology: Topology) -
     uploads = [w.name for w in topology.of_kind("web") if "upload" in w.roles]
     loadbalancer.check_drain(topology, tuple(order[1:]))
     assert order[: len(uploads)] == uploads
+
+
+# The primary-loss step's claim, on a chaos report of the shape the runner writes.
+
+
+def chaos_report(**shard: Any) -> dict[str, Any]:
+    def cluster(**changes: Any) -> dict[str, Any]:
+        quiet = {
+            "writes_ok": 900,
+            "writes_failed": 0,
+            "reads_ok": 800,
+            "reads_failed": 0,
+            "writes_back_s": None,
+            "slowest_failure_s": None,
+            "failure_statuses": [],
+        }
+        return quiet | changes
+
+    lost = {
+        "writes_failed": 30,
+        "writes_back_s": 18.9,
+        "slowest_failure_s": 1.3,
+        "failure_statuses": [503],
+    }
+    return {
+        "target": "reviews-1a",
+        "clusters": {
+            "catalog": cluster(writes_ok=0),
+            "reviews-0": cluster(),
+            "reviews-1": cluster(**(lost | shard)),
+        },
+        "writes": {"acknowledged": 1800, "lost": 0},
+        "timings": {"promote_s": 18.1},
+        "path": "reports/chaos-primary-loss.md",
+    }
+
+
+def loss(report: dict[str, Any]) -> availability.AvailabilityEvidence:
+    return availability.AvailabilityEvidence(
+        target="reviews-1a", cluster="reviews-1", report=report
+    )
+
+
+def test_primary_loss_holds_when_writes_fail_fast_and_reads_stay_up() -> None:
+    verdict = availability.check(loss(chaos_report()))
+    assert "30 writes to reviews-1 got a 503 within 1.30 s and came back at 18.9 s" in verdict
+    assert "0 of 1800 acknowledged writes lost" in verdict
+
+
+@pytest.mark.parametrize(
+    ("shard", "failure"),
+    [
+        ({"slowest_failure_s": 9.5}, "a failed write took 9.5 s to answer"),
+        ({"failure_statuses": [500, 503]}, r"answered \[500, 503\], not only 503"),
+        ({"reads_failed": 3}, "reviews-1's reads: 800 ok, 3 failed"),
+        ({"writes_back_s": None}, "reviews-1's writes never came back"),
+        ({"writes_failed": 0}, "the primary loss was not seen by the writers"),
+    ],
+)
+def test_primary_loss_fails_loudly(shard: dict[str, Any], failure: str) -> None:
+    with pytest.raises(ClaimFailed, match=failure):
+        availability.check(loss(chaos_report(**shard)))
+
+
+def test_primary_loss_fails_when_a_write_is_lost_or_another_shard_suffers() -> None:
+    report = chaos_report()
+    report["writes"]["lost"] = 2
+    with pytest.raises(ClaimFailed, match="2 acknowledged writes were lost"):
+        availability.check(loss(report))
+    report = chaos_report()
+    report["clusters"]["catalog"]["reads_failed"] = 1
+    with pytest.raises(ClaimFailed, match="other clusters failed requests too"):
+        availability.check(loss(report))

@@ -113,7 +113,37 @@ class AsyncReads:
             if served is not None:
                 self.router.ejector.served(name)
                 return served
-        return await self._read_on_primary(work)
+        try:
+            return await self._read_on_primary(work)
+        except DatabaseUnavailable:
+            # In a failover, between the promotion and the DNS naming the new primary, the
+            # replica list has dropped the promoted member and the primary's name still
+            # points at the lost one: ask the members themselves.
+            served = await self._read_on_any_member(work, min_lsn)
+            if served is None:
+                raise
+            return served
+
+    async def _read_on_any_member(
+        self, work: Work[T], min_lsn: str | None
+    ) -> tuple[T, ReadSource] | None:
+        """WORK on a member that answers and may serve it: a primary (one just promoted has
+        every acknowledged write), or a replica that has replayed MIN_LSN."""
+        cluster = self.router.cluster.name
+        for name, pool in self.member_pools.items():
+            try:
+                async with pool.connection() as conn, conn.pipeline():
+                    check = await conn.execute(REPLICA_CHECK, (min_lsn, min_lsn))
+                    result = await work(conn)
+                    row = await check.fetchone()
+            except (psycopg.Error, PoolTimeout) as exc:
+                log.info("member %s cannot serve a read while the primary is away: %s", name, exc)
+                continue
+            if row is not None and not row[0]:
+                return result, ReadSource(cluster, "primary", name)
+            if replay_check_passed(row):
+                return result, ReadSource(cluster, "replica", name)
+        return None
 
     async def _read_on_primary(self, work: Work[T]) -> tuple[T, ReadSource]:
         cluster = self.router.cluster.name

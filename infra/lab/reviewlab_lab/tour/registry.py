@@ -8,6 +8,7 @@ from reviewlab_lab.errors import LabFailed
 from reviewlab_lab.tour import (
     acid,
     api,
+    availability,
     balancing,
     cdnsteps,
     consistency,
@@ -36,6 +37,7 @@ STEPS: tuple[Step[Any], ...] = (
     scaling.STEP,
     latency.STEP,
     consistency.STEP,
+    availability.STEP,
 )
 
 
