@@ -33,14 +33,15 @@ class Connection:
     class info:
         host = "127.0.0.21"
 
-    def __init__(self, statements: list[str], behind: bool) -> None:
+    def __init__(self, statements: list[str], behind: bool, primary: bool = False) -> None:
         self.statements = statements
         self.behind = behind
+        self.primary = primary
 
     async def execute(self, sql: str, params: Any = None) -> Cursor:
         self.statements.append(sql)
         if "pg_is_in_recovery" in sql:
-            return Cursor((True, not self.behind))
+            return Cursor((not self.primary, not self.behind))
         return Cursor(("row",))
 
     @asynccontextmanager
@@ -56,6 +57,7 @@ class Pool:
         self.timeout = 0.05
         self.fault: str | None = None
         self.behind = False
+        self.primary = False  # not in recovery: a primary (one just promoted, say)
         self.statements: list[str] = []
 
     @asynccontextmanager
@@ -64,7 +66,7 @@ class Pool:
             raise PoolTimeout("no connection")
         if self.fault == "broken":
             raise psycopg.OperationalError("server closed the connection unexpectedly")
-        yield Connection(self.statements, self.behind)
+        yield Connection(self.statements, self.behind, self.primary)
 
     async def check(self) -> None:
         return None
@@ -142,12 +144,39 @@ def test_a_busy_replica_that_answers_is_not_ejected(reads: AsyncReads) -> None:
     assert reads.router.ejector.ejected() == {}
 
 
-def test_with_the_replicas_and_the_primary_down_a_read_is_unavailable_not_an_error(
+def test_with_every_member_down_a_read_is_unavailable_not_an_error(
     reads: AsyncReads,
 ) -> None:
-    for name in list(pools(reads))[1:]:
+    for name in list(pools(reads)):
         pools(reads)[name].fault = "broken"
         reads.down.add(name)  # type: ignore[attr-defined]
     reads.primary_pool.fault = "broken"  # type: ignore[attr-defined]
     with pytest.raises(db.DatabaseUnavailable, match="catalog primary unavailable"):
         read(reads)
+
+
+def test_between_a_promotion_and_the_dns_the_promoted_member_serves(
+    reads: AsyncReads, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replica list has dropped the promoted member; the primary's name is the lost one."""
+    lost, promoted, *_ = list(pools(reads))
+    monkeypatch.setattr(reads.router, "replica_names", lambda: [])
+    reads.primary_pool.fault = "broken"  # type: ignore[attr-defined]
+    pools(reads)[lost].fault = "broken"
+    pools(reads)[promoted].primary = True
+    for name in list(pools(reads))[2:]:
+        pools(reads)[name].behind = True  # replicas short of the reader's last write
+    result, source = asyncio.run(reads.read(fetch, min_lsn="0/5000000"))
+    assert result == ("row",)
+    assert (source.role, source.node) == ("primary", promoted)
+
+
+def test_a_lagging_replica_does_not_serve_a_token_read_while_the_primary_is_away(
+    reads: AsyncReads, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reads.router, "replica_names", lambda: [])
+    reads.primary_pool.fault = "broken"  # type: ignore[attr-defined]
+    for pool in pools(reads).values():
+        pool.behind = True
+    with pytest.raises(db.DatabaseUnavailable, match="catalog primary unavailable"):
+        asyncio.run(reads.read(fetch, min_lsn="0/5000000"))
