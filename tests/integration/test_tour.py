@@ -135,15 +135,7 @@ def test_the_scratch_masters_are_gone(walked: dict[str, Any], topology: Topology
 
 
 def cpu_budget(runtime: runtimes.Runtime, name: str) -> str:
-    """Node NAME's CPU budget as its runtime holds it: 'none', or what holds it."""
-    if runtime.name == "compose":
-        nano = subprocess.run(
-            ["docker", "inspect", "-f", "{{.HostConfig.NanoCpus}}", runtime.container(name)],  # type: ignore[attr-defined]
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        return "none" if nano == "0" else f"{int(nano) / 1e9} cores"
+    """Node NAME's CPU budget: 'none', or the lines of its processes' cgroups that hold one."""
     held = [
         line
         for pid in runtime.node_pids(name)  # type: ignore[attr-defined]

@@ -335,9 +335,24 @@ class ComposeRuntime(Runtime):
             switch.chmod(0o644)
             self._docker("cp", str(switch), f"{self.container(name)}:{inside}")
 
+    def node_pids(self, name: str) -> list[int]:
+        """The container's processes as the machine numbers them (none when it is stopped)."""
+        from reviewlab_lab import netcut
+
+        pid = int(self._docker("inspect", "-f", "{{.State.Pid}}", self.container(name)).stdout)
+        return netcut.descendants(pid) if pid else []
+
     def limit_cpu(self, name: str, cores: float | None) -> None:
-        """Docker's own CPU quota on the node's container, changed live (0 lifts it)."""
-        self._docker("update", "--cpus", f"{cores or 0:.2f}", self.container(name))
+        """The container's processes, as the machine sees them, in a CPU group of their own
+        below the container's. (`docker update --cpus` would stay in the container's
+        settings: `--cpus 0` does not lift it, and a restart applies it again.)"""
+        from reviewlab_lab import cpucap
+
+        pids = self.node_pids(name)
+        if cores is None:
+            cpucap.lift(name, pids)
+        else:
+            cpucap.limit(name, pids, cores)
 
     def apply_lb_mode(self, mode: LbMode) -> bool:
         if not self.on_host:
