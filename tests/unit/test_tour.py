@@ -529,3 +529,10 @@ def test_primary_loss_fails_when_a_write_is_lost_or_another_shard_suffers() -> N
     report["clusters"]["catalog"]["reads_failed"] = 1
     with pytest.raises(ClaimFailed, match="other clusters failed requests too"):
         availability.check(loss(report))
+
+
+def test_the_budget_shrinks_with_a_slower_path_within_its_bounds() -> None:
+    assert scaling.budget(scaling.REFERENCE_RPS) == scaling.CORES_AT_REFERENCE
+    assert scaling.budget(scaling.REFERENCE_RPS / 2) == 0.1
+    assert scaling.budget(100.0) == scaling.MIN_CORES
+    assert scaling.budget(50_000.0) == scaling.MAX_CORES
