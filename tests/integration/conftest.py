@@ -57,6 +57,13 @@ def cdn(topology: Topology) -> str:
     return topology.nodes[topology.services["cdn"]].host_url
 
 
+@pytest.fixture(scope="session")
+def console(topology: Topology) -> Iterator[httpx.Client]:
+    """The lab console, straight at its node (never through the vIP)."""
+    with httpx.Client(base_url=topology.nodes["console"].host_url, timeout=10) as client:
+        yield client
+
+
 @pytest.fixture()
 def client(vip: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=vip, timeout=15) as http:

@@ -4,7 +4,6 @@ Prometheus internal only, the console's state, its refusals and its bad paths.""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -22,12 +21,6 @@ OUTSIDE = "127.0.1.5"  # a shopper's address: the DNS's public view
 @pytest.fixture(scope="module")
 def prometheus(topology: Topology) -> str:
     return topology.nodes["metrics"].url
-
-
-@pytest.fixture(scope="module")
-def console(topology: Topology) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=topology.nodes["console"].host_url, timeout=10) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -17,12 +16,6 @@ from reviewlab_lab import runtimes
 
 # The quickest step: two requests through the vIP, nothing changed on the lab.
 STEP = "api-404"
-
-
-@pytest.fixture(scope="module")
-def console(topology: Topology) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=topology.nodes["console"].host_url, timeout=10) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")
