@@ -536,3 +536,12 @@ def test_the_budget_shrinks_with_a_slower_path_within_its_bounds() -> None:
     assert scaling.budget(scaling.REFERENCE_RPS / 2) == 0.1
     assert scaling.budget(100.0) == scaling.MIN_CORES
     assert scaling.budget(50_000.0) == scaling.MAX_CORES
+
+
+def test_the_budget_shrinks_when_the_budgeted_pool_would_reach_the_paths_ceiling() -> None:
+    # Three servers at 1,000 each would be 3,000 of an unbudgeted 3,000: the budget shrinks
+    # so that three fit under HEADROOM x 3,000.
+    smaller = scaling.rebudget(0.2, 1000.0, 3000.0, 3)
+    assert smaller == round(0.2 * scaling.HEADROOM, 2)
+    assert scaling.rebudget(0.1, 200.0, 2000.0, 3) == 0.1
+    assert scaling.rebudget(0.1, 50_000.0, 2000.0, 3) == scaling.MIN_CORES

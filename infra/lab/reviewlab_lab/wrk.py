@@ -31,13 +31,13 @@ def _ms(text: str) -> float:
 
 def parse(label: str, out: str) -> Result:
     """wrk's `--latency` report as a Result; RuntimeError when it holds no figures."""
-    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.M))
     errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
     socket_errors = re.search(r"Socket errors: (.*)", out)
     if socket_errors:
         errors += sum(int(n) for n in re.findall(r"\d+", socket_errors.group(1)))
     per_second = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if per_second is None or not latency:
+    if per_second is None or not {"50", "99"} <= latency.keys():
         raise RuntimeError(f"could not read wrk's output for {label}:\n{out}")
     return Result(label, float(per_second.group(1)), _ms(latency["50"]), _ms(latency["99"]), errors)
 
@@ -49,6 +49,7 @@ def wrk(
     connections: int,
     headers: dict[str, str] | None = None,
     threads: int | None = None,
+    timeout_s: int | None = None,
 ) -> Result:
     """One bounded wrk run (2 threads, like the machine's 2 cores; never more threads than
     connections, which wrk refuses) and what it measured."""
@@ -59,6 +60,8 @@ def wrk(
         )
     threads = threads or min(2, connections)
     argv = [WRK, f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
+    if timeout_s:  # wrk counts an answer slower than this (2 s unless told) as an error
+        argv.append(f"--timeout={timeout_s}s")
     for name, value in (headers or {}).items():
         argv += ["-H", f"{name}: {value}"]
     argv.append(url)

@@ -18,7 +18,9 @@ PATH = "/healthz"
 # A server out of its budget for the moment holds its requests until its next slice of CPU;
 # least connections sends the next request elsewhere, where round robin would queue it there.
 ALGORITHM = "least_conn"
-CONNECTIONS = 16
+CONNECTIONS = 32
+# A server out of its budget answers late, never wrongly: wrk waits this long for an answer.
+TIMEOUT_S = 10
 SECONDS_EACH = 3
 # A short burst per pool size, to see which servers answer (their X-Served-By header).
 SAMPLE = 30
@@ -28,13 +30,26 @@ SAMPLE = 30
 # is 6,400 req/s (natively here), less on a slower path (Docker's bridge, a busy machine).
 CORES_AT_REFERENCE = 0.2
 REFERENCE_RPS = 6400.0
-MIN_CORES, MAX_CORES = 0.08, 0.2
+MIN_CORES, MAX_CORES = 0.04, 0.2
+# Then one budgeted server is measured: if every server at that rate would bring the pool
+# above this share of the unbudgeted throughput, the budget shrinks to fit under it (the
+# path's ceiling, not the servers, would decide the last rows otherwise).
+HEADROOM = 0.4
 
 
 def budget(shared_rps: float) -> float:
-    """Each server's CPU budget, in cores, for a pool that serves SHARED_RPS unbudgeted."""
+    """Each server's first CPU budget, in cores, for a pool that serves SHARED_RPS unbudgeted."""
     cores = CORES_AT_REFERENCE * shared_rps / REFERENCE_RPS
     return round(min(MAX_CORES, max(MIN_CORES, cores)), 2)
+
+
+def rebudget(cores: float, one_rps: float, shared_rps: float, servers: int) -> float:
+    """The budget for SERVERS servers once one at CORES served ONE_RPS: unchanged when the
+    whole budgeted pool fits under HEADROOM of SHARED_RPS at a linear gain, smaller if not."""
+    fits = HEADROOM * shared_rps / (servers * one_rps) if one_rps > 0 else 1.0
+    if fits >= 1.0:
+        return cores
+    return round(max(MIN_CORES, cores * fits), 2)
 
 
 # Each server added: at least this much more throughput (a linear gain is x2, then x1.5),
@@ -91,10 +106,17 @@ def run(lab: TourLab) -> ScaleEvidence:
     lab.say(f"every server in rotation, no CPU budgets; wrk, {SECONDS_EACH} s ...")
     wrk.wrk("warm-up", url, 1, CONNECTIONS)  # new workers after the reload, fresh connections
     seen.shared = wrk.wrk("shared cores", url, SECONDS_EACH, CONNECTIONS)
-    seen.cores_each = cores = budget(seen.shared.per_second)
+    cores = budget(seen.shared.per_second)
     for name in order:
         lab.undo_later(f"{name} without a CPU budget", unbudget(runtime, name))
         runtime.limit_cpu(name, cores)
+    runtime.apply_lb_mode(LbMode("l7", ALGORITHM, drained=tuple(order[1:])))
+    lab.say(f"one server at {cores} of a core, to size the budgets; wrk, {SECONDS_EACH} s ...")
+    one = wrk.wrk("one budgeted server", url, SECONDS_EACH, CONNECTIONS, timeout_s=TIMEOUT_S)
+    seen.cores_each = rebudget(cores, one.per_second, seen.shared.per_second, len(order))
+    if seen.cores_each != cores:
+        for name in order:
+            runtime.limit_cpu(name, seen.cores_each)
     # Up, then down again: each size's best run counts, so a moment of load from elsewhere
     # on the machine cannot decide the claim alone.
     sizes = [*range(1, len(order) + 1), *range(len(order) - 1, 0, -1)]
@@ -105,7 +127,7 @@ def run(lab: TourLab) -> ScaleEvidence:
         serving = order[:size]
         lab.say(f"pool: {', '.join(serving)}; wrk, {CONNECTIONS} at a time, {SECONDS_EACH} s ...")
         sample = lbdemo.send(vip.url, SAMPLE, 3)
-        result = wrk.wrk(f"{size} servers", url, SECONDS_EACH, CONNECTIONS)
+        result = wrk.wrk(f"{size} servers", url, SECONDS_EACH, CONNECTIONS, timeout_s=TIMEOUT_S)
         level = levels.setdefault(size, Level(serving, [], 0, result))
         level.answered = sorted({*level.answered, *sample.served})
         level.failed += sample.failed + result.errors
@@ -183,7 +205,7 @@ STEP = Step(
     concept=(
         "A system scales when adding resources adds capacity. Every web server here shares "
         "one machine, so each is first held to a small share of a CPU core, as if it had a "
-        "small machine of its own (sized from the pool's throughput without budgets). "
+        "small machine of its own (sized so that the path to them, not they, is never the limit). "
         "You will shrink the vIP's pool (least connections) to one "
         "server, then put the others back into rotation live and take them out again, "
         "measuring the throughput at each size with wrk (the better of two runs counts)."
