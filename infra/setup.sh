@@ -22,6 +22,7 @@ DEBIAN_PACKAGES=(postgresql-15 nginx libnginx-mod-stream libnginx-mod-http-cache
   chromium  # headless Chromium: the tests check that /docs renders in a real browser
   openjdk-17-jre-headless maven  # the trace store (Zipkin's jar) and what fetches it
   libnginx-mod-http-js  # the vIP mints a W3C traceparent for a request that has none
+  keepalived  # VRRP: the floating vIP of a load-balancer pair (docs/loadbalancer.md)
   prometheus prometheus-nginx-exporter prometheus-redis-exporter prometheus-bind-exporter)  # the console's metrics
 
 trap 'echo; echo "setup failed at step $STEP/$TOTAL: $CURRENT"; echo "fix what the lines above say, then run \`make setup\` again: finished steps are skipped quickly."' ERR

@@ -1,0 +1,116 @@
+"""A floating vIP on one machine: two load balancers, each in a network namespace of its
+own on a bridge, share an address through VRRP (keepalived). The pair is scratch (its own
+addresses, no lab node behind it), so the test runs the same under either runtime."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+from reviewlab_common.topology import Topology
+from reviewlab_lab.vrrp import segment
+
+from tests.integration.vrrp_pair import ScratchPair
+
+# The client: a GET every 20 ms, each given 0.5 s; a failed one is retried once, 1 s later.
+EVERY_S, TIMEOUT_S, RETRY_AFTER_S = 0.02, 0.5, 1.0
+# Goals: no GET fails after its retry, and no gap without an answer over this.
+GAP_GOAL_S = 3.0
+
+
+@dataclass
+class Client:
+    url: str
+    failed: int = 0
+    answered_by: list[tuple[float, str]] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def get(self, http: httpx.Client) -> str | None:
+        for attempt in range(2):
+            try:
+                return http.get(self.url, timeout=TIMEOUT_S).raise_for_status().text
+            except httpx.HTTPError:
+                if attempt == 0:
+                    time.sleep(RETRY_AFTER_S)
+        return None
+
+    def run(self) -> None:
+        with httpx.Client() as http:
+            while not self.stop.is_set():
+                body = self.get(http)
+                if body is None:
+                    self.failed += 1
+                else:
+                    self.answered_by.append((time.monotonic(), body))
+                time.sleep(EVERY_S)
+
+    def longest_gap(self) -> float:
+        times = [t for t, _ in self.answered_by]
+        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+
+
+@pytest.fixture
+def pair(topology: Topology) -> Iterator[ScratchPair]:
+    made = ScratchPair(topology)
+    try:
+        made.start()
+        yield made
+    finally:
+        made.close()
+
+
+def test_the_vip_moves_when_the_holders_nginx_dies_and_stays_when_it_returns(
+    pair: ScratchPair,
+) -> None:
+    first = pair.wait_for_holder(10)
+    assert first == "lb-a", (
+        f"the higher priority should win the first election:\n{pair.log('lb-a')}"
+    )
+    assert httpx.get(pair.url, timeout=2).text == "lb-a"
+    client = Client(pair.url)
+    steady = threading.Thread(target=client.run)
+    steady.start()
+    try:
+        time.sleep(1)
+        killed_at = time.monotonic()
+        pair.kill_nginx("lb-a")
+        moved = None  # when lb-b's interface holds the address
+        while moved is None and time.monotonic() < killed_at + 10:
+            moved = time.monotonic() if pair.holder() == "lb-b" else None
+            time.sleep(0.05)
+        time.sleep(1)
+    finally:
+        client.stop.set()
+        steady.join(10)
+    assert moved is not None, f"lb-b never took the vIP:\n{pair.log('lb-b')}"
+    print(f"the vIP moved to lb-b {moved - killed_at:.2f} s after lb-a's nginx died")
+    assert [body for _, body in client.answered_by][-1] == "lb-b"
+    assert client.failed == 0, f"{client.failed} GETs failed after their retry"
+    assert client.longest_gap() <= GAP_GOAL_S, f"{client.longest_gap():.2f} s without an answer"
+    # lb-a's nginx comes back: its check passes again, and nopreempt keeps the vIP on lb-b.
+    pair.start_nginx("lb-a")
+    time.sleep(4)
+    assert pair.holder() == "lb-b", f"lb-a took the vIP back:\n{pair.log('lb-a')}"
+    assert httpx.get(pair.url, timeout=2).text == "lb-b"
+
+
+def test_a_removed_segment_leaves_nothing_behind(topology: Topology) -> None:
+    made = ScratchPair(topology)
+    made.start()
+    assert segment.exists(made.segment)
+    made.close()
+    assert not segment.exists(made.segment)
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert not [m for m in made.segment.members if m.namespace in namespaces]
+    rules = subprocess.run(["iptables", "-S", "FORWARD"], capture_output=True, text=True).stdout
+    assert segment.RULE_TAG not in rules
+    routes = subprocess.run(
+        ["ip", "route", "show", "table", "local"], capture_output=True, text=True
+    ).stdout
+    assert made.segment.vip not in routes
