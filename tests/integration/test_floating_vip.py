@@ -100,6 +100,30 @@ def test_the_vip_moves_when_the_holders_nginx_dies_and_stays_when_it_returns(
     assert httpx.get(pair.url, timeout=2).text == "lb-b"
 
 
+def test_the_vip_moves_when_the_holder_dies_whole(pair: ScratchPair) -> None:
+    """No priority-0 advert this time: the standby waits out three missed adverts."""
+    assert pair.wait_for_holder(10) == "lb-a"
+    client = Client(pair.url)
+    steady = threading.Thread(target=client.run)
+    steady.start()
+    try:
+        time.sleep(1)
+        killed_at = time.monotonic()
+        pair.kill_member("lb-a")
+        moved = None  # when the vIP first answered from lb-b
+        while moved is None and time.monotonic() < killed_at + 10:
+            moved = next((t for t, body in client.answered_by if body == "lb-b"), None)
+            time.sleep(0.05)
+        time.sleep(1)
+    finally:
+        client.stop.set()
+        steady.join(10)
+    assert moved is not None, f"lb-b never answered the vIP:\n{pair.log('lb-b')}"
+    print(f"the vIP answered from lb-b {moved - killed_at:.2f} s after lb-a died")
+    assert client.failed == 0, f"{client.failed} GETs failed after their retry"
+    assert client.longest_gap() <= GAP_GOAL_S, f"{client.longest_gap():.2f} s without an answer"
+
+
 def test_a_removed_segment_leaves_nothing_behind(topology: Topology) -> None:
     made = ScratchPair(topology)
     made.start()

@@ -74,6 +74,13 @@ class ScratchPair:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(10)
 
+    def kill_member(self, name: str) -> None:
+        """The member dies whole: its nginx and its keepalived, with no goodbye advert."""
+        self.kill_nginx(name)
+        process = self.keepalived.pop(name)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
     def _start_keepalived(self, member: segment.Member, priority: int) -> None:
         home = self._home(member.name)
         peers = tuple(m.address for m in self.segment.members if m != member)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Adverts every half second (VRRPv3 counts in centiseconds): a silent master is declared
-# dead after three missed adverts and the skew, about 1.6 s at priority 100.
-ADVERT_S = 0.5
+# Adverts four times a second (VRRPv3 counts in centiseconds): a silent master is declared
+# dead after three missed adverts and the skew, 0.9 s at priority 100, before a client's
+# retry a second later.
+ADVERT_S = 0.25
 CHECK_INTERVAL_S = 1
 CHECK_TIMEOUT_S = 1
 # Failed checks before FAULT, passed checks before the member may hold the address again.
