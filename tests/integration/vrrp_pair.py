@@ -4,6 +4,7 @@ bridge (reviewlab_lab.vrrp). Its addresses are ones the topology does not use.""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from reviewlab_common import topology as lab_topology
 from reviewlab_common.topology import Topology
 from reviewlab_lab.vrrp import keepalived, segment
 
@@ -21,10 +23,20 @@ PRIORITIES = (150, 100)  # the first member wins the first election
 
 
 def free_addresses(topology: Topology, count: int) -> list[str]:
-    """COUNT loopback addresses from 127.0.0.200 up that no node of the lab uses."""
-    used = {node.address for node in topology.nodes.values()}
-    free = [f"127.0.0.{host}" for host in range(200, 250) if f"127.0.0.{host}" not in used]
+    """COUNT addresses of the running runtime's network, from host part 200 up, that no node
+    of the lab, the bridge's gateway or Docker's own range for other containers uses."""
+    runtime = topology.lab.runtime
+    used = {node.address for node in topology.nodes.values()} | {runtime.gateway}
+    dynamic = runtime.options.get("dynamic_range")
+    taken = ipaddress.ip_network(dynamic) if dynamic else None
+    hosts = [runtime.network.network_address + host for host in range(200, 250)]
+    free = [str(a) for a in hosts if str(a) not in used and not (taken and a in taken)]
     return free[:count]
+
+
+def native_topology() -> Topology:
+    """The namespaces live on the machine's loopback whichever runtime runs the lab."""
+    return lab_topology.load(runtime="native")
 
 
 class ScratchPair:
@@ -110,6 +122,15 @@ class ScratchPair:
 
     def holder(self) -> str | None:
         return segment.holder(self.segment)
+
+    def wait_for_standby(self, name: str, seconds: float) -> bool:
+        """Until member NAME's health check has passed: only then may it take the address."""
+        limit = time.monotonic() + seconds
+        while time.monotonic() < limit:
+            if "VRRP_Script(service_answers) succeeded" in self.log(name):
+                return True
+            time.sleep(0.2)
+        return False
 
     def wait_for_holder(self, seconds: float) -> str | None:
         limit = time.monotonic() + seconds
