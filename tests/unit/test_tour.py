@@ -243,16 +243,18 @@ def latency_evidence(rates: list[float], p50s: list[float]) -> latency.LatencyEv
 
 
 def test_latency_vs_throughput_holds_when_throughput_rises_then_flattens() -> None:
-    seen = latency_evidence([600, 1100, 1700, 1900, 1950], [1.5, 1.7, 2.2, 4.0, 8.0])
-    assert "600 -> 1,950 req/s" in latency.check(seen)
+    seen = latency_evidence(
+        [600, 1100, 1700, 1900, 1950, 1980, 2000], [1.5, 1.7, 2.2, 4.0, 8.0, 16.0, 32.0]
+    )
+    assert "600 -> 2,000 req/s" in latency.check(seen)
 
 
 @pytest.mark.parametrize(
     ("rates", "p50s", "why"),
     [
-        ([1000, 1010, 1020, 1030, 1040], [1, 2, 4, 8, 16], "should rise"),
-        ([500, 800, 1200, 1800, 2700], [1, 1.2, 1.5, 2, 2.5], "should flatten"),
-        ([600, 1100, 1700, 1900, 1950], [2, 2, 2, 2, 2], "latency should grow"),
+        ([1000, 1010, 1020, 1030, 1040, 1050, 1060], [1, 2, 4, 8, 16, 32, 64], "should rise"),
+        ([500, 800, 1200, 1800, 2700, 4000, 7300], [1, 1.2, 1.5, 2, 2.5, 3, 3.5], "should flatten"),
+        ([600, 1100, 1700, 1900, 1950, 1980, 2000], [2] * 7, "latency should grow"),
     ],
 )
 def test_latency_vs_throughput_fails_loudly_when_the_shape_is_not_there(
