@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 from reviewlab_common.topology import Topology
 from reviewlab_lab.vrrp import keepalived
 
-from tests.integration.vrrp_pair import PORT, PRIORITIES, ROUTER_ID, free_addresses
+from tests.integration.vrrp_pair import PORT, PRIORITIES, ROUTER_ID, Pair, free_addresses
 
 IMAGE = "reviewlab/nginx:dev"
 INTERFACE = "eth0"
@@ -25,16 +24,13 @@ def docker(*argv: str, check: bool = True) -> str:
     return done.stdout
 
 
-class ContainerPair:
+class ContainerPair(Pair):
     def __init__(self, topology: Topology) -> None:
         self.network = f"{topology.lab.runtime.options['project']}_lab"
         self.vip, *addresses = free_addresses(topology, 3)
-        self.members = dict(zip(("lb-a", "lb-b"), addresses, strict=True))
+        self.members = dict(zip(self.names, addresses, strict=True))
         self.dir = Path(tempfile.mkdtemp(prefix="reviewlab-vrrp-"))
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.vip}:{PORT}/"
+        self.url = f"http://{self.vip}:{PORT}/"
 
     def container(self, name: str) -> str:
         return f"reviewlab-scratch-{name}"
@@ -69,23 +65,6 @@ class ContainerPair:
             shown = docker("exec", self.container(name), "ip", "-4", "-o", "addr", check=False)
             if f" {self.vip}/" in shown:
                 return name
-        return None
-
-    def wait_for_standby(self, name: str, seconds: float) -> bool:
-        """Until member NAME's health check has passed: only then may it take the address."""
-        limit = time.monotonic() + seconds
-        while time.monotonic() < limit:
-            if "VRRP_Script(service_answers) succeeded" in self.log(name):
-                return True
-            time.sleep(0.2)
-        return False
-
-    def wait_for_holder(self, seconds: float) -> str | None:
-        limit = time.monotonic() + seconds
-        while time.monotonic() < limit:
-            if found := self.holder():
-                return found
-            time.sleep(0.2)
         return None
 
     def kill(self, name: str) -> None:

@@ -8,14 +8,14 @@ import itertools
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import httpx
 import pytest
 from reviewlab_lab.vrrp import segment
 
-from tests.integration.vrrp_pair import ScratchPair, native_topology
+from tests.integration.vrrp_pair import Pair, ScratchPair, native_topology
 
 # The client: a GET every 20 ms, each given 0.5 s; a failed one is retried once, 1.5 s later.
 # (keepalived checks a member's nginx once a second at most often: a holder whose nginx died
@@ -66,13 +66,29 @@ def pair() -> Iterator[ScratchPair]:
         made.close()
 
 
-def test_the_vip_moves_when_the_holders_nginx_dies_and_stays_when_it_returns(
-    pair: ScratchPair,
-) -> None:
-    first = pair.wait_for_holder(10)
-    assert first is not None, f"no member took the vIP:\n{pair.log('lb-a')}"
-    # Either may win: the first whose health check passes holds, and nopreempt keeps it there.
-    other = next(name for name in ("lb-a", "lb-b") if name != first)
+@dataclass
+class Failover:
+    """One failover under steady GETs: who held the vIP, who took it, when."""
+
+    first: str
+    other: str
+    client: Client
+    killed_at: float
+    moved: float  # when OTHER held the address, or first answered from it
+
+    def check_no_get_failed(self) -> None:
+        assert self.client.failed == 0, f"{self.client.failed} GETs failed after their retry"
+        gap = self.client.longest_gap()
+        assert gap <= GAP_GOAL_S, f"{gap:.2f} s without an answer"
+
+
+def fail_over(pair: Pair, kill: Callable[[str], None], by_holder: bool) -> Failover:
+    """Under steady GETs, KILL the holder; wait until the other member holds the address
+    (BY_HOLDER) or first answers the vIP. Either may hold it first: the first member whose
+    health check passes does, and nopreempt keeps it there."""
+    first = pair.wait_for_holder(15)
+    assert first is not None, f"no member took the vIP:\n{pair.log(pair.names[0])}"
+    other = next(name for name in pair.names if name != first)
     assert pair.wait_for_standby(other, 10), f"{other} never passed its check:\n{pair.log(other)}"
     assert httpx.get(pair.url, timeout=2).text == first
     client = Client(pair.url)
@@ -81,53 +97,41 @@ def test_the_vip_moves_when_the_holders_nginx_dies_and_stays_when_it_returns(
     try:
         time.sleep(1)
         killed_at = time.monotonic()
-        pair.kill_nginx(first)
-        moved = None  # when lb-b's interface holds the address
+        kill(first)
+        moved = None
         while moved is None and time.monotonic() < killed_at + 10:
-            moved = time.monotonic() if pair.holder() == other else None
+            if by_holder:
+                moved = time.monotonic() if pair.holder() == other else None
+            else:
+                moved = next((t for t, body in client.answered_by if body == other), None)
             time.sleep(0.05)
         time.sleep(1)
     finally:
         client.stop.set()
         steady.join(10)
     assert moved is not None, f"{other} never took the vIP:\n{pair.log(other)}"
-    print(f"the vIP moved to {other} {moved - killed_at:.2f} s after {first}'s nginx died")
-    assert [body for _, body in client.answered_by][-1] == other
-    assert client.failed == 0, f"{client.failed} GETs failed after their retry"
-    assert client.longest_gap() <= GAP_GOAL_S, f"{client.longest_gap():.2f} s without an answer"
+    print(f"{other} had the vIP {moved - killed_at:.2f} s after {first} was killed")
+    return Failover(first, other, client, killed_at, moved)
+
+
+def test_the_vip_moves_when_the_holders_nginx_dies_and_stays_when_it_returns(
+    pair: ScratchPair,
+) -> None:
+    """The holder's check fails and it gives the address up with a priority-0 advert."""
+    done = fail_over(pair, pair.kill_nginx, by_holder=True)
+    assert [body for _, body in done.client.answered_by][-1] == done.other
+    done.check_no_get_failed()
     # The old holder's nginx comes back: its check passes again, and nopreempt keeps the vIP
     # where it is.
-    pair.start_nginx(first)
+    pair.start_nginx(done.first)
     time.sleep(4)
-    assert pair.holder() == other, f"{first} took the vIP back:\n{pair.log(first)}"
-    assert httpx.get(pair.url, timeout=2).text == other
+    assert pair.holder() == done.other, f"{done.first} took it back:\n{pair.log(done.first)}"
+    assert httpx.get(pair.url, timeout=2).text == done.other
 
 
 def test_the_vip_moves_when_the_holder_dies_whole(pair: ScratchPair) -> None:
     """No priority-0 advert this time: the standby waits out three missed adverts."""
-    first = pair.wait_for_holder(10)
-    assert first is not None, f"no member took the vIP:\n{pair.log('lb-a')}"
-    other = next(name for name in ("lb-a", "lb-b") if name != first)
-    assert pair.wait_for_standby(other, 10), f"{other} never passed its check:\n{pair.log(other)}"
-    client = Client(pair.url)
-    steady = threading.Thread(target=client.run)
-    steady.start()
-    try:
-        time.sleep(1)
-        killed_at = time.monotonic()
-        pair.kill_member(first)
-        moved = None  # when the vIP first answered from lb-b
-        while moved is None and time.monotonic() < killed_at + 10:
-            moved = next((t for t, body in client.answered_by if body == other), None)
-            time.sleep(0.05)
-        time.sleep(1)
-    finally:
-        client.stop.set()
-        steady.join(10)
-    assert moved is not None, f"{other} never answered the vIP:\n{pair.log(other)}"
-    print(f"the vIP answered from {other} {moved - killed_at:.2f} s after {first} died")
-    assert client.failed == 0, f"{client.failed} GETs failed after their retry"
-    assert client.longest_gap() <= GAP_GOAL_S, f"{client.longest_gap():.2f} s without an answer"
+    fail_over(pair, pair.kill, by_holder=False).check_no_get_failed()
 
 
 def test_a_removed_segment_leaves_nothing_behind() -> None:

@@ -39,23 +39,55 @@ def native_topology() -> Topology:
     return lab_topology.load(runtime="native")
 
 
-class ScratchPair:
+class Pair:
+    """What a test asks of a pair, however its members run: who holds the address, what a
+    member's keepalived said, and the waits built on them."""
+
+    names = ("lb-a", "lb-b")
+    url = ""
+
+    def holder(self) -> str | None:
+        raise NotImplementedError
+
+    def log(self, name: str) -> str:
+        raise NotImplementedError
+
+    def kill(self, name: str) -> None:
+        """Member NAME dies whole: its nginx and its keepalived, with no goodbye advert."""
+        raise NotImplementedError
+
+    def wait_for_standby(self, name: str, seconds: float) -> bool:
+        """Until member NAME's health check has passed: only then may it take the address."""
+        limit = time.monotonic() + seconds
+        while time.monotonic() < limit:
+            if "VRRP_Script(service_answers) succeeded" in self.log(name):
+                return True
+            time.sleep(0.2)
+        return False
+
+    def wait_for_holder(self, seconds: float) -> str | None:
+        limit = time.monotonic() + seconds
+        while time.monotonic() < limit:
+            if found := self.holder():
+                return found
+            time.sleep(0.1)
+        return None
+
+
+class ScratchPair(Pair):
     def __init__(self, topology: Topology) -> None:
         gateway, vip, *members = free_addresses(topology, 4)
-        names = ("lb-a", "lb-b")
         self.segment = segment.Segment(
             BRIDGE,
             gateway,
             vip,
-            tuple(segment.Member(n, a) for n, a in zip(names, members, strict=True)),
+            tuple(segment.Member(n, a) for n, a in zip(self.names, members, strict=True)),
         )
         self.dir = Path(tempfile.mkdtemp(prefix="reviewlab-vrrp-"))
         self.nginx: dict[str, subprocess.Popen[bytes]] = {}
         self.keepalived: dict[str, subprocess.Popen[bytes]] = {}
 
-    @property
-    def url(self) -> str:
-        return f"http://{self.segment.vip}:{PORT}/"
+        self.url = f"http://{self.segment.vip}:{PORT}/"
 
     def start(self) -> None:
         segment.create(self.segment)
@@ -86,8 +118,7 @@ class ScratchPair:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(10)
 
-    def kill_member(self, name: str) -> None:
-        """The member dies whole: its nginx and its keepalived, with no goodbye advert."""
+    def kill(self, name: str) -> None:
         self.kill_nginx(name)
         process = self.keepalived.pop(name)
         os.killpg(process.pid, signal.SIGKILL)
@@ -122,23 +153,6 @@ class ScratchPair:
 
     def holder(self) -> str | None:
         return segment.holder(self.segment)
-
-    def wait_for_standby(self, name: str, seconds: float) -> bool:
-        """Until member NAME's health check has passed: only then may it take the address."""
-        limit = time.monotonic() + seconds
-        while time.monotonic() < limit:
-            if "VRRP_Script(service_answers) succeeded" in self.log(name):
-                return True
-            time.sleep(0.2)
-        return False
-
-    def wait_for_holder(self, seconds: float) -> str | None:
-        limit = time.monotonic() + seconds
-        while time.monotonic() < limit:
-            if found := self.holder():
-                return found
-            time.sleep(0.1)
-        return None
 
     def close(self) -> None:
         for process in (*self.keepalived.values(), *self.nginx.values()):
