@@ -98,9 +98,10 @@ def test_the_vip_switches_inside_the_lb_container(
 ) -> None:
     recorder.answer = subprocess.CompletedProcess([], 0, f"load balancer: ...\n{RELOADED}\n", "")
     assert runtime.apply_lb_mode(LbMode("l4", "least_conn")) is True
-    lb = runtime.container("lb")
-    argv = ["docker", "exec", lb, "reviewlab", "lb", "set", "--layer", "l4"]
-    assert recorder.calls[-1] == [*argv, "--algorithm", "least_conn", "--drain", "none"]
+    # Every member of the pair, each in its own container: both serve the same mode.
+    for lb, call in zip(("lb-1", "lb-2"), recorder.calls[-2:], strict=True):
+        argv = ["docker", "exec", runtime.container(lb), "reviewlab", "lb", "set", "--layer", "l4"]
+        assert call == [*argv, "--algorithm", "least_conn", "--drain", "none"]
     runtime.apply_lb_mode(LbMode("l4", "least_conn", drained=("web-2", "web-3")))
     assert recorder.calls[-1][-2:] == ["--drain", "web-2,web-3"]
     recorder.answer = subprocess.CompletedProcess([], 0, "...\nnothing to change\n", "")
@@ -131,7 +132,7 @@ def test_the_vip_mode_is_read_from_the_lb_container(
 ) -> None:
     recorder.answer = subprocess.CompletedProcess([], 0, '{"layer": "l4", "algorithm": "random"}')
     assert runtime.lb_mode() == LbMode("l4", "random")
-    lb = runtime.container("lb")
+    lb = runtime.container("lb-1")
     assert recorder.calls[-1] == [
         "docker",
         "exec",

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 from reviewlab_common.topology import parse
-from reviewlab_lab import composefile, dnsrecords, files, loadbalancer
+from reviewlab_lab import composefile, dnsrecords, files, kinds, loadbalancer
 from reviewlab_lab.composefile import COMPOSE_FILE
 from reviewlab_lab.paths import TOPOLOGY_PATH, LabPaths
 
@@ -32,7 +32,11 @@ def test_every_node_is_a_service_with_its_lab_address(document: dict[str, Any]) 
     topology = parse(document, runtime="compose")
     compose = composefile.document(topology)
     network = ipaddress.ip_network("172.30.0.0/24")
-    for node in topology.nodes.values():
+    running = [n for n in topology.nodes.values() if kinds.of(n).runs]
+    # The vIP alone is no service: an address the load balancers' containers pass around.
+    assert {n.name for n in topology.nodes.values()} - {n.name for n in running} == {"vip"}
+    assert "vip" not in compose["services"]
+    for node in running:
         service = compose["services"][node.name]
         address = service["networks"]["lab"]["ipv4_address"]
         assert ipaddress.ip_address(address) in network
@@ -44,14 +48,19 @@ def test_every_node_is_a_service_with_its_lab_address(document: dict[str, Any]) 
     assert len(
         {
             s["networks"]["lab"]["ipv4_address"]
-            for s in (compose["services"][n] for n in topology.nodes)
+            for s in (compose["services"][n.name] for n in running)
         }
-    ) == len(topology.nodes)
+    ) == len(running)
 
 
 def test_entry_points_are_published_on_their_native_addresses(document: dict[str, Any]) -> None:
     compose = composefile.document(parse(document, runtime="compose"))
-    assert "127.0.0.10:8080:8080" in compose["services"]["lb"]["ports"]
+    # The vIP is forwarded to whichever member holds it (vrrp.publish), never published by
+    # one container; its members run as root with NET_ADMIN, for keepalived.
+    for lb in ("lb-1", "lb-2"):
+        assert "ports" not in compose["services"][lb]
+        assert compose["services"][lb]["cap_add"] == ["NET_ADMIN"]
+        assert compose["services"][lb]["user"] == "root"
     assert "127.0.0.71:8080:8080" in compose["services"]["edge-1"]["ports"]
     assert "127.0.0.1:5353:5353/udp" in compose["services"]["dns"]["ports"]
     assert "ports" not in compose["services"]["catalog-1"]
@@ -72,8 +81,9 @@ def test_a_new_web_server_reaches_compose_dns_and_the_load_balancer(
     compose = composefile.document(topology)
     assert compose["services"]["web-4"]["networks"]["lab"]["ipv4_address"] == "172.30.0.14"
     assert dnsrecords.static_records(topology)["web-4"] == ["172.30.0.14"]
+    member = topology.load_balancers()[0]
     config = loadbalancer.render_config(
-        topology, LabPaths(tmp_path), files.templates(), loadbalancer.LbMode()
+        topology, LabPaths(tmp_path), files.templates(), member, loadbalancer.LbMode()
     )
     assert "172.30.0.14:8000" in config
     assert "web-4" in yaml.safe_dump(compose)

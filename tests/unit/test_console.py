@@ -55,8 +55,10 @@ def test_a_new_web_server_is_scraped(topology: Topology) -> None:
 
 def test_exporters_speak_for_the_node_they_watch(topology: Topology) -> None:
     targets = _targets(scrapeconfig.scrape_config(topology, Path("/t")))
-    lb = next(t for t in targets if t["labels"]["via"] == "lb-exporter")  # type: ignore[index]
-    assert lb["labels"] == {"node": "lb", "kind": "lb", "via": "lb-exporter"}
+    for member in ("lb-1", "lb-2"):
+        via = f"{member}-exporter"
+        lb = next(t for t in targets if t["labels"]["via"] == via)  # type: ignore[index]
+        assert lb["labels"] == {"node": member, "kind": "lb", "via": via}
     patroni = next(t for t in targets if t["labels"]["via"] == "catalog-1")  # type: ignore[index]
     catalog = topology.nodes["catalog-1"]
     assert patroni["targets"] == [f"{catalog.address}:{catalog.rest_port}"]  # Patroni's REST port
@@ -89,16 +91,16 @@ def test_node_states_from_scrapes(topology: Topology) -> None:
         _target("web-1"),
         _target("web-2", "down", 'Get "http://127.0.0.12:8000/metrics": connection refused'),
         _target("web-3", "down", "Get ...: context deadline exceeded"),
-        _target("lb", via="lb-exporter"),
+        _target("lb-1", via="lb-1-exporter"),
         _target("redis", via="redis-exporter"),
         _target("edge-1", "down", "refused", via="edge-1-exporter"),
     ]
-    exported = [Sample({"node": "lb"}, 1.0), Sample({"node": "redis"}, 0.0)]
+    exported = [Sample({"node": "lb-1"}, 1.0), Sample({"node": "redis"}, 0.0)]
     states = figures.node_states(topology, targets, exported)
     assert states["web-1"].state == figures.UP
     assert states["web-2"].state == figures.DOWN
     assert states["web-3"].state == figures.NO_ANSWER  # frozen: accepts, never answers
-    assert states["lb"].state == figures.UP and states["lb-exporter"].state == figures.UP
+    assert states["lb-1"].state == figures.UP and states["lb-1-exporter"].state == figures.UP
     assert states["redis"].state == figures.DOWN  # its exporter answers, Redis does not
     assert states["edge-1"].state == figures.UNKNOWN  # nobody can say: not healthy
     assert states["edge-1-exporter"].state == figures.DOWN
@@ -106,8 +108,8 @@ def test_node_states_from_scrapes(topology: Topology) -> None:
 
 
 def test_a_target_reads_as_prometheus_lists_it() -> None:
-    raw = {"labels": {"node": "lb", "via": "lb-exporter", "kind": "lb"}, "health": "up"}
-    assert parse_target(raw) == Target("lb", "lb-exporter", "lb", "up", "")
+    raw = {"labels": {"node": "lb-1", "via": "lb-1-exporter", "kind": "lb"}, "health": "up"}
+    assert parse_target(raw) == Target("lb-1", "lb-1-exporter", "lb", "up", "")
 
 
 def test_the_union_query_tags_every_figure() -> None:

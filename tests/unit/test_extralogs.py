@@ -1,4 +1,4 @@
-"""`reviewlab logs lb.access|lb.error|edge-1.access|dns-sync`: the files nodes write."""
+"""`reviewlab logs lb.access|lb-1.error|edge-1.access|dns-sync`: the files nodes write."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from reviewlab_lab import extralogs, runtimes
 def test_native_logs_are_tailed_from_the_log_directory() -> None:
     topology = load(runtime="native")
     names = extralogs.files(topology)
-    assert {"lb.access", "lb.error", "dns-sync", "edge-1.access"} <= set(names)
+    assert {"lb.access", "lb-1.error", "lb-2.error", "dns-sync", "edge-1.access"} <= set(names)
+    # Both members write the vIP's one access log.
+    assert names["lb.access"][0] == ["lb-1", "lb-2"]
     (command,) = extralogs.commands(topology, "lb.access", 20, follow=False)
     assert command == ["tail", "-n", "20", str(topology.lab.data_dir / "logs" / "lb.access.log")]
 

@@ -26,7 +26,8 @@ def topology() -> Topology:
 
 
 def render(topology: Topology, root: Path, mode: loadbalancer.LbMode) -> str:
-    return loadbalancer.render_config(topology, LabPaths(root), files.templates(), mode)
+    member = topology.load_balancers()[0]
+    return loadbalancer.render_config(topology, LabPaths(root), files.templates(), member, mode)
 
 
 def block(config: str, opening: str) -> str:
@@ -55,9 +56,10 @@ def test_every_mode_balances_with_its_algorithm(
             assert directive in text
         else:  # round-robin is nginx's default: no other method may be named
             assert not re.search(r"\b(random|least_conn|hash)\b", text)
-    lb = topology.one("lb")
-    assert f"listen {lb.address}:{lb.ceiling_port};" in block(config, "http {")
-    listen = f"listen {lb.endpoint};"
+    lb = topology.load_balancers()[0]
+    # Every address of the member: its own and, while it holds it, the vIP's.
+    assert f"listen {lb.ceiling_port};" in block(config, "http {")
+    listen = f"listen {lb.port};"
     assert (listen in block(config, "stream {")) == (mode.layer == "l4")
     assert (listen in block(config, "http {")) == (mode.layer == "l7")
 
@@ -113,7 +115,7 @@ def test_the_mode_file_keeps_the_drained_servers() -> None:
 
 def test_only_keyed_writes_may_be_sent_twice(topology: Topology, tmp_path: Path) -> None:
     config = render(topology, tmp_path, loadbalancer.LbMode())
-    server = block(config, f"listen {topology.one('lb').endpoint}")
+    server = block(config, f"listen {topology.vip.port}")
     assert server.count("non_idempotent") == 1
     keyed = block(config, "location /.keyed/")
     assert "internal;" in keyed and "non_idempotent" in keyed
@@ -140,7 +142,7 @@ def test_nginx_accepts_the_config(topology: Topology, tmp_path: Path, layer: str
     mode = loadbalancer.LbMode(layer, "least_conn")
     conf = tmp_path / "lb.nginx.conf"
     conf.write_text(render(topology, tmp_path, mode))
-    for folder in ("logs", "run/lb", "data/lb", "conf"):
+    for folder in ("logs", "run/lb-1", "data/lb-1", "conf"):
         (tmp_path / folder).mkdir(parents=True)
     (tmp_path / "conf" / loadbalancer.TRACE_JS).write_text(
         loadbalancer.trace_script(files.templates())
@@ -229,7 +231,7 @@ def test_unknown_methods_are_501_and_trace_405_at_l7(topology: Topology, tmp_pat
     for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "QUERY"):
         assert f" {method} 1;" in passed
     assert "TRACE" not in passed and "CONNECT" not in passed
-    server = block(config, f"server {{\n        listen {topology.one('lb').endpoint};")
+    server = block(config, f"server {{\n        listen {topology.vip.port};")
     assert "if ($lb_method_passed = 0)" in server
     # nginx rejects TRACE and CONNECT itself, with a bare 405: a web server gives the answer.
     assert "error_page 405 = @not_allowed;" in server
@@ -246,9 +248,11 @@ def test_the_web_servers_see_the_vip_address_as_the_client(
 ) -> None:
     """How /metrics and /readyz tell a request through the vIP from one on a node's address."""
     config = render(topology, tmp_path, loadbalancer.LbMode(layer, "round_robin"))
-    lb = topology.one("lb")
-    server = block(config, f"server {{\n        listen {lb.endpoint};")
+    lb = topology.load_balancers()[0]
+    server = block(config, f"server {{\n        listen {lb.port};")
+    # The member's own address, never the vIP's: the vIP moves, the member's address does not.
     assert f"proxy_bind {lb.address};" in server
+    assert topology.vip.address not in server
 
 
 def test_the_micro_cache_bypass_names_the_api_consistency_token() -> None:
@@ -260,7 +264,7 @@ def test_the_micro_cache_bypass_names_the_api_consistency_token() -> None:
 
 def test_a_scrapers_limits_are_in_the_l7_config(topology: Topology, tmp_path: Path) -> None:
     config = render(topology, tmp_path, loadbalancer.LbMode())
-    server = block(config, f"server {{\n        listen {topology.one('lb').endpoint};")
+    server = block(config, f"server {{\n        listen {topology.vip.port};")
     # A header line past nginx's buffers is a JSON 431, not nginx's HTML 400.
     assert "error_page 494 = @header_too_large;" in server
     error = json.loads(

@@ -57,9 +57,11 @@ def test_siblings_and_scattered_addresses_are_each_named(document: dict[str, Any
     table = nodetable.table(parse(document))
     shard = row_of(table, "reviews-0a/0b")
     assert "scope `reviews-0`" in shard[1] and shard[2] == "127.0.0.31-32:5432, REST :8008"
-    exporters = row_of(table, "lb-exporter, edge-1-exporter, edge-2-exporter, shield-exporter")
-    assert exporters[1].endswith("watches lb, edge-1, edge-2, shield")
-    assert exporters[2] == "127.0.0.111, .112, .116, .117:9113"
+    exporters = row_of(
+        table, "lb-1-exporter, lb-2-exporter, edge-1-exporter, edge-2-exporter, shield-exporter"
+    )
+    assert exporters[1].endswith("watches lb-1, lb-2, edge-1, edge-2, shield")
+    assert exporters[2] == "127.0.0.111, .118, .112, .116, .117:9113"
 
 
 def test_the_native_addresses_are_shown_whatever_the_runtime(document: dict[str, Any]) -> None:

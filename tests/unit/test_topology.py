@@ -27,7 +27,7 @@ def test_the_real_topology_is_valid(document: dict[str, Any]) -> None:
     assert [m.name for m in topology.catalog.members] == ["catalog-1", "catalog-2", "catalog-3"]
     assert all(c.synchronous_mode for c in topology.clusters.values())
     assert topology.services == {
-        "www": "lb",
+        "www": "vip",
         "cdn": "edge-1",
         "traces": "traces",
         "console": "console",
@@ -36,6 +36,40 @@ def test_the_real_topology_is_valid(document: dict[str, Any]) -> None:
     assert len({n.address for n in topology.nodes.values()}) == len(topology.nodes)
     assert topology.nodes["edge-1"].url == "http://127.0.0.71:8080"
     assert topology.nodes["web-3"].roles == ("api",)
+    # The vIP answers on its members' ports; the first member wins the first election.
+    assert [m.name for m in topology.load_balancers()] == ["lb-1", "lb-2"]
+    assert (topology.vip.port, topology.vip.ceiling_port) == (8080, 8081)
+    assert topology.vip.address == "127.0.0.10"
+
+
+def test_a_vip_member_must_be_a_load_balancer(document: dict[str, Any]) -> None:
+    document["nodes"]["vip"]["members"] = ["lb-1", "web-1"]
+    with pytest.raises(TopologyError, match=r"node 'vip': field 'members' names 'web-1'.*'lb'"):
+        parse(document)
+
+
+def test_a_load_balancer_outside_the_vip_is_refused(document: dict[str, Any]) -> None:
+    document["nodes"]["lb-3"] = {"kind": "lb", "address": "127.0.0.6"}
+    with pytest.raises(TopologyError, match=r"node 'lb-3': a load balancer must be a member"):
+        parse(document)
+
+
+def test_vip_members_must_agree_on_their_ports(document: dict[str, Any]) -> None:
+    document["nodes"]["lb-2"]["port"] = 8090
+    with pytest.raises(TopologyError, match=r"node 'vip': its members answer on different ports"):
+        parse(document)
+
+
+def test_a_vip_takes_no_port_of_its_own(document: dict[str, Any]) -> None:
+    document["nodes"]["vip"]["port"] = 80
+    with pytest.raises(TopologyError, match=r"node 'vip': field 'port' comes from its members"):
+        parse(document)
+
+
+def test_a_vip_needs_two_members(document: dict[str, Any]) -> None:
+    document["nodes"]["vip"]["members"] = ["lb-1"]
+    with pytest.raises(TopologyError, match=r"must name at least two load balancers"):
+        parse(document)
 
 
 def test_a_duplicate_address_is_refused(document: dict[str, Any]) -> None:

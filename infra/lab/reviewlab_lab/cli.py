@@ -151,7 +151,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("logs", help="a node's log")
     p.add_argument(
         "node",
-        help="a node, or lb.access, lb.error, edge-1.access, dns-sync (files nodes write)",
+        help="a node, or lb.access, lb-1.error, edge-1.access, dns-sync (files nodes write)",
     )
     p.add_argument("-n", "--lines", type=int, default=50)
     p.add_argument("-f", "--follow", action="store_true")
@@ -217,7 +217,9 @@ def _delegate_to(topology: Topology, args: argparse.Namespace) -> str | None:
         return None
     match args.command:
         case "lb" if args.lb_command == "stats":
-            return topology.one("lb").name
+            # The member that holds the vIP has seen its requests since it took it over.
+            holder = runtimes.of(topology).vip_holder()
+            return holder or topology.load_balancers()[0].name
         case "dns" if args.dns_command == "sync":
             return topology.one("dns").name
     return None

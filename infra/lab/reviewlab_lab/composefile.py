@@ -1,7 +1,9 @@
 """docker-compose.yml, generated from the topology: `reviewlab compose generate`.
 
-Every node becomes a service of the same name with a fixed address on the lab network, its
-own data volume, a health check and a restart policy. Two one-shot services frame them:
+Every node that runs a process becomes a service of the same name with a fixed address on
+the lab network, its own data volume, a health check and a restart policy; the vIP is an
+address the load balancers' containers pass between them, which the Compose runtime forwards
+the machine's published vIP address to (runtimes.compose). Two one-shot services frame them:
 `init` makes the secrets, `provision` fills the DNS, etcd, MinIO and the databases once the
 infrastructure is healthy. The file is committed; a unit test fails when it is stale.
 """
@@ -160,6 +162,11 @@ def _node_service(topology: Topology, node: Node) -> dict[str, Any]:
         "environment": _environment(node.name),
         "networks": {NETWORK: {"ipv4_address": node.address}},
     }
+    if kinds.of(node).privileged:
+        # keepalived adds and removes the vIP on the container's interface; nginx itself drops
+        # to the lab user (reviewlab_lab.vrrp.member).
+        service["user"] = "root"
+        service["cap_add"] = ["NET_ADMIN"]
     published = _published(node)
     if published:
         service["ports"] = published
@@ -218,7 +225,8 @@ def document(topology: Topology) -> dict[str, Any]:
         ),
     }
     for node in topology.nodes.values():
-        services[node.name] = _node_service(topology, node)
+        if kinds.of(node).runs:
+            services[node.name] = _node_service(topology, node)
     volumes: dict[str, Any] = {SECRETS_VOLUME: {}}
     for node in topology.nodes.values():
         if kinds.of(node).stateful:

@@ -21,10 +21,11 @@ def files(topology: Topology, paths: LabPaths | None = None) -> dict[str, tuple[
     """Every extra log by name: (the nodes that write it, its path under PATHS, by default
     the topology's own)."""
     paths = paths or LabPaths.of(topology)
-    lb = topology.one("lb").name
+    members = topology.load_balancers()
     found = {
-        "lb.access": ([lb], loadbalancer.access_log(paths)),
-        "lb.error": ([lb], loadbalancer.error_log(paths)),
+        # The vIP's requests, whichever member answered them.
+        "lb.access": ([m.name for m in members], loadbalancer.access_log(paths)),
+        **{f"{m.name}.error": ([m.name], loadbalancer.error_log(paths, m)) for m in members},
         # Patroni's role-change callback resyncs the DNS and appends to this file.
         DNS_SYNC: ([n.name for n in topology.of_kind("postgres")], paths.logs / "dns-sync.log"),
     }

@@ -43,8 +43,14 @@ class KindSpec:
     start_period_s: int = 30  # Compose's grace before failed health checks count
     stop_grace: str | None = None  # Compose's wait before SIGKILL on stop
     faults: tuple[str, ...] = ()  # of FAULTS
+    privileged: bool = False  # runs as root with NET_ADMIN (its keepalived moves the vIP)
     config: str | None = None  # render.CONFIG_WRITERS: writes its configs (None: it reads none)
     program: str = ""  # render.PROGRAMS: describes its process (its command line)
+
+    @property
+    def runs(self) -> bool:
+        """A process (a container under Compose) runs it; the vIP is only an address."""
+        return bool(self.program)
 
     @property
     def wave(self) -> int:
@@ -187,19 +193,34 @@ KINDS: dict[str, KindSpec] = {
         ),
         KindSpec(
             "lb",
-            what="nginx load balancer, the vIP: layer 7 or 4; layer 7 starts or joins traces",
-            config="vip",
-            program="vip",
+            what="nginx load balancer (layer 7 or 4; layer 7 starts or joins traces) with "
+            "keepalived: the pair shares the vIP",
+            config="lb",
+            program="lb-member",
             image="nginx",
             stateful=True,
             stop_priority=80,
-            # nginx answering on the vIP's own address: its static ceiling location, which
+            # nginx answering on the member's own address: its static ceiling location, which
             # both layers keep (a TCP accept alone said nothing about the config).
             ready_check="http",
             ready_url=_http("/", "ceiling_port"),
             ready_deadline_s=30,
+            # The member passes SIGHUP on: nginx and keepalived re-read their configs.
             reload_on_hup=True,
+            privileged=True,
             after=("edge",),
+        ),
+        # The floating address: no process. Ready when a member holds it and answers there.
+        KindSpec(
+            "vip",
+            what="the vIP: a floating address, held by one load balancer at a time (VRRP)",
+            image="",
+            stateful=False,
+            stop_priority=80,
+            ready_check="http",
+            ready_url=_http("/", "ceiling_port"),
+            ready_deadline_s=30,
+            role="floating address",
             published=("tcp",),
             publishes_ceiling=True,
         ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 
 from reviewlab_common import secrets as lab_secrets
@@ -121,6 +122,13 @@ def run_node(topology: Topology, name: str) -> None:
     renderer.prepare(node)
     renderer.render(node)
     program = renderer.program(node)
+    if program.privileged and os.geteuid() == 0:
+        # A root process rendered the files its own node writes: they belong to the user its
+        # unprivileged part (nginx) runs as.
+        paths = LabPaths.of(topology)
+        owner = renderer.install.run_user
+        for folder in (paths.data(name), paths.node_run(name), paths.logs):
+            subprocess.run(["chown", "-R", f"{owner}:", str(folder)], check=True)
     env = {**os.environ, **program.environment}
     argv = program.argv
     os.chdir(LabPaths.of(topology).data(name))

@@ -28,7 +28,11 @@ STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
 JS_MODULE = "/usr/lib/nginx/modules/ngx_http_js_module.so"
 TRACE_JS = "lb-traceparent.js"
 NGINX = "/usr/sbin/nginx"
-CONFIG_NAME = "lb.nginx.conf"
+
+
+def config_path(paths: LabPaths, member: Node) -> Path:
+    """Load balancer MEMBER's nginx config (each member has its own pid, logs and temp files)."""
+    return paths.conf / f"{member.name}.nginx.conf"
 
 
 @dataclass(frozen=True)
@@ -124,13 +128,14 @@ def current_mode(paths: LabPaths) -> LbMode:
         return LbMode()
 
 
-def error_log(paths: LabPaths) -> Path:
-    """nginx's own notices (reloads, workers started and stopped, config errors)."""
-    return paths.logs / "lb.error.log"
+def error_log(paths: LabPaths, member: Node) -> Path:
+    """MEMBER's nginx notices (reloads, workers started and stopped, config errors)."""
+    return paths.logs / f"{member.name}.error.log"
 
 
 def access_log(paths: LabPaths) -> Path:
-    """The vIP's own log: one line per request (l7) or per connection (l4)."""
+    """The vIP's own log: one line per request (l7) or per connection (l4), whichever member
+    answered (natively both append to one file; in containers each keeps its own)."""
     return paths.logs / "lb.access.log"
 
 
@@ -207,10 +212,12 @@ def render_config(
     topology: Topology,
     paths: LabPaths,
     jinja: jinja2.Environment,
+    member: Node,
     mode: LbMode | None = None,
     limits: Limits = LIMITS,
 ) -> str:
-    node = topology.one("lb")
+    """MEMBER's nginx config in MODE (else the saved mode). Every member serves the same."""
+    node = member
     mode = mode or current_mode(paths)
     if mode.layer not in LAYERS or mode.algorithm not in ALGORITHMS:
         raise ValueError(f"unknown load balancer mode: {mode}")
@@ -220,12 +227,13 @@ def render_config(
         limits = replace(limits, unlimited_sources=(topology.lab.runtime.machine_address,))
     return jinja.get_template("lb.conf.j2").render(
         node=node,
+        vip=topology.vip,
         mode=mode,
         limits=limits,
         node_run=paths.node_run(node.name),
         data_dir=paths.data(node.name),
         access_log=access_log(paths),
-        error_log=error_log(paths),
+        error_log=error_log(paths, node),
         stream_module=STREAM_MODULE,
         js_module=JS_MODULE,
         trace_js=paths.conf / TRACE_JS,

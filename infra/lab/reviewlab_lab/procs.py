@@ -73,11 +73,11 @@ class Supervisor:
             return False
 
     def start(self) -> None:
-        """Start supervisord (it daemonizes) as the lab user and wait for its socket."""
+        """Start supervisord (it daemonizes) and wait for its socket. It runs as whoever starts
+        the lab: as root, it runs each node as the lab user (the config's `user=`) but the
+        load balancers, whose keepalived moves the vIP."""
         binary = str(install.current().bin / "supervisord")
-        subprocess.run(
-            as_run_user(self.topology, [binary, "-c", str(self.paths.supervisor_conf)]), check=True
-        )
+        subprocess.run([binary, "-c", str(self.paths.supervisor_conf)], check=True)
         deadline = time.monotonic() + 20
         while not self.running():
             if time.monotonic() > deadline:

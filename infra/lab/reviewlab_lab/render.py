@@ -33,6 +33,8 @@ from reviewlab_lab import install as lab_install
 from reviewlab_lab.files import templates, write_if_changed
 from reviewlab_lab.paths import TOPOLOGY_PATH, LabPaths
 from reviewlab_lab.runtimes.base import NODE_ENV
+from reviewlab_lab.vrrp import keepalived
+from reviewlab_lab.vrrp import pair as vrrp_pair
 
 
 @dataclass
@@ -46,6 +48,9 @@ class Program:
     stop_signal: str = "TERM"
     # Patroni stops its own Postgres; signalling the whole group would race it.
     stop_as_group: bool = True
+    # Runs as root (a load balancer's keepalived moves addresses); every other node runs as
+    # the lab's user.
+    privileged: bool = False
 
     @property
     def argv(self) -> list[str]:
@@ -146,13 +151,15 @@ class Renderer:
             users=redisacl.acl_users(self.secrets),
         )
 
-    @config_writer("vip")
-    def _vip(self, node: Node) -> None:
-        text = loadbalancer.render_config(self.topology, self.paths, self.jinja)
-        self._write(node.name, self.paths.conf / loadbalancer.CONFIG_NAME, text)
+    @config_writer("lb")
+    def _lb(self, node: Node) -> None:
+        text = loadbalancer.render_config(self.topology, self.paths, self.jinja, node)
+        self._write(node.name, loadbalancer.config_path(self.paths, node), text)
         # The script layer 7 traces requests with; nginx reads it where the config names it.
         trace_js = loadbalancer.trace_script(self.jinja)
         self._write(node.name, self.paths.conf / loadbalancer.TRACE_JS, trace_js)
+        ka = keepalived.render(vrrp_pair.instance(self.topology, node))
+        self._write(node.name, vrrp_pair.keepalived_conf(self.paths, node), ka)
 
     @config_writer("edge")
     def _edge(self, node: Node) -> None:
@@ -355,9 +362,20 @@ class Renderer:
             env,
         )
 
-    @program_maker("vip")
-    def _vip_nginx(self, node: Node) -> Program:
-        return self._nginx(node, self.paths.conf / loadbalancer.CONFIG_NAME)
+    @program_maker("lb-member")
+    def _lb_member(self, node: Node) -> Program:
+        """nginx and keepalived as one process (reviewlab_lab.vrrp.member), as root: keepalived
+        moves addresses, nginx drops to the lab user. Natively, in the member's namespace."""
+        nginx = self._nginx(node, loadbalancer.config_path(self.paths, node)).command
+        ka = shlex.join(vrrp_pair.keepalived_argv(self.paths, node))
+        command = (
+            f"{self.install.bin}/python -m reviewlab_lab.vrrp.member --user "
+            f"{self.install.run_user} --nginx {shlex.quote(nginx)} --keepalived {shlex.quote(ka)}"
+        )
+        if self.topology.lab.runtime.name == "native":
+            ns = vrrp_pair.native_segment(self.topology).member(node.name).namespace
+            command = f"/usr/sbin/ip netns exec {ns} {command}"
+        return Program(node, command, privileged=True)
 
     @program_maker("edge")
     def _edge_nginx(self, node: Node) -> Program:

@@ -38,7 +38,7 @@ def _patroni_members(topology: Topology) -> dict[str, dict[str, Any]]:
 
 
 def _role(
-    node: Node, members: dict[str, dict[str, Any]], runtime: Runtime
+    node: Node, members: dict[str, dict[str, Any]], runtime: Runtime, holder: str | None
 ) -> tuple[str, int | None]:
     if node.kind == "postgres":
         member = members.get(node.name)
@@ -53,7 +53,10 @@ def _role(
     if node.kind == "lb":
         mode = runtime.lb_mode()
         drained = f", drained {','.join(mode.drained)}" if mode.drained else ""
-        return f"vip {mode.layer} {mode.algorithm}{drained}", None
+        duty = "active" if holder == node.name else "standby"
+        return f"{duty} {mode.layer} {mode.algorithm}{drained}", None
+    if node.kind == "vip":
+        return f"held by {holder}" if holder else "held by no member", None
     if node.kind == "web":
         return "+".join(node.roles), None
     return kinds.of(node).role or node.kind, None
@@ -65,13 +68,18 @@ def collect(topology: Topology) -> list[NodeStatus]:
     runtime = runtimes.of(topology)
     processes = runtime.processes()
     members = _patroni_members(topology)
+    holder = runtime.vip_holder()
     nodes = list(topology.nodes.values())
     with ThreadPoolExecutor(max_workers=8) as pool:
         probes = list(pool.map(lambda n: ready.probe(topology, n), nodes))
     result = []
     for node, probe in zip(nodes, probes, strict=True):
         info = processes.get(node.name)
-        role, lag = _role(node, members, runtime)
+        role, lag = _role(node, members, runtime, holder)
+        # The vIP runs nothing: it is held, or it is not.
+        process_state = info.state if info else "stopped"
+        if not kinds.of(node).runs:
+            process_state = "held" if holder else "unheld"
         result.append(
             NodeStatus(
                 name=node.name,
@@ -79,9 +87,7 @@ def collect(topology: Topology) -> list[NodeStatus]:
                 role=role,
                 address=node.address,
                 port=node.port,
-                state=_state(
-                    node, info.state if info else "stopped", info.pid if info else None, probe
-                ),
+                state=_state(node, process_state, info.pid if info else None, probe),
                 ready=probe.ready,
                 degraded=probe.degraded,
                 lag_bytes=lag,

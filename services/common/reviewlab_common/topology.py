@@ -21,6 +21,9 @@ NODE_KINDS = frozenset(
         *("metrics", "nginx-exporter", "redis-exporter", "bind-exporter", "console"),
         # The trace store and its UI (Zipkin): every Python service sends it spans.
         "tracing",
+        # The floating address the load balancers share (VRRP): no process of its own; the
+        # member that holds it answers on it.
+        "vip",
     }
 )
 # Kinds whose node reads another node's figures for Prometheus: its field 'watches' names it.
@@ -28,9 +31,11 @@ WATCHING_KINDS = frozenset({"nginx-exporter", "redis-exporter", "bind-exporter"}
 CLUSTER_PURPOSES = frozenset({"catalog", "shard"})
 WEB_ROLES = frozenset({"api", "upload"})
 # Kinds the lab runs exactly one node of; the code asks for them with `Topology.one`.
-SINGLE_KINDS = ("dns", "redis", "minio", "lb", "shield")
+SINGLE_KINDS = ("dns", "redis", "minio", "vip", "shield")
 # Kinds that must have at least one node.
-REQUIRED_KINDS = (*SINGLE_KINDS, "etcd", "edge", "web")
+REQUIRED_KINDS = (*SINGLE_KINDS, "lb", "etcd", "edge", "web")
+# The ports a vIP answers on: its members', which must agree (nginx listens on them there).
+VIP_PORT_FIELDS = ("port", "ceiling_port")
 PORT_FIELDS = ("port", "rest_port", "peer_port", "console_port", "ceiling_port", "stats_port")
 # Where the topology file is: the lab names it for every node's process and its own commands
 # (reviewlab_lab.paths.TOPOLOGY_PATH); the shared library does not guess from its own location.
@@ -71,6 +76,8 @@ class Node:
     # A CDN edge: the client networks it is near, whose DNS answer for cdn is this edge
     # (GeoDNS); a client in none of them gets the edge [services] names.
     near: tuple[str, ...] = ()
+    # A vIP: the load balancers that may hold it, in the order they win a first election.
+    members: tuple[str, ...] = ()
 
     @property
     def endpoint(self) -> str:
@@ -175,6 +182,15 @@ class Topology:
     def fqdn(self, name: str) -> str:
         return f"{name}.{self.lab.domain}"
 
+    @property
+    def vip(self) -> Node:
+        """The floating address clients use for the shop: held by one of its load balancers."""
+        return self.one("vip")
+
+    def load_balancers(self) -> list[Node]:
+        """The vIP's members, in its order (the first wins the first election)."""
+        return [self.nodes[name] for name in self.vip.members]
+
     def node_at(self, address: str) -> Node | None:
         return next((n for n in self.nodes.values() if n.address == address), None)
 
@@ -245,6 +261,19 @@ def _parse_node(name: str, table: dict[str, Any], defaults: dict[str, Any]) -> N
                 f"{where}: field 'near' has {network!r}, which is not an IPv4 network "
                 "(write it as 127.0.1.0/24)"
             ) from exc
+    members = tuple(_require(table, "members", list, where)) if kind == "vip" else ()
+    if "members" in table and kind != "vip":
+        raise TopologyError(f"{where}: field 'members' is for the vIP (kind 'vip') only")
+    if kind == "vip":
+        if len(members) < 2 or not all(isinstance(m, str) for m in members):
+            raise TopologyError(
+                f"{where}: field 'members' must name at least two load balancers (kind 'lb')"
+            )
+        for field_name in VIP_PORT_FIELDS:
+            if field_name in table:
+                raise TopologyError(
+                    f"{where}: field {field_name!r} comes from its members (set it on kind 'lb')"
+                )
     for role in roles:
         if role not in WEB_ROLES:
             raise TopologyError(
@@ -254,7 +283,8 @@ def _parse_node(name: str, table: dict[str, Any], defaults: dict[str, Any]) -> N
         name=name,
         kind=kind,
         address=address,
-        port=_require(table, "port", int, where),
+        # A vIP answers on its members' ports (filled in once every node is read).
+        port=0 if kind == "vip" else _require(table, "port", int, where),
         host_address=address,
         cluster=table.get("cluster"),
         rest_port=_optional_int(table, "rest_port", where),
@@ -265,6 +295,7 @@ def _parse_node(name: str, table: dict[str, Any], defaults: dict[str, Any]) -> N
         roles=roles,
         watches=_require(table, "watches", str, where) if kind in WATCHING_KINDS else None,
         near=near,
+        members=members,
     )
     if kind == "postgres":
         _require(table, "cluster", str, where)
@@ -272,6 +303,42 @@ def _parse_node(name: str, table: dict[str, Any], defaults: dict[str, Any]) -> N
     if kind == "etcd":
         _require(table, "peer_port", int, where)
     return node
+
+
+def _with_vip_ports(nodes: dict[str, Node]) -> dict[str, Node]:
+    """NODES with each vIP's ports taken from its members, after checking who they are: load
+    balancers that agree on their ports, each a member of one vIP."""
+    claimed: dict[str, str] = {}
+    for vip in [n for n in nodes.values() if n.kind == "vip"]:
+        where = f"node {vip.name!r}"
+        for name in vip.members:
+            member = nodes.get(name)
+            if member is None or member.kind != "lb":
+                raise TopologyError(
+                    f"{where}: field 'members' names {name!r}, which is not a node of kind 'lb'"
+                )
+            if name in claimed:
+                raise TopologyError(
+                    f"node {name!r} is a member of two vIPs: {claimed[name]}, {vip.name}"
+                )
+            claimed[name] = vip.name
+        first = nodes[vip.members[0]]
+        ports = {f: getattr(first, f) for f in VIP_PORT_FIELDS}
+        for name in vip.members[1:]:
+            theirs = {f: getattr(nodes[name], f) for f in VIP_PORT_FIELDS}
+            if theirs != ports:
+                raise TopologyError(
+                    f"{where}: its members answer on different ports ({first.name}: {ports}, "
+                    f"{name}: {theirs}); a vIP needs one set"
+                )
+        nodes[vip.name] = replace(vip, **ports)
+    for node in nodes.values():
+        if node.kind == "lb" and node.name not in claimed:
+            raise TopologyError(
+                f"node {node.name!r}: a load balancer must be a member of the vIP "
+                "(add it to the 'members' of the node of kind 'vip')"
+            )
+    return nodes
 
 
 def _parse_tracing(data: dict[str, Any]) -> Tracing:
@@ -358,6 +425,7 @@ def parse(data: dict[str, Any], runtime: str = "native") -> Topology:
             raise TopologyError(
                 f"node {node.name!r}: field 'watches' {node.watches!r} is not a node of the lab"
             )
+    nodes = _with_vip_ports(nodes)
     services = dict(data.get("services", {}))
     for service, target in services.items():
         if target not in nodes:

@@ -19,7 +19,8 @@ MAX_W = 1400
 # (tier title, the kinds in it, left to right); the client is drawn, not a node.
 TIERS: list[tuple[str, tuple[str, ...]]] = [
     ("shoppers", ("client",)),
-    ("entry: DNS, the vIP, the CDN", ("dns", "lb", "edge", "shield")),
+    ("entry: DNS, the vIP, the CDN", ("dns", "vip", "edge", "shield")),
+    ("load balancers: one holds the vIP", ("lb",)),
     ("web servers", ("web",)),
     ("databases and the shard map", ("postgres", "etcd")),
     ("photo jobs and media", ("redis", "worker", "minio")),
@@ -29,7 +30,9 @@ TIERS: list[tuple[str, tuple[str, ...]]] = [
 CAPTIONS = {
     "client": "a shopper's phone or browser, outside the lab",
     "dns": "bind9: names to addresses; primary.<cluster> moves on a failover",
-    "lb": "nginx vIP: spreads requests over the web servers (layer and algorithm shown)",
+    "vip": "the vIP: one address, held by one load balancer at a time (VRRP)",
+    "lb": "nginx + keepalived: spreads requests over the web servers; the active one holds "
+    "the vIP, the standby takes it when the active dies",
     "edge": "nginx pull cache in front of MinIO: a HIT never reaches the origin",
     "web": "FastAPI: the review API; req/s, p99 and its share of the vIP's traffic",
     "postgres": "Patroni + Postgres: the primary takes writes; a sync replica has every "
@@ -170,12 +173,14 @@ def _arrows(boxes: list[Box], groups: list[Group]) -> list[str]:
     out: list[str] = []
     client = first("client")
     if client:
-        labels = {"dns": "1. where is www?", "lb": "2. HTTP to the vIP", "edge": "photos"}
+        labels = {"dns": "1. where is www?", "vip": "2. HTTP to the vIP", "edge": "photos"}
         for kind, label in labels.items():
             for box in by_kind.get(kind, []):
                 out.append(_arrow(client.bottom, box.top, label if box is by_kind[kind][0] else ""))
-    lb = first("lb")
-    if lb is not None:
+    vip = first("vip")
+    if vip is not None:
+        out += [_arrow(vip.bottom, lb.top) for lb in by_kind.get("lb", [])]
+    for lb in by_kind.get("lb", []):
         out += [_arrow(lb.bottom, web.top) for web in by_kind.get("web", [])]
     webs = row_bottom("web")
     if webs:

@@ -47,7 +47,7 @@ def changes(before: dict[str, Any] | None, after: dict[str, Any]) -> list[Event]
             found.append(Event(now, "dns", f"{record} now points at {shown}"))
     old_mode, new_mode = _mode(before.get("lb")), _mode(after.get("lb"))
     if old_mode and new_mode and old_mode != new_mode:
-        found.append(Event(now, "lb", f"load balancer: {old_mode} → {new_mode}", "lb"))
+        found.append(Event(now, "lb", f"load balancer: {old_mode} → {new_mode}", "vip"))
     was, now_ok = before["metrics"]["available"], after["metrics"]["available"]
     if was != now_ok:
         text = "metrics back" if now_ok else f"metrics unavailable: {after['metrics']['problem']}"

@@ -29,6 +29,8 @@ class LabState:
     # primary.<cluster> and replicas.<cluster>: the addresses the DNS hands out.
     records: dict[str, list[str]] = field(default_factory=dict)
     lb_mode: dict[str, str] | None = None
+    # The load balancer that answered on the vIP (None when none did).
+    vip_holder: str | None = None
     problems: list[str] = field(default_factory=list)
     requests: int = 0  # HTTP requests and DNS queries this reading took
 
@@ -62,13 +64,15 @@ class LabReader:
         state.problems.append(f"no member of {cluster.name} answers Patroni's /cluster")
 
     async def _lb_mode(self, state: LabState) -> None:
-        lb = self.topology.one("lb")
+        # Asked on the vIP: the member holding it answers, with its name.
+        vip = self.topology.vip
         state.requests += 1
         try:
-            reply = await self.client.get(f"http://{lb.address}:{lb.ceiling_port}/lab-mode")
+            reply = await self.client.get(f"http://{vip.address}:{vip.ceiling_port}/lab-mode")
             reply.raise_for_status()
             mode = reply.json()
             state.lb_mode = {"layer": str(mode["layer"]), "algorithm": str(mode["algorithm"])}
+            state.vip_holder = str(mode["member"])
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
             state.problems.append(f"the load balancer's mode is unknown: {exc!r}")
 

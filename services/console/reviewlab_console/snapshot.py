@@ -19,7 +19,7 @@ KIND_ROLES = {
     "etcd": "member",
     "redis": "job queue",
     "minio": "origin",
-    "lb": "vIP",
+    "lb": "load balancer",
     "edge": "cache",
     "worker": "segmentation",
     "metrics": "scraper",
@@ -39,7 +39,10 @@ def _role(node: Node, lab: LabState) -> str:
         member = lab.members.get(node.name)
         return member.role if member else "unknown"
     if node.kind == "lb" and lab.lb_mode:
-        return f"vIP {lab.lb_mode.get('layer')} {lab.lb_mode.get('algorithm')}"
+        duty = "active" if lab.vip_holder == node.name else "standby"
+        return f"{duty} {lab.lb_mode.get('layer')} {lab.lb_mode.get('algorithm')}"
+    if node.kind == "vip":
+        return f"held by {lab.vip_holder}" if lab.vip_holder else "held by no member"
     if node.kind == "web":
         return "+".join(node.roles)
     return KIND_ROLES.get(node.kind, node.kind)
@@ -47,6 +50,11 @@ def _role(node: Node, lab: LabState) -> str:
 
 def _state(node: Node, scraped: NodeState | None, lab: LabState) -> tuple[str, str]:
     state, detail = (scraped.state, scraped.detail) if scraped else (UNKNOWN, "metrics unavailable")
+    if node.kind == "vip":
+        # An address, not a process: up while a member answers on it.
+        return (
+            ("up", f"held by {lab.vip_holder}") if lab.vip_holder else ("down", "no member answers")
+        )
     member = lab.members.get(node.name) if node.kind == "postgres" else None
     if node.kind == "postgres":
         if member is None and lab.members:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from reviewlab_common import faults
 from reviewlab_common.topology import Node, Topology
 
-from reviewlab_lab import loadbalancer
+from reviewlab_lab import kinds, loadbalancer
 from reviewlab_lab.errors import LabFailed
 from reviewlab_lab.paths import LabPaths
 
@@ -108,7 +108,13 @@ class Runtime(abc.ABC):
 
     def act(self, action: str, name: str) -> None:
         """Run one of NODE_ACTIONS on node NAME."""
-        self.node(name)
+        node = self.node(name)
+        if not kinds.of(node).runs:
+            members = ", ".join(node.members) or "its members"
+            raise LabFailed(
+                f"{name} is an address, not a process: act on a load balancer that may hold it "
+                f"({members}); `reviewlab status` shows which one does"
+            )
         if action not in NODE_ACTIONS:
             raise ValueError(f"unknown node action {action!r}; actions: {', '.join(NODE_ACTIONS)}")
         getattr(self, action)(name)
@@ -165,11 +171,15 @@ class Runtime(abc.ABC):
         return LabPaths.of(self.topology)
 
     def lb_mode(self) -> loadbalancer.LbMode:
-        """The layer and algorithm the vIP serves now."""
-        lb = self.topology.one("lb").name
+        """The layer and algorithm the vIP serves now (every member serves the same)."""
+        lb = self.topology.load_balancers()[0].name
         return loadbalancer.parse_mode(
             self.read_node_file(lb, loadbalancer.mode_file(self.node_paths()))
         )
+
+    @abc.abstractmethod
+    def vip_holder(self) -> str | None:
+        """The load balancer whose interface holds the vIP now; None while no member does."""
 
     @abc.abstractmethod
     def apply_lb_mode(self, mode: loadbalancer.LbMode) -> bool:

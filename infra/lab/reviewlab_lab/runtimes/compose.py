@@ -22,7 +22,7 @@ from reviewlab_common import faults
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.topology import Topology, TopologyError, load
 
-from reviewlab_lab import composefile
+from reviewlab_lab import composefile, kinds
 from reviewlab_lab.composefile import COMPOSE_FILE, CONTAINER_SECRETS, INIT, NETWORK, PROVISION
 from reviewlab_lab.errors import LabFailed
 from reviewlab_lab.loadbalancer import LbMode
@@ -36,6 +36,8 @@ from reviewlab_lab.runtimes.base import (
     Say,
     SwitchFailed,
 )
+from reviewlab_lab.vrrp import pair as vrrp_pair
+from reviewlab_lab.vrrp import publish
 
 # Every rule a partition adds inside a container carries this comment, so a heal finds them.
 PARTITION_TAG = "reviewlab-partition"
@@ -140,11 +142,13 @@ class ComposeRuntime(Runtime):
             )
 
     def images(self) -> set[str]:
-        return {composefile.image_of(node) for node in self.topology.nodes.values()}
+        nodes = self.topology.nodes.values()
+        return {composefile.image_of(node) for node in nodes if kinds.of(node).runs}
 
     def launch(self, say: Say) -> None:
         self.preflight()
-        say(f"starting {len(self.topology.nodes)} containers with {' '.join(self.compose[:2])}")
+        count = sum(1 for node in self.topology.nodes.values() if kinds.of(node).runs)
+        say(f"starting {count} containers with {' '.join(self.compose[:2])}")
         result = subprocess.run([*self.compose, "up", "-d"], check=False)
         if result.returncode != 0:
             raise LabFailed(
@@ -153,6 +157,17 @@ class ComposeRuntime(Runtime):
             )
         # `up` returns once the init service has made the secrets: the host keeps a copy.
         self.fetch_secrets()
+        self._publish_vip(say)
+
+    def _publish_vip(self, say: Say) -> None:
+        """The machine's vIP address, forwarded to the floating address on the bridge."""
+        vip, gateway = self.topology.vip, self.topology.lab.runtime.gateway
+        assert gateway is not None and vip.ceiling_port is not None
+        ports = [vip.port, vip.ceiling_port]
+        publish.publish(vip.host_address, ports, vip.address, gateway)
+        say(
+            f"  the vIP: {vip.host_address}:{vip.port} on this machine, {vip.address} on the bridge"
+        )
 
     def wait_provisioned(self, say: Say, timeout: float) -> None:
         """Wait for the one-shot provisioning service, then copy the secrets to the host."""
@@ -192,11 +207,13 @@ class ComposeRuntime(Runtime):
         if not docker_available():
             return
         say("stopping every container (Compose down; named volumes keep the data)")
+        publish.unpublish()
         subprocess.run([*self.compose, "down", "--remove-orphans"], check=False)
 
     def wipe(self, say: Say) -> None:
         if not docker_available():
             return
+        publish.unpublish()
         subprocess.run([*self.compose, "down", "--volumes", "--remove-orphans"], check=False)
         say(f"removed the Compose lab's containers and volumes (project {self.project})")
 
@@ -356,18 +373,35 @@ class ComposeRuntime(Runtime):
 
     def apply_lb_mode(self, mode: LbMode) -> bool:
         if not self.on_host:
-            return lbswitch.apply(self.topology, self.node_paths(), mode)
-        # The lb container renders, checks and reloads its own nginx: `reviewlab lb set` there.
-        lb = self.topology.one("lb").name
+            own = self.node(os.environ[NODE_ENV])
+            return lbswitch.apply(self.topology, self.node_paths(), mode, [own])
+        # Each lb container renders, checks and reloads its own nginx: `reviewlab lb set` there.
         argv = ["reviewlab", "lb", "set", "--layer", mode.layer, "--algorithm", mode.algorithm]
         argv += ["--drain", ",".join(mode.drained) or "none"]
-        done = subprocess.run(
-            self.exec_command(lb, argv), capture_output=True, text=True, timeout=60, check=False
-        )
-        if done.returncode != 0:
-            detail = (done.stderr or done.stdout).strip().removeprefix("reviewlab lb set: ")
-            raise SwitchFailed(detail or f"`reviewlab lb set` failed in {self.container(lb)}")
-        return done.stdout.strip().endswith(lbswitch.RELOADED)
+        changed = False
+        for lb in self.topology.load_balancers():
+            done = subprocess.run(
+                self.exec_command(lb.name, argv),
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            if done.returncode != 0:
+                detail = (done.stderr or done.stdout).strip().removeprefix("reviewlab lb set: ")
+                where = self.container(lb.name)
+                raise SwitchFailed(detail or f"`reviewlab lb set` failed in {where}")
+            changed |= done.stdout.strip().endswith(lbswitch.RELOADED)
+        return changed
+
+    def vip_holder(self) -> str | None:
+        shown = {}
+        for lb in self.topology.load_balancers():
+            found = self._docker(
+                "exec", self.container(lb.name), "ip", "-4", "-o", "addr", check=False
+            )
+            shown[lb.name] = found.stdout if found.returncode == 0 else ""
+        return vrrp_pair.holder_in(shown, self.topology.vip.address)
 
     def read_node_file(self, name: str, path: str) -> str | None:
         if not self.on_host:

@@ -1,7 +1,9 @@
-"""Switch the vIP's mode where its files are: write the config, let nginx check it, reload.
+"""Switch the vIP's mode where its files are: write each load balancer's config, let nginx
+check it, reload. Both members always serve the same mode, so a failover changes nothing a
+client can see but the member's name.
 
-The native runtime runs this on the machine; the Compose runtime runs it inside the lb
-container (`reviewlab lb set` there), where the node's config, pid and log files live.
+The native runtime runs this on the machine for every member; the Compose runtime runs it
+inside each lb container (`reviewlab lb set` there), where the member's own files live.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from reviewlab_common.topology import Topology
+from reviewlab_common.topology import Node, Topology
 
 from reviewlab_lab import loadbalancer
 from reviewlab_lab.files import templates, write_if_changed
@@ -30,9 +32,9 @@ def save_mode(paths: LabPaths, mode: loadbalancer.LbMode) -> None:
         handle.write(loadbalancer.mode_text(mode))
 
 
-def check_config(topology: Topology, paths: LabPaths, conf: Path) -> str | None:
-    """nginx's own verdict on a config file, as the lab user; None when it is valid."""
-    prefix = paths.data(topology.one("lb").name)
+def check_config(topology: Topology, paths: LabPaths, member: Node, conf: Path) -> str | None:
+    """nginx's own verdict on MEMBER's config file, as the lab user; None when it is valid."""
+    prefix = paths.data(member.name)
     argv = [loadbalancer.NGINX, "-t", "-q", "-p", str(prefix), "-c", str(conf), "-e", "stderr"]
     result = subprocess.run(
         as_run_user(topology, argv), capture_output=True, text=True, check=False
@@ -40,18 +42,17 @@ def check_config(topology: Topology, paths: LabPaths, conf: Path) -> str | None:
     return None if result.returncode == 0 else (result.stderr or result.stdout).strip()
 
 
-def reload(topology: Topology, paths: LabPaths, timeout: float = 10.0) -> None:
-    """SIGHUP nginx; wait until the new worker runs and the old one stopped accepting."""
-    lb = topology.one("lb")
-    log = loadbalancer.error_log(paths)
+def reload(paths: LabPaths, lb: Node, timeout: float = 10.0) -> None:
+    """SIGHUP LB's nginx; wait until the new worker runs and the old one stopped accepting."""
+    log = loadbalancer.error_log(paths, lb)
     offset = log.stat().st_size if log.exists() else 0
     pid_file = paths.node_run(lb.name) / "nginx.pid"
     try:
         os.kill(int(pid_file.read_text()), signal.SIGHUP)
     except (FileNotFoundError, ValueError, ProcessLookupError) as exc:
         raise SwitchFailed(
-            f"the load balancer is not running ({pid_file}: {exc}); the new config was saved "
-            "and applies at the next `reviewlab up`"
+            f"load balancer {lb.name} is not running ({pid_file}: {exc}); the new config was "
+            "saved and applies when it starts"
         ) from exc
     limit = time.monotonic() + timeout
     while time.monotonic() < limit:
@@ -71,22 +72,33 @@ def reload(topology: Topology, paths: LabPaths, timeout: float = 10.0) -> None:
     raise SwitchFailed(f"nginx did not start new workers within {timeout:.0f} s; see {log}")
 
 
-def apply(topology: Topology, paths: LabPaths, mode: loadbalancer.LbMode) -> bool:
-    """Render MODE, check it with nginx, then reload gracefully; report whether it changed."""
-    conf = paths.conf / loadbalancer.CONFIG_NAME
-    previous = conf.read_text() if conf.exists() else None
+def apply(
+    topology: Topology, paths: LabPaths, mode: loadbalancer.LbMode, members: list[Node]
+) -> bool:
+    """Render MODE for every one of MEMBERS, check each with nginx, then reload them
+    gracefully; report whether anything changed. One refused config changes no member."""
     old_mode = loadbalancer.current_mode(paths)
-    text = loadbalancer.render_config(topology, paths, templates(), mode)
-    if not write_if_changed(conf, text):
-        save_mode(paths, mode)
-        return False
-    problem = check_config(topology, paths, conf)
-    if problem is not None:
-        if previous is not None:
-            conf.write_text(previous)
-        raise SwitchFailed(
-            f"nginx rejected the config for {mode}; the vIP keeps serving {old_mode}.\n{problem}"
-        )
+    jinja = templates()
+    texts = {m.name: loadbalancer.render_config(topology, paths, jinja, m, mode) for m in members}
+    previous: dict[str, str | None] = {}
+    changed: list[Node] = []
+    for member in members:
+        conf = loadbalancer.config_path(paths, member)
+        previous[member.name] = conf.read_text() if conf.exists() else None
+        if write_if_changed(conf, texts[member.name]):
+            changed.append(member)
+    for member in changed:
+        problem = check_config(topology, paths, member, loadbalancer.config_path(paths, member))
+        if problem is not None:
+            for back in changed:
+                old = previous[back.name]
+                if old is not None:
+                    loadbalancer.config_path(paths, back).write_text(old)
+            raise SwitchFailed(
+                f"nginx rejected the config for {mode}; the vIP keeps serving {old_mode}.\n"
+                f"{problem}"
+            )
     save_mode(paths, mode)
-    reload(topology, paths)
-    return True
+    for member in changed:
+        reload(paths, member)
+    return bool(changed)

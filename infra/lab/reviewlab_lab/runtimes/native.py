@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -19,6 +20,8 @@ from reviewlab_lab.procs import Supervisor, postmaster_pid, run_user_ids, stop_o
 from reviewlab_lab.render import Program, Renderer
 from reviewlab_lab.runtimes import lbswitch
 from reviewlab_lab.runtimes.base import NodeProcess, Runtime, Say
+from reviewlab_lab.vrrp import pair as vrrp_pair
+from reviewlab_lab.vrrp import segment
 
 
 def own_data_dir(topology: Topology, paths: LabPaths) -> None:
@@ -38,8 +41,11 @@ def own_data_dir(topology: Topology, paths: LabPaths) -> None:
     paths.faults.chmod(0o755)
 
 
-def supervisor_config(paths: LabPaths, programs: list[Program]) -> str:
-    """The supervisord config that runs every node of the lab."""
+def supervisor_config(
+    paths: LabPaths, programs: list[Program], run_user: pwd.struct_passwd | None = None
+) -> str:
+    """The supervisord config that runs every node of the lab. With RUN_USER (supervisord runs
+    as root), every program but the privileged ones runs as that user."""
     lines = [
         "; Review Lab's process supervisor: rendered by `reviewlab up` from infra/topology.toml.",
         "[unix_http_server]",
@@ -58,7 +64,13 @@ def supervisor_config(paths: LabPaths, programs: list[Program]) -> str:
     ]
     for program in programs:
         node = program.node
-        env = ",".join(f'{k}="{v}"' for k, v in sorted(program.environment.items()))
+        environment = dict(program.environment)
+        as_user = run_user is not None and not program.privileged
+        if as_user:
+            assert run_user is not None
+            home = {"HOME": run_user.pw_dir, "USER": run_user.pw_name, "LOGNAME": run_user.pw_name}
+            environment = home | environment
+        env = ",".join(f'{k}="{v}"' for k, v in sorted(environment.items()))
         lines += [
             f"[program:{node.name}]",
             f"command={program.command}",
@@ -77,6 +89,9 @@ def supervisor_config(paths: LabPaths, programs: list[Program]) -> str:
             "stdout_logfile_maxbytes=20MB",
             "stdout_logfile_backups=2",
         ]
+        if as_user:
+            assert run_user is not None
+            lines.append(f"user={run_user.pw_name}")
         if env:
             lines.append(f"environment={env}")
     return "\n".join(lines) + "\n"
@@ -102,12 +117,16 @@ class NativeRuntime(Runtime):
         renderer = Renderer(self.topology, self.paths)
         programs = []
         for node in self.topology.nodes.values():
+            if not kinds.of(node).runs:
+                continue
             renderer.prepare(node)
             renderer.render(node)
             programs.append(renderer.program(node))
+        run_user = pwd.getpwnam(renderer.install.run_user) if os.geteuid() == 0 else None
         conf_changed = write_if_changed(
-            self.paths.supervisor_conf, supervisor_config(self.paths, programs)
+            self.paths.supervisor_conf, supervisor_config(self.paths, programs, run_user)
         )
+        self._ensure_segment(say)
         own_data_dir(self.topology, self.paths)
         if not self.supervisor.running():
             say(f"starting {len(programs)} nodes under supervisord ({self.paths.supervisor_conf})")
@@ -136,6 +155,23 @@ class NativeRuntime(Runtime):
             self.supervisor.shutdown()
         for pid in stop_orphan_postmasters(self.topology, self.paths):
             say(f"  stopped a Postgres postmaster that outlived Patroni (pid {pid})")
+        vip_segment = vrrp_pair.native_segment(self.topology)
+        if segment.exists(vip_segment):
+            segment.remove(vip_segment)
+            say(f"  removed the vIP's bridge {vip_segment.bridge} and the members' namespaces")
+
+    def _ensure_segment(self, say: Say) -> None:
+        """The bridge and namespaces the load balancers run in, before they start."""
+        vip_segment = vrrp_pair.native_segment(self.topology)
+        if segment.exists(vip_segment):
+            return
+        segment.create(vip_segment)
+        names = ", ".join(m.name for m in vip_segment.members)
+        say(f"made the vIP's bridge {vip_segment.bridge}: a network namespace for each of {names}")
+
+    def vip_holder(self) -> str | None:
+        vip_segment = vrrp_pair.native_segment(self.topology)
+        return segment.holder(vip_segment) if segment.exists(vip_segment) else None
 
     def wipe(self, say: Say) -> None:
         for folder in (self.paths.root / "data", self.paths.conf, self.paths.run, self.paths.logs):
@@ -232,7 +268,7 @@ class NativeRuntime(Runtime):
         return netcut.active()
 
     def apply_lb_mode(self, mode: LbMode) -> bool:
-        return lbswitch.apply(self.topology, self.paths, mode)
+        return lbswitch.apply(self.topology, self.paths, mode, self.topology.load_balancers())
 
     def log_command(self, name: str, lines: int, follow: bool) -> list[str]:
         path = self.paths.log(name)
