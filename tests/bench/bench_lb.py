@@ -49,7 +49,7 @@ def table(results: list[Result], ceiling: Result) -> str:
 
 def run(topology: Topology, duration: int, connections: int, path: str) -> None:
     runtime = runtimes.of(topology)
-    lb = topology.one("lb")
+    lb = topology.vip
     results = []
     for layer in ("l7", "l4"):
         for algorithm in loadbalancer.ALGORITHMS:

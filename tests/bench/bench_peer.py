@@ -34,7 +34,7 @@ LIFETIME_S = 300
 
 
 def peer_url(topology: Topology) -> str:
-    lb = topology.one("lb")
+    lb = topology.vip
     return f"http://{lb.host_address}:{lb.ceiling_port}{loadbalancer.PEER_PATH}"
 
 

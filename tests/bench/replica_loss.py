@@ -71,7 +71,7 @@ def main() -> None:
         n for n, r in roles.items() if r != "leader"
     ]
     victim = replicas[0]
-    lb = topology.one("lb")
+    lb = topology.vip
     runtime = runtimes.of(topology)
     stop, reads = threading.Event(), []  # type: ignore[var-annotated]
     start = time.monotonic()

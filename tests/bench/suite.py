@@ -207,7 +207,7 @@ def live_stage_means(
 
 
 def measure(topology: Topology, duration: int, connections: int) -> tuple[list[Figure], str]:
-    lb = topology.one("lb")
+    lb = topology.vip
     vip = topology.nodes[topology.services["www"]].host_url
     edge = topology.nodes[topology.services["cdn"]]
     token = tokens.issue(lab_secrets.load(topology).token_secret, LOADTEST_USER)

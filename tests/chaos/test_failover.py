@@ -143,3 +143,24 @@ def test_a_primary_lost_during_a_move_leaves_the_map_on_a_complete_copy(
     assert all(v and v["buckets_checked"] == len(move["buckets"]) for v in move["verified"])
     assert move["map_restored"] and runner.placement(topology) == before
     assert_whole_again(report, nodes)
+
+
+def test_a_killed_vip_holder_hands_the_address_over_and_fails_no_read_after_one_retry(
+    topology: Topology, nodes: Nodes
+) -> None:
+    report = run(topology, "lb-kill")
+    members = {m.name for m in topology.load_balancers()}
+    assert report["target"] in members
+    assert report["timings"]["vip_moved_s"] is not None, report["events"]
+    # A look may also catch a moment when no member answers on the address (node "").
+    moved = [e for e in report["events"] if e["kind"] == "vip" and e["node"]]
+    # The standby took it; the killed member came back as the standby and did not take it
+    # back (nopreempt): the address moved exactly once.
+    (standby,) = members - {report["target"]}
+    assert [e["node"] for e in moved] == [standby], moved
+    assert report["writes"]["lost"] == 0 and report["writes"]["duplicates"] == 0
+    for cluster, seen in report["clusters"].items():
+        assert seen["reads_ok"] > 0, cluster
+        assert seen["reads_failed"] == 0, (cluster, seen)
+    assert goals_met(report) == []
+    assert_whole_again(report, nodes)

@@ -46,7 +46,8 @@ def test_every_prometheus_target_is_up(topology: Topology, prometheus: str) -> N
     assert set(found) == wanted
     assert down == {}
     # An exporter's target speaks for the node it watches.
-    assert found["lb-exporter"]["labels"]["node"] == "lb"
+    assert found["lb-1-exporter"]["labels"]["node"] == "lb-1"
+    assert found["lb-2-exporter"]["labels"]["node"] == "lb-2"
     assert found["redis-exporter"]["labels"]["node"] == "redis"
 
 
@@ -56,7 +57,7 @@ def test_every_exporter_reads_its_node(topology: Topology, prometheus: str) -> N
     )
     values = {r["metric"]["node"]: float(r["value"][1]) for r in reply.json()["data"]["result"]}
     watched = {n.watches for n in topology.nodes.values() if n.watches is not None}
-    assert {"lb", "edge-1", "redis", "dns"} <= watched
+    assert {"lb-1", "lb-2", "edge-1", "redis", "dns"} <= watched
     assert values == dict.fromkeys(watched, 1.0)
 
 

@@ -44,7 +44,11 @@ def test_every_node_is_ready_in_status_json(topology: Topology) -> None:
         lambda: all_ready(topology), within=60, every=1.0, what="every node ready in status"
     )
     assert sorted(e["name"] for e in entries) == sorted(topology.nodes)
-    for entry in entries:
+    # The vIP is an address, not a process: held by one of its members, with no pid.
+    (vip,) = [e for e in entries if e["name"] == topology.vip.name]
+    assert (vip["state"], vip["pid"], vip["address"]) == ("held", None, topology.vip.address)
+    assert vip["role"] in {f"held by {m}" for m in topology.vip.members}, vip
+    for entry in (e for e in entries if e["name"] != topology.vip.name):
         assert set(entry) >= STATUS_FIELDS, entry
         node = topology.nodes[entry["name"]]
         assert (entry["kind"], entry["address"], entry["port"]) == (

@@ -224,7 +224,11 @@ def render_config(
     check_drain(topology, mode.drained)
     if not limits.unlimited_sources:
         # The machine's own load generators (wrk, locust) are exempt, as a shop exempts its own.
-        limits = replace(limits, unlimited_sources=(topology.lab.runtime.machine_address,))
+        # Natively the machine reaches a member from its own address on the vIP's bridge.
+        runtime = topology.lab.runtime
+        bridge_side = runtime.options.get("vrrp_gateway") if runtime.name == "native" else None
+        sources = (runtime.machine_address, *([bridge_side] if bridge_side else []))
+        limits = replace(limits, unlimited_sources=tuple(sources))
     return jinja.get_template("lb.conf.j2").render(
         node=node,
         vip=topology.vip,

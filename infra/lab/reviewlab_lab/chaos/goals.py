@@ -106,6 +106,21 @@ def p99_goal(
     )
 
 
+def longest_wait_goal(outcomes: list[Outcome], limit_s: float, window: tuple[float, float]) -> Goal:
+    """The longest a reader waited for an answer (its retry included) in WINDOW."""
+    reads = _window(outcomes, "read", *window)
+    worst = max((o.latency for o in reads), default=None)
+    retried = sum(o.retried for o in reads)
+    return Goal(
+        "longest wait for a read's answer, the retry included",
+        f"<= {limit_s:.0f} s",
+        "-" if worst is None else f"{worst:.2f} s ({retried} reads retried)",
+        worst is not None and worst <= limit_s,
+        None if worst is None else round(worst, 3),
+        limit_s,
+    )
+
+
 def evaluate(
     scenario: str,
     outcomes: list[Outcome],
@@ -140,6 +155,17 @@ def evaluate(
             throughput_goal(outcomes, "read", 0.8, baseline, impact),
             p99_goal(outcomes, "read", 250, after_grace),
             throughput_goal(outcomes, "write", 0.9, baseline, impact),
+        ]
+    elif scenario == "lb-kill":
+        found += [
+            Goal(
+                "failed reads after the client's one retry",
+                "0",
+                str(failed_reads),
+                failed_reads == 0,
+                failed_reads,
+            ),
+            longest_wait_goal(outcomes, 3.0, impact),
         ]
     elif scenario in ("web-kill", "edge-kill", "lb-switch", "primary-loss-during-move"):
         found.append(Goal("failed reads", "0", str(failed_reads), failed_reads == 0, failed_reads))

@@ -43,6 +43,8 @@ class Outcome:
     review_id: int | None = None
     key: str = ""
     error: str = ""
+    # A read the client sent a second time after it got no answer (Load.read_retry_s).
+    retried: bool = False
 
 
 @dataclass
@@ -53,6 +55,9 @@ class Load:
     writers: int
     readers: int
     photos: bool = False
+    # A reader that gets no answer at all (refused, reset, timed out) sends the read once
+    # more this long after, as a client of a floating vIP does; None: it never does.
+    read_retry_s: float | None = None
     started: float = field(default_factory=time.monotonic)
     outcomes: list[Outcome] = field(default_factory=list)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
@@ -154,18 +159,24 @@ class Load:
                 path = f"/api/products/{product}" + ("" if catalog else "/reviews?limit=5")
                 shard = "catalog" if catalog else self.shard_of[product]
                 begun = time.monotonic()
-                status, error = 0, ""
-                try:
-                    reply = http.get(path)
-                    status = reply.status_code
-                    error = "" if status == 200 else reply.text[:200]
-                except httpx.HTTPError as exc:
-                    error = f"{type(exc).__name__}: {exc}"[:200]
+                (code, error), retried = self._get(http, path), False
+                if code == 0 and self.read_retry_s is not None:
+                    self._stop.wait(self.read_retry_s)
+                    (code, error), retried = self._get(http, path), True
                 outcome = Outcome(
-                    self.now(), "read", shard, status == 200, status, time.monotonic() - begun
+                    self.now(), "read", shard, code == 200, code, time.monotonic() - begun
                 )
-                self._record(outcome if not error else _with_error(outcome, error))
+                self._record(replace(outcome, error=error, retried=retried))
                 self._stop.wait(PACE_S)
+
+    @staticmethod
+    def _get(http: httpx.Client, path: str) -> tuple[int, str]:
+        """One GET: its status (0 when no answer came) and what went wrong, if anything."""
+        try:
+            reply = http.get(path)
+        except httpx.HTTPError as exc:
+            return 0, f"{type(exc).__name__}: {exc}"[:200]
+        return reply.status_code, "" if reply.status_code == 200 else reply.text[:200]
 
     def _photo_loop(self, number: int) -> None:
         from reviewlab_lab import photos
@@ -222,7 +233,3 @@ class Load:
     def snapshot(self) -> list[Outcome]:
         with self._lock:
             return list(self.outcomes)
-
-
-def _with_error(outcome: Outcome, error: str) -> Outcome:
-    return replace(outcome, error=error)

@@ -12,14 +12,16 @@ from reviewlab_lab.chaos.watch import Look
 from reviewlab_lab.errors import LabFailed
 from reviewlab_lab.runtimes.base import Runtime
 
-# What a target must be: a kind of node, or a Postgres member in a role.
+# What a target must be: a kind of node, or a Postgres member in a role, or the load
+# balancer that holds the vIP now.
 PRIMARY, REPLICA = "primary", "replica"
+HOLDER = "vip-holder"
 
 
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    target: str  # a node kind, or PRIMARY / REPLICA (a Postgres member in that role)
+    target: str  # a node kind, PRIMARY / REPLICA (a Postgres member in that role), or HOLDER
     fault: str  # kill (restarts by itself), hold (down until restored), partition, switch
     duration: float  # seconds the fault lasts (hold, partition, switch)
     about: str
@@ -146,6 +148,18 @@ SCENARIOS = {
             goal="0 failed API requests",
         ),
         Scenario(
+            "lb-kill",
+            HOLDER,
+            "kill",
+            0,
+            "SIGKILL the load balancer that holds the vIP: its nginx and its keepalived at "
+            "once, no goodbye advert. The standby misses three adverts (0.75 s) and takes the "
+            "address; clients retry a read that failed once, 1.5 s later. The runtime restarts "
+            "the killed member, which comes back as the standby (nopreempt): the address does "
+            "not move a second time. Watch the vIP move in the events.",
+            goal="0 failed reads after the client's one retry, no read waiting over 3 s",
+        ),
+        Scenario(
             "lb-switch",
             "lb",
             "switch",
@@ -186,6 +200,13 @@ def pick_target(topology: Topology, chosen: Scenario, look: Look, asked: str | N
                     f"{role or 'a ' + node.kind + ' node'}; "
                     f"{chosen.target} nodes now: {', '.join(fits)}"
                 )
+        elif chosen.target == HOLDER:
+            if node.kind != "lb":
+                listed = ", ".join(n.name for n in topology.load_balancers())
+                raise TopologyError(
+                    f"{chosen.name} needs a load balancer; {asked} is a {node.kind} node; "
+                    f"choose one of: {listed} (without --target: the one holding the vIP)"
+                )
         elif node.kind != chosen.target:
             fits = [n.name for n in topology.of_kind(chosen.target)]
             raise TopologyError(
@@ -193,6 +214,10 @@ def pick_target(topology: Topology, chosen: Scenario, look: Look, asked: str | N
                 f"choose one of: {', '.join(fits)}"
             )
         return asked
+    if chosen.target == HOLDER:
+        if look.vip_holder is None:
+            raise LabFailed("no load balancer holds the vIP right now: is the lab up?")
+        return look.vip_holder
     if chosen.target in (PRIMARY, REPLICA):
         members = look.clusters.get(chosen.default_cluster, {})
         if not members:

@@ -20,6 +20,7 @@ from reviewlab_common import dns as lab_dns
 from reviewlab_common import httpclient
 from reviewlab_common.topology import Cluster, Node, Topology
 
+from reviewlab_lab import kinds
 from reviewlab_lab.runtimes.base import Runtime
 
 POLL_S = 0.5
@@ -45,6 +46,8 @@ class Look:
     dns_replicas: dict[str, list[str]] = field(default_factory=dict)
     # Read replicas some web server's router has ejected now -> the web servers that did.
     ejected: dict[str, list[str]] = field(default_factory=dict)
+    # The load balancer holding the vIP (None while none does).
+    vip_holder: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class Event:
     at: float  # seconds since the fault (negative before it)
     what: str
     # fault, detected, promoted, dns, dns_dropped, dns_back, rejoined, caught_up, node, web,
-    # restored
+    # vip, restored
     kind: str
     node: str = ""
 
@@ -163,8 +166,11 @@ class Watcher:
             clusters={c.name: v for c, v in zip(clusters, views, strict=True)},
             dns_primary={c.name: n for c, n in zip(clusters, names, strict=True)},
             nodes={
-                n: processes[n].state if n in processes else "stopped" for n in self.topology.nodes
+                n.name: processes[n.name].state if n.name in processes else "stopped"
+                for n in self.topology.nodes.values()
+                if kinds.of(n).runs
             },
+            vip_holder=self.runtime.vip_holder(),
             webs_ready={w.name: r for w, r in zip(webs, probes, strict=True)},
             dns_replicas={c.name: r for c, r in zip(clusters, replicas, strict=True)},
             ejected=_by_member(webs, list(ejections)),
@@ -223,6 +229,10 @@ def changes(before: Look, now: Look) -> list[tuple[str, str, str]]:
             found.append(
                 (f"{member} ejected by the read router of {', '.join(webs)}", "ejected", member)
             )
+    if now.vip_holder != before.vip_holder:
+        holder = now.vip_holder or ""
+        what = f"the vIP moved to {holder}" if holder else "no load balancer holds the vIP"
+        found.append((what, "vip", holder))
     for web, ok in now.webs_ready.items():
         if before.webs_ready.get(web) != ok:
             found.append((f"{web} {'back behind' if ok else 'out of'} the vIP", "web", web))

@@ -6,7 +6,8 @@ import abc
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from reviewlab_common import faults
+import httpx
+from reviewlab_common import faults, httpclient
 from reviewlab_common.topology import Node, Topology
 
 from reviewlab_lab import kinds, loadbalancer
@@ -177,9 +178,17 @@ class Runtime(abc.ABC):
             self.read_node_file(lb, loadbalancer.mode_file(self.node_paths()))
         )
 
-    @abc.abstractmethod
     def vip_holder(self) -> str | None:
-        """The load balancer whose interface holds the vIP now; None while no member does."""
+        """The load balancer answering on the vIP now, by its own word (the ceiling server's
+        /lab-mode names its member); None while none answers. What a client meets, whichever
+        interface still carries the address."""
+        vip = self.topology.vip
+        try:
+            reply = httpclient.get(f"http://{vip.address}:{vip.ceiling_port}/lab-mode", timeout=1.0)
+            member = str(reply.json()["member"]) if reply.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return None
+        return member if member in vip.members else None
 
     @abc.abstractmethod
     def apply_lb_mode(self, mode: loadbalancer.LbMode) -> bool:

@@ -36,7 +36,6 @@ from reviewlab_lab.runtimes.base import (
     Say,
     SwitchFailed,
 )
-from reviewlab_lab.vrrp import pair as vrrp_pair
 from reviewlab_lab.vrrp import publish
 
 # Every rule a partition adds inside a container carries this comment, so a heal finds them.
@@ -393,15 +392,6 @@ class ComposeRuntime(Runtime):
                 raise SwitchFailed(detail or f"`reviewlab lb set` failed in {where}")
             changed |= done.stdout.strip().endswith(lbswitch.RELOADED)
         return changed
-
-    def vip_holder(self) -> str | None:
-        shown = {}
-        for lb in self.topology.load_balancers():
-            found = self._docker(
-                "exec", self.container(lb.name), "ip", "-4", "-o", "addr", check=False
-            )
-            shown[lb.name] = found.stdout if found.returncode == 0 else ""
-        return vrrp_pair.holder_in(shown, self.topology.vip.address)
 
     def read_node_file(self, name: str, path: str) -> str | None:
         if not self.on_host:

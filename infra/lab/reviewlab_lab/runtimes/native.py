@@ -169,10 +169,6 @@ class NativeRuntime(Runtime):
         names = ", ".join(m.name for m in vip_segment.members)
         say(f"made the vIP's bridge {vip_segment.bridge}: a network namespace for each of {names}")
 
-    def vip_holder(self) -> str | None:
-        vip_segment = vrrp_pair.native_segment(self.topology)
-        return segment.holder(vip_segment) if segment.exists(vip_segment) else None
-
     def wipe(self, say: Say) -> None:
         for folder in (self.paths.root / "data", self.paths.conf, self.paths.run, self.paths.logs):
             shutil.rmtree(folder, ignore_errors=True)

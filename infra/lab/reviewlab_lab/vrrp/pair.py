@@ -66,8 +66,3 @@ def keepalived_argv(paths: LabPaths, member: Node) -> list[str]:
         KEEPALIVED, "-n", "-l", "-D", "-f", str(keepalived_conf(paths, member)),
         "-p", str(run / "keepalived.pid"), "-r", str(run / "vrrp.pid"),
     ]  # fmt: skip
-
-
-def holder_in(addresses: dict[str, str], vip: str) -> str | None:
-    """The member whose `ip -4 -o addr` output (ADDRESSES, by member) shows the vIP."""
-    return next((name for name, shown in addresses.items() if f" {vip}/" in shown), None)
