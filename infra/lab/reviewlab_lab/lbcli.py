@@ -60,6 +60,10 @@ def run(topology: Topology, args: argparse.Namespace) -> None:
     mode = runtime.lb_mode()
     if args.lb_command == "show":
         print(describe(topology, mode))
+        vip, holder = topology.vip, runtime.vip_holder()
+        others = ", ".join(m for m in vip.members if m != holder)
+        held = f"held by {holder}, standby {others}" if holder else "no member answers on it"
+        print(f"  the vIP {vip.host_address}:{vip.port}: {held}")
         return
     if args.lb_command == "stats":
         if args.since is not None and not args.since > 0:

@@ -375,7 +375,8 @@ class Renderer:
         if self.topology.lab.runtime.name == "native":
             ns = vrrp_pair.native_segment(self.topology).member(node.name).namespace
             command = f"/usr/sbin/ip netns exec {ns} {command}"
-        return Program(node, command, privileged=True)
+        # The member stops its two in order (the address first): the signal goes to it alone.
+        return Program(node, command, stop_seconds=20, stop_as_group=False, privileged=True)
 
     @program_maker("edge")
     def _edge_nginx(self, node: Node) -> Program:
