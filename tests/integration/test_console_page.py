@@ -98,7 +98,8 @@ def test_a_switch_to_least_conn_shows_on_the_page(nodes: Any, page: Browser) -> 
     try:
         page.wait_for(
             "document.querySelector('#lb-mode').textContent.includes('least_conn') && "
-            "document.querySelector('#node-lb').dataset.role.includes('least_conn') && "
+            "document.querySelector('#node-lb-1').dataset.role.includes('least_conn') && "
+            "document.querySelector('#node-lb-2').dataset.role.includes('least_conn') && "
             "document.querySelector('#events').textContent.includes('→ l7 least_conn')",
             within=10,
             what="the vIP's new algorithm on the page and in the feed",

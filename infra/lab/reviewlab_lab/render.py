@@ -368,9 +368,11 @@ class Renderer:
         moves addresses, nginx drops to the lab user. Natively, in the member's namespace."""
         nginx = self._nginx(node, loadbalancer.config_path(self.paths, node)).command
         ka = shlex.join(vrrp_pair.keepalived_argv(self.paths, node))
+        stale = " ".join(f"--stale {f}" for f in vrrp_pair.keepalived_pid_files(self.paths, node))
         command = (
             f"{self.install.bin}/python -m reviewlab_lab.vrrp.member --user "
-            f"{self.install.run_user} --nginx {shlex.quote(nginx)} --keepalived {shlex.quote(ka)}"
+            f"{self.install.run_user} --nginx {shlex.quote(nginx)} --keepalived {shlex.quote(ka)} "
+            f"{stale}"
         )
         if self.topology.lab.runtime.name == "native":
             ns = vrrp_pair.native_segment(self.topology).member(node.name).namespace

@@ -182,8 +182,10 @@ def timings(events: list[Event], target: str, cluster: str | None) -> dict[str, 
         "dns_replicas_dropped_s": first(events, "dns_dropped", node=target),
         "dns_replicas_back_s": first(events, "dns_back", node=target),
         "role_changes": sum(e.kind in ("promoted", "demoted") for e in events if e.at >= 0),
-        # The vIP moved to another load balancer (seen by the watcher, every 0.5 s).
-        "vip_moved_s": first(events, "vip"),
+        # Another load balancer answered on the vIP (the watcher looks every 0.5 s).
+        "vip_moved_s": next(
+            (e.at for e in events if e.kind == "vip" and e.node and e.at >= 0), None
+        ),
     }
     if cluster:
         found["promote_s"] = first(events, "promoted", cluster=cluster)

@@ -16,6 +16,8 @@ the standard library: it runs before anything else.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import pwd
 import shlex
 import signal
@@ -45,7 +47,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--user", help="the user nginx runs as (keepalived stays root)")
     parser.add_argument("--nginx", required=True)
     parser.add_argument("--keepalived", required=True)
+    parser.add_argument(
+        "--stale",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a pid file of keepalived's to remove first: one left by a killed member names a "
+        "process that may not be reaped yet, and keepalived would refuse to start",
+    )
     args = parser.parse_args(argv)
+    for stale in args.stale:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(stale)
     stopping = False
 
     def on_stop(signum: int, frame: FrameType | None) -> None:

@@ -59,10 +59,14 @@ def keepalived_conf(paths: LabPaths, member: Node) -> Path:
     return paths.conf / f"{member.name}.keepalived.conf"
 
 
+def keepalived_pid_files(paths: LabPaths, member: Node) -> list[Path]:
+    """keepalived's own pid file and its VRRP child's."""
+    run = paths.node_run(member.name)
+    return [run / "keepalived.pid", run / "vrrp.pid"]
+
+
 def keepalived_argv(paths: LabPaths, member: Node) -> list[str]:
     """keepalived in the foreground, logging to its stderr (the member's log)."""
-    run = paths.node_run(member.name)
-    return [
-        KEEPALIVED, "-n", "-l", "-D", "-f", str(keepalived_conf(paths, member)),
-        "-p", str(run / "keepalived.pid"), "-r", str(run / "vrrp.pid"),
-    ]  # fmt: skip
+    own, vrrp = keepalived_pid_files(paths, member)
+    conf = str(keepalived_conf(paths, member))
+    return [KEEPALIVED, "-n", "-l", "-D", "-f", conf, "-p", str(own), "-r", str(vrrp)]
