@@ -129,6 +129,23 @@ def _compose(topology: Topology, args: argparse.Namespace) -> None:
         print(f"{COMPOSE_FILE} {state} ({len(topology.nodes)} nodes)")
 
 
+def _k8s(topology: Topology, args: argparse.Namespace) -> None:
+    from reviewlab_lab import k8sfiles
+    from reviewlab_lab.k8sfiles import K8S_DIR
+    from reviewlab_lab.paths import REPO
+
+    if args.k8s_command == "generate":
+        if args.check:
+            stale = k8sfiles.stale_reason()
+            if stale:
+                raise TopologyError(stale)
+            print(f"{K8S_DIR.relative_to(REPO)}/ matches the topology")
+            return
+        changed = k8sfiles.generate()
+        state = f"written: {', '.join(changed)}" if changed else "unchanged"
+        print(f"{K8S_DIR} {state} ({len(topology.nodes)} nodes)")
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="reviewlab", description=__doc__)
     root.add_argument(
@@ -186,6 +203,10 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compose", help="the Compose file, generated from the topology")
     compose_sub = p.add_subparsers(dest="compose_command", required=True)
     p = compose_sub.add_parser("generate", help="write docker-compose.yml from the topology")
+    p.add_argument("--check", action="store_true", help="only say whether it is up to date")
+    p = sub.add_parser("k8s", help="Kubernetes manifests, generated from the topology (not run)")
+    k8s_sub = p.add_subparsers(dest="k8s_command", required=True)
+    p = k8s_sub.add_parser("generate", help="write deploy/k8s/ from the topology")
     p.add_argument("--check", action="store_true", help="only say whether it is up to date")
     p = sub.add_parser("docs", help="the README's node table, generated from the topology")
     docs_sub = p.add_subparsers(dest="docs_command", required=True)
@@ -282,6 +303,8 @@ def _dispatch(topology: Topology, args: argparse.Namespace) -> None:
             _fault(topology, args)
         case "compose":
             _compose(topology, args)
+        case "k8s":
+            _k8s(topology, args)
         case "docs":
             from reviewlab_lab import nodetable
 

@@ -40,6 +40,7 @@ class KindSpec:
     after: tuple[str, ...] = ()  # kinds whose nodes must be ready before it starts (Compose)
     published: tuple[str, ...] = ()  # "tcp" and/or "udp": its port is published on the machine
     publishes_ceiling: bool = False  # its ceiling_port is published too
+    udp_ports: tuple[str, ...] = ()  # its port fields that listen on UDP (the others: TCP)
     start_period_s: int = 30  # Compose's grace before failed health checks count
     stop_grace: str | None = None  # Compose's wait before SIGKILL on stop
     faults: tuple[str, ...] = ()  # of FAULTS
@@ -294,6 +295,7 @@ KINDS: dict[str, KindSpec] = {
             role="console",
             needs_provisioning=True,
             published=("tcp",),
+            udp_ports=("stats_port",),  # the edges' syslog lines (reviewlab_console.edgelog)
         ),
         # Zipkin (docs/tracing.md): spans in memory, bounded; its UI is published on the machine.
         # Nothing waits for it: a service whose spans find no store drops them, never a request.
