@@ -77,11 +77,12 @@ def test_a_killed_catalog_replica_costs_about_a_second_and_the_report_says_so(
     assert any(g["what"].startswith("read p99") for g in report["goals"])
     assert correctness_missed(report) == [], report["goals"]
     assert figures_measured(report) == [], report["goals"]
-    target = report["target"]
     # The DNS node's watch dropped the dead replica from replicas.catalog, and put it back.
     assert report["timings"]["dns_replicas_dropped_s"] is not None, report["events"]
     assert report["timings"]["dns_replicas_back_s"] is not None, report["events"]
-    assert target in report["final"]["dns_replicas"]["catalog"]
+    # Listed again: full redundancy (below) needs every replica in replicas.<cluster> for 3 s
+    # in a row. The run's very last look may catch the watch dropping a replica that lags
+    # under the load again, so it is not asked here.
     assert_whole_again(report, nodes)
 
 

@@ -30,7 +30,7 @@ SAMPLE = 30
 # is 6,400 req/s (natively here), less on a slower path (Docker's bridge, a busy machine).
 CORES_AT_REFERENCE = 0.2
 REFERENCE_RPS = 6400.0
-MIN_CORES, MAX_CORES = 0.04, 0.2
+MIN_CORES, MAX_CORES = 0.02, 0.2
 # Then one budgeted server is measured: if every server at that rate would bring the pool
 # above this share of the unbudgeted throughput, the budget shrinks to fit under it (the
 # path's ceiling, not the servers, would decide the last rows otherwise).
