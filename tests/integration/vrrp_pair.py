@@ -4,6 +4,7 @@ bridge (reviewlab_lab.vrrp). Its addresses are ones the topology does not use.""
 
 from __future__ import annotations
 
+import abc
 import ipaddress
 import os
 import signal
@@ -39,22 +40,22 @@ def native_topology() -> Topology:
     return lab_topology.load(runtime="native")
 
 
-class Pair:
+class Pair(abc.ABC):
     """What a test asks of a pair, however its members run: who holds the address, what a
     member's keepalived said, and the waits built on them."""
 
     names = ("lb-a", "lb-b")
     url = ""
 
-    def holder(self) -> str | None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def holder(self) -> str | None: ...
 
-    def log(self, name: str) -> str:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def log(self, name: str) -> str: ...
 
+    @abc.abstractmethod
     def kill(self, name: str) -> None:
         """Member NAME dies whole: its nginx and its keepalived, with no goodbye advert."""
-        raise NotImplementedError
 
     def wait_for_standby(self, name: str, seconds: float) -> bool:
         """Until member NAME's health check has passed: only then may it take the address."""

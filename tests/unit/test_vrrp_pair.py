@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from reviewlab_common.topology import load
-from reviewlab_lab import install
+from reviewlab_lab import composefile, install
 from reviewlab_lab.paths import LabPaths
 from reviewlab_lab.render import Renderer
 from reviewlab_lab.vrrp import keepalived, pair, publish, segment
@@ -68,6 +68,9 @@ def test_a_member_is_one_root_process_running_nginx_and_keepalived(runtime: str)
 
 
 def test_the_compose_vip_is_forwarded_from_the_machine_and_answered_from_the_gateway() -> None:
+    # The ports forwarded are the ones the vIP's kind says are published.
+    vip = load(runtime="compose").vip
+    assert composefile.published_ports(vip) == [vip.port, vip.ceiling_port] == [8080, 8081]
     output, postrouting = publish.rules("127.0.0.10", [8080, 8081], "172.30.0.10", "172.30.0.254")
     assert output[:2] == ["OUTPUT", "-d"] and "127.0.0.10/32" in output
     assert output[-3:] == ["DNAT", "--to-destination", "172.30.0.10"]

@@ -113,16 +113,20 @@ def _node(topology: Topology, args: argparse.Namespace) -> None:
     print(f"{args.node}: {args.action} done; watch it with `reviewlab status`")
 
 
+def _fresh_or_fail(stale: str | None, generated: str) -> None:
+    """`generate --check` of a file made from the topology: why it is stale, or that it is not."""
+    if stale:
+        raise TopologyError(stale)
+    print(f"{generated} matches the topology")
+
+
 def _compose(topology: Topology, args: argparse.Namespace) -> None:
     from reviewlab_lab import composefile
     from reviewlab_lab.composefile import COMPOSE_FILE
 
     if args.compose_command == "generate":
         if args.check:
-            stale = composefile.stale_reason()
-            if stale:
-                raise TopologyError(stale)
-            print(f"{COMPOSE_FILE.name} matches the topology")
+            _fresh_or_fail(composefile.stale_reason(), COMPOSE_FILE.name)
             return
         changed = composefile.generate()
         state = "written" if changed else "unchanged"
@@ -136,10 +140,7 @@ def _k8s(topology: Topology, args: argparse.Namespace) -> None:
 
     if args.k8s_command == "generate":
         if args.check:
-            stale = k8sfiles.stale_reason()
-            if stale:
-                raise TopologyError(stale)
-            print(f"{K8S_DIR.relative_to(REPO)}/ matches the topology")
+            _fresh_or_fail(k8sfiles.stale_reason(), f"{K8S_DIR.relative_to(REPO)}/")
             return
         changed = k8sfiles.generate()
         state = f"written: {', '.join(changed)}" if changed else "unchanged"

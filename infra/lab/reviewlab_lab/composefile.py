@@ -124,13 +124,22 @@ def healthcheck(topology: Topology, node: Node) -> list[str]:
     ]
 
 
+def published_ports(node: Node) -> list[int]:
+    """The ports of NODE the machine reaches on its native address (KindSpec.published)."""
+    spec = kinds.of(node)
+    if not spec.published:
+        return []
+    ceiling = [node.ceiling_port] if spec.publishes_ceiling and node.ceiling_port else []
+    return [node.port, *ceiling]
+
+
 def _published(node: Node) -> list[str]:
     """The machine reaches the vIP, the edge and the DNS on their native addresses."""
     spec = kinds.of(node)
     if not spec.published:
         return []
     at = node.host_address
-    ports = [node.port] + ([node.ceiling_port] if spec.publishes_ceiling else [])
+    ports = published_ports(node)
     # One protocol (TCP) needs no suffix; a port published for both names each.
     suffixes = [f"/{p}" for p in spec.published] if len(spec.published) > 1 else [""]
     return [f"{at}:{port}:{port}{suffix}" for port in ports for suffix in suffixes if port]

@@ -14,6 +14,7 @@ from reviewlab_common import consistency, images
 from reviewlab_common.topology import Node, Topology
 
 from reviewlab_lab.paths import LabPaths
+from reviewlab_lab.vrrp import pair as vrrp_pair
 
 LAYERS = ("l4", "l7")
 # The same directives exist in nginx's http and stream upstreams.
@@ -226,8 +227,9 @@ def render_config(
         # The machine's own load generators (wrk, locust) are exempt, as a shop exempts its own.
         # Natively the machine reaches a member from its own address on the vIP's bridge.
         runtime = topology.lab.runtime
-        bridge_side = runtime.options.get("vrrp_gateway") if runtime.name == "native" else None
-        sources = (runtime.machine_address, *([bridge_side] if bridge_side else []))
+        sources = [runtime.machine_address]
+        if runtime.name == "native":
+            sources.append(vrrp_pair.native_segment(topology).gateway)
         limits = replace(limits, unlimited_sources=tuple(sources))
     return jinja.get_template("lb.conf.j2").render(
         node=node,

@@ -161,8 +161,9 @@ class ComposeRuntime(Runtime):
     def _publish_vip(self, say: Say) -> None:
         """The machine's vIP address, forwarded to the floating address on the bridge."""
         vip, gateway = self.topology.vip, self.topology.lab.runtime.gateway
-        assert gateway is not None and vip.ceiling_port is not None
-        ports = [vip.port, vip.ceiling_port]
+        assert gateway is not None
+        # The ports Compose would publish, were the vIP one container's.
+        ports = composefile.published_ports(vip)
         publish.publish(vip.host_address, ports, vip.address, gateway)
         say(
             f"  the vIP: {vip.host_address}:{vip.port} on this machine, {vip.address} on the bridge"
