@@ -6,15 +6,16 @@ beside a bare FastAPI peer behind the same nginx (bench_peer.py),
 (c) a hot product listing, uncached and through the vIP's micro-cache, (d) a CDN HIT beside
 nginx serving the same bytes from disk, (e) 100 concurrent cold requests for one new cutout
 and the origin fetches they caused, (f) POST to cutout ready with 10 shoppers, (g) the
-worker's stages beside raw inference. The goals of issues 10 and 18 are reported, never
-asserted.
-The parts stay runnable alone: bench_lb.py, bench_flow.py, bench_worker.py.
+worker's stages beside raw inference, (h) the vIP pair's failover over five kills of the
+holder. The goals are reported, never asserted.
+The parts stay runnable alone: bench_lb.py, bench_flow.py, bench_worker.py, vip_failover.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,7 +38,7 @@ from reviewlab_lab import edgestats, install, loadbalancer, runtimes
 from reviewlab_lab.paths import REPO
 from reviewlab_worker.segmentation import STAGES, PortraitSegmenter
 
-from tests.bench import bench_flow, bench_lb, bench_peer, bench_worker
+from tests.bench import bench_flow, bench_lb, bench_peer, bench_worker, vip_failover
 
 LOADTEST_USER = 5
 LISTING_PRODUCT = 7
@@ -391,8 +392,32 @@ def main(argv: list[str] | None = None) -> int:
     runtime.apply_lb_mode(loadbalancer.LbMode("l7", mode.algorithm))
     try:
         figures, detail = measure(topology, args.duration, args.connections)
+        progress(f"(h) the vIP pair: {vip_failover.KILLS} kills of the holder under reads")
+        kills = vip_failover.measure(topology)
     finally:
         runtime.apply_lb_mode(mode)
+    figures.append(
+        Figure(
+            f"(h) vIP failover: the holder SIGKILLed {len(kills)} times under "
+            f"{vip_failover.CLIENTS} readers",
+            vip_failover.summary(kills),
+            "",
+            "≤ 3 s, 0 failed after the retry",
+            verdict(
+                statistics.median(k.moved_s for k in kills) <= 3
+                and not sum(k.failed_after_retry for k in kills)
+            ),
+        )
+    )
+    detail += (
+        "(h) each kill: "
+        + "; ".join(
+            f"{k.killed} → {k.took_over} {k.moved_s:.2f} s, {k.failed_first} of {k.reads} reads "
+            f"failed once, {k.failed_after_retry} after the retry"
+            for k in kills
+        )
+        + "\n"
+    )
     text = markdown(figures, detail, args.duration, args.connections)
     if args.out.exists() and KEPT in (previous := args.out.read_text()):
         text += "\n" + previous[previous.index(KEPT) :]

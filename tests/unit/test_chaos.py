@@ -86,6 +86,51 @@ def test_a_partition_cuts_a_member_from_etcd_and_its_peers(topology: Topology) -
     assert "reviews-1a" not in peers
 
 
+def test_a_partitioned_load_balancer_is_cut_from_its_peer_only(topology: Topology) -> None:
+    members = [m.name for m in topology.load_balancers()]
+    assert scenarios.peers_of(topology, members[0]) == members[1:]
+    assert scenarios.scenario("lb-partition").target == scenarios.HOLDER
+
+
+def test_two_members_carrying_the_vip_is_a_split_brain_event_and_a_timing() -> None:
+    from reviewlab_lab.chaos.watch import Event
+
+    one = Look(0.0, {}, {}, {}, {}, vip_holder="lb-1", vip_carriers=["lb-1"])
+    two = Look(0.5, {}, {}, {}, {}, vip_holder="lb-2", vip_carriers=["lb-1", "lb-2"])
+    assert ("lb-1 and lb-2 carry the vIP at once: split brain", "carriers", "lb-1,lb-2") in (
+        changes(one, two)
+    )
+    assert ("only lb-1 carries the vIP", "carriers", "lb-1") in changes(two, one)
+    events = [
+        Event(-1.0, "", "carriers", "lb-1"),
+        Event(1.2, "", "carriers", "lb-1,lb-2"),
+        Event(11.7, "", "carriers", "lb-1"),
+    ]
+    assert report.split_brain(events) == {"split_brain_s": 1.2, "split_brain_for_s": 10.5}
+    assert report.split_brain(events[:2]) == {"split_brain_s": 1.2, "split_brain_for_s": None}
+    assert report.split_brain([]) == {"split_brain_s": None, "split_brain_for_s": None}
+
+
+def test_a_pair_goal_wants_one_member_carrying_the_vip_at_the_end() -> None:
+    from reviewlab_lab.chaos import goals
+
+    writes = {"lost": 0, "acknowledged": 10, "duplicates": 0}
+    outcomes = _steady(50, 0.03, 0, 10)
+    clusters = {"catalog": {"reads_failed": 0}}
+    window = {"baseline": (1.0, 4.0), "impact": (4.0, 8.0)}
+
+    def carried(carriers: list[str]) -> goals.Goal:
+        found = goals.evaluate(
+            "lb-partition", outcomes, writes, clusters, **window, vip_carriers=carriers
+        )
+        return next(g for g in found if g.what == "members carrying the vIP at the end")
+
+    assert carried(["lb-1"]).met
+    both = carried(["lb-1", "lb-2"])
+    assert not both.met and both.measured == "lb-1, lb-2"
+    assert not carried([]).met
+
+
 def test_the_live_view_fits_80x24_and_shows_the_dns_records_and_real_states() -> None:
     from reviewlab_lab.chaos import view
     from reviewlab_lab.chaos.load import Outcome

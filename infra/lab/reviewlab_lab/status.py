@@ -38,7 +38,11 @@ def _patroni_members(topology: Topology) -> dict[str, dict[str, Any]]:
 
 
 def _role(
-    node: Node, members: dict[str, dict[str, Any]], runtime: Runtime, holder: str | None
+    node: Node,
+    members: dict[str, dict[str, Any]],
+    runtime: Runtime,
+    holder: str | None,
+    carriers: list[str],
 ) -> tuple[str, int | None]:
     if node.kind == "postgres":
         member = members.get(node.name)
@@ -54,9 +58,13 @@ def _role(
         mode = runtime.lb_mode()
         drained = f", drained {','.join(mode.drained)}" if mode.drained else ""
         duty = "active" if holder == node.name else "standby"
+        if duty == "standby" and node.name in carriers:
+            duty = "split brain: carries the vIP unreached,"
         return f"{duty} {mode.layer} {mode.algorithm}{drained}", None
     if node.kind == "vip":
-        return f"held by {holder}" if holder else "held by no member", None
+        others = [c for c in carriers if c != holder]
+        also = f"; {', '.join(others)} carries it too (split brain)" if others else ""
+        return (f"held by {holder}" if holder else "held by no member") + also, None
     if node.kind == "web":
         return "+".join(node.roles), None
     return kinds.of(node).role or node.kind, None
@@ -68,14 +76,14 @@ def collect(topology: Topology) -> list[NodeStatus]:
     runtime = runtimes.of(topology)
     processes = runtime.processes()
     members = _patroni_members(topology)
-    holder = runtime.vip_holder()
+    holder, carriers = runtime.vip_holder(), runtime.vip_carriers()
     nodes = list(topology.nodes.values())
     with ThreadPoolExecutor(max_workers=8) as pool:
         probes = list(pool.map(lambda n: ready.probe(topology, n), nodes))
     result = []
     for node, probe in zip(nodes, probes, strict=True):
         info = processes.get(node.name)
-        role, lag = _role(node, members, runtime, holder)
+        role, lag = _role(node, members, runtime, holder, carriers)
         # The vIP runs nothing: it is held, or it is not.
         process_state = info.state if info else "stopped"
         if not kinds.of(node).runs:

@@ -129,8 +129,10 @@ def evaluate(
     *,
     baseline: tuple[float, float],
     impact: tuple[float, float],
+    vip_carriers: list[str] | None = None,
 ) -> list[Goal]:
-    """The goals of SCENARIO, measured; IMPACT is from the fault to full redundancy."""
+    """The goals of SCENARIO, measured; IMPACT is from the fault to full redundancy;
+    VIP_CARRIERS, the load balancers carrying the vIP at the run's end."""
     found = [
         Goal(
             "acknowledged writes lost",
@@ -156,7 +158,8 @@ def evaluate(
             p99_goal(outcomes, "read", 250, after_grace),
             throughput_goal(outcomes, "write", 0.9, baseline, impact),
         ]
-    elif scenario == "lb-kill":
+    elif scenario in ("lb-kill", "lb-partition"):
+        carriers = vip_carriers or []
         found += [
             Goal(
                 "failed reads after the client's one retry",
@@ -167,6 +170,13 @@ def evaluate(
             ),
             # Every read that ended after the fault: a retried one ends well past the kill.
             longest_wait_goal(outcomes, 3.0, (impact[0], float("inf"))),
+            Goal(
+                "members carrying the vIP at the end",
+                "1",
+                ", ".join(carriers) or "none",
+                len(carriers) == 1,
+                len(carriers),
+            ),
         ]
     elif scenario in ("web-kill", "edge-kill", "lb-switch", "primary-loss-during-move"):
         found.append(Goal("failed reads", "0", str(failed_reads), failed_reads == 0, failed_reads))

@@ -186,6 +186,7 @@ def timings(events: list[Event], target: str, cluster: str | None) -> dict[str, 
         "vip_moved_s": next(
             (e.at for e in events if e.kind == "vip" and e.node and e.at >= 0), None
         ),
+        **split_brain(events),
     }
     if cluster:
         found["promote_s"] = first(events, "promoted", cluster=cluster)
@@ -193,6 +194,20 @@ def timings(events: list[Event], target: str, cluster: str | None) -> dict[str, 
         rejoined = [e.at for e in events if e.node == target and e.kind == "rejoined" and e.at >= 0]
         found["rejoined_s"] = rejoined[-1] if rejoined else None
     return found
+
+
+def split_brain(events: list[Event]) -> dict[str, float | None]:
+    """When two load balancers first carried the vIP at once, and for how long (until one
+    alone did); None where it did not happen."""
+    carried = [(e.at, len(e.node.split(",")) if e.node else 0) for e in events
+               if e.kind == "carriers" and e.at >= 0]  # fmt: skip
+    began = next((at for at, count in carried if count > 1), None)
+    ended = next((at for at, count in carried if began is not None and at > began and count == 1),
+                 None)  # fmt: skip
+    return {
+        "split_brain_s": began,
+        "split_brain_for_s": None if began is None or ended is None else round(ended - began, 2),
+    }
 
 
 def lb_retries(topology: Topology, since_epoch: float) -> int | None:

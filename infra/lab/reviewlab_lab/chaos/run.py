@@ -117,7 +117,7 @@ class Steady:
 def recovered(look: Look | None, topology: Topology, target: str, after: float) -> bool:
     """Full redundancy, seen after AFTER: every node runs, every cluster has one primary the
     DNS names, a synchronous standby, every replica streaming with no lag and listed under
-    replicas.<cluster>; a load balancer holds the vIP; every web server answers."""
+    replicas.<cluster>; one load balancer alone holds the vIP; every web server answers."""
     if look is None or look.at <= after:
         return False
     if any(state != "running" for state in look.nodes.values()):
@@ -139,7 +139,9 @@ def recovered(look: Look | None, topology: Topology, target: str, after: float) 
         sync = any(m.role == "sync_standby" for m in members.values())
         if topology.clusters[cluster].synchronous_mode and not sync:
             return False
-    return look.vip_holder is not None and all(look.webs_ready.values())
+    # One load balancer answers on the vIP, and it alone carries it (no split brain left).
+    one_holder = look.vip_holder is not None and look.vip_carriers == [look.vip_holder]
+    return one_holder and all(look.webs_ready.values())
 
 
 def execute(topology: Topology, options: Options, say: Callable[[str], None]) -> dict[str, Any]:
@@ -314,6 +316,7 @@ def _execute(
                 clusters,
                 baseline=(min(1.0, marks["fault"] / 2), marks["fault"]),
                 impact=(marks["fault"], max(marks["restored"], marks["fault"] + 1.0)),
+                vip_carriers=watcher.latest.vip_carriers if watcher.latest else None,
             )
         ),
         "series": [asdict(s) for s in goals.series(load.outcomes, marks["fault"], end_t)],

@@ -160,6 +160,21 @@ SCENARIOS = {
             goal="0 failed reads after the client's one retry, no read waiting over 3 s",
         ),
         Scenario(
+            "lb-partition",
+            HOLDER,
+            "partition",
+            10,
+            "Cut the load balancer that holds the vIP off from its peer while both keep "
+            "running and clients still reach both. Each stops hearing the other's adverts: "
+            "the standby takes the address as if the holder were dead, and the holder keeps "
+            "it. Two members carry the vIP (split brain); the machine sends to the one that "
+            "announced it last. Both forward to the same web servers, so a stateless pair "
+            "loses nothing but the connections that land on the wrong side. When the cut "
+            "heals, the two masters hear each other and the higher priority keeps the "
+            "address (nopreempt only holds a standby back): it may move a second time.",
+            goal="0 failed reads after the client's one retry, one member carries the vIP after",
+        ),
+        Scenario(
             "lb-switch",
             "lb",
             "switch",
@@ -247,8 +262,11 @@ def pick_target(topology: Topology, chosen: Scenario, look: Look, asked: str | N
 
 
 def peers_of(topology: Topology, name: str) -> list[str]:
-    """Who a partitioned node is cut off from: etcd and the other members of its cluster."""
+    """Who a partitioned node is cut off from: etcd and the other members of its cluster; for
+    a load balancer, the other members of the vIP's pair."""
     node = topology.nodes[name]
+    if node.kind == "lb":
+        return [m.name for m in topology.load_balancers() if m.name != name]
     others = [m.name for m in topology.clusters[node.cluster].members] if node.cluster else []
     return [n.name for n in topology.of_kind("etcd")] + [n for n in others if n != name]
 

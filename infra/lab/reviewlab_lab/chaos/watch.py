@@ -46,8 +46,10 @@ class Look:
     dns_replicas: dict[str, list[str]] = field(default_factory=dict)
     # Read replicas some web server's router has ejected now -> the web servers that did.
     ejected: dict[str, list[str]] = field(default_factory=dict)
-    # The load balancer holding the vIP (None while none does).
+    # The load balancer answering on the vIP (None while none does).
     vip_holder: str | None = None
+    # The load balancers whose interface carries the address (two: split brain).
+    vip_carriers: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class Event:
     at: float  # seconds since the fault (negative before it)
     what: str
     # fault, detected, promoted, dns, dns_dropped, dns_back, rejoined, caught_up, node, web,
-    # vip, restored
+    # vip, carriers (the members carrying the vIP, comma-separated in node), restored
     kind: str
     node: str = ""
 
@@ -171,6 +173,7 @@ class Watcher:
                 if kinds.of(n).runs
             },
             vip_holder=self.runtime.vip_holder(),
+            vip_carriers=self.runtime.vip_carriers(),
             webs_ready={w.name: r for w, r in zip(webs, probes, strict=True)},
             dns_replicas={c.name: r for c, r in zip(clusters, replicas, strict=True)},
             ejected=_by_member(webs, list(ejections)),
@@ -233,6 +236,13 @@ def changes(before: Look, now: Look) -> list[tuple[str, str, str]]:
         holder = now.vip_holder or ""
         what = f"the vIP moved to {holder}" if holder else "no load balancer holds the vIP"
         found.append((what, "vip", holder))
+    if now.vip_carriers != before.vip_carriers:
+        carriers = now.vip_carriers
+        what = {
+            0: "no load balancer carries the vIP",
+            1: f"only {carriers[0]} carries the vIP",
+        }.get(len(carriers), f"{' and '.join(carriers)} carry the vIP at once: split brain")
+        found.append((what, "carriers", ",".join(carriers)))
     for web, ok in now.webs_ready.items():
         if before.webs_ready.get(web) != ok:
             found.append((f"{web} {'back behind' if ok else 'out of'} the vIP", "web", web))

@@ -178,6 +178,11 @@ class Runtime(abc.ABC):
             self.read_node_file(lb, loadbalancer.mode_file(self.node_paths()))
         )
 
+    @abc.abstractmethod
+    def vip_carriers(self) -> list[str]:
+        """The load balancers whose interface carries the vIP now, in the topology's order:
+        one while the pair agrees, two in a split brain, none between holders."""
+
     def vip_holder(self) -> str | None:
         """The load balancer answering on the vIP now, by its own word (the ceiling server's
         /lab-mode names its member); None while none answers. What a client meets, whichever

@@ -22,7 +22,7 @@ from reviewlab_common import faults
 from reviewlab_common import secrets as lab_secrets
 from reviewlab_common.topology import Topology, TopologyError, load
 
-from reviewlab_lab import composefile, kinds
+from reviewlab_lab import composefile, kinds, netcut
 from reviewlab_lab.composefile import COMPOSE_FILE, CONTAINER_SECRETS, INIT, NETWORK, PROVISION
 from reviewlab_lab.errors import LabFailed
 from reviewlab_lab.loadbalancer import LbMode
@@ -38,8 +38,9 @@ from reviewlab_lab.runtimes.base import (
 )
 from reviewlab_lab.vrrp import publish
 
-# Every rule a partition adds inside a container carries this comment, so a heal finds them.
-PARTITION_TAG = "reviewlab-partition"
+# Every rule a partition adds inside a container carries the partitions' comment, so a heal
+# finds them.
+PARTITION_TAG = netcut.RULE_TAG
 # Docker's states in which a container has its network namespace.
 RUNNING = ("running", "paused", "restarting")
 DOCKER_HINT = (
@@ -320,6 +321,20 @@ class ComposeRuntime(Runtime):
 
     def partitioned(self) -> bool:
         return bool(self._cuts(list(self.topology.nodes)))
+
+    def vip_carriers(self) -> list[str]:
+        vip = self.topology.vip.address
+        found = []
+        processes = self.processes()
+        for member in self.topology.load_balancers():
+            process = processes.get(member.name)
+            if process is None or process.pid is None or process.state not in RUNNING:
+                continue
+            argv = ["nsenter", "--target", str(process.pid), "--net", "ip", "-4", "-o", "addr"]
+            shown = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+            if f" {vip}/" in shown.stdout:
+                found.append(member.name)
+        return found
 
     def log_command(self, name: str, lines: int, follow: bool) -> list[str]:
         return [

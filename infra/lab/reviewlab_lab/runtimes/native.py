@@ -240,6 +240,10 @@ class NativeRuntime(Runtime):
         return process.pid if process else None
 
     def partition(self, name: str, peers: list[str]) -> None:
+        if self.node(name).kind == "lb":
+            # A member lives in a namespace of its own: the cut is there, on its peers' addresses.
+            segment.cut(vrrp_pair.native_segment(self.topology), name, peers)
+            return
         # Loopback traffic all leaves from 127.0.0.1: the cut follows processes, not addresses.
         from reviewlab_lab import netcut
 
@@ -257,11 +261,20 @@ class NativeRuntime(Runtime):
         from reviewlab_lab import netcut
 
         netcut.heal()
+        vip_segment = vrrp_pair.native_segment(self.topology)
+        if segment.exists(vip_segment):
+            segment.heal(vip_segment)
 
     def partitioned(self) -> bool:
         from reviewlab_lab import netcut
 
-        return netcut.active()
+        vip_segment = vrrp_pair.native_segment(self.topology)
+        cut_members = segment.exists(vip_segment) and bool(segment.cut_members(vip_segment))
+        return netcut.active() or cut_members
+
+    def vip_carriers(self) -> list[str]:
+        vip_segment = vrrp_pair.native_segment(self.topology)
+        return segment.carriers(vip_segment) if segment.exists(vip_segment) else []
 
     def apply_lb_mode(self, mode: LbMode) -> bool:
         return lbswitch.apply(self.topology, self.paths, mode, self.topology.load_balancers())

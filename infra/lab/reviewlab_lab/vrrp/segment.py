@@ -26,6 +26,9 @@ from dataclasses import dataclass
 
 from reviewlab_lab.errors import LabFailed
 
+# A partition between members (chaos lb-partition) is tagged as every other partition.
+from reviewlab_lab.netcut import RULE_TAG as CUT_TAG
+
 # Every iptables rule a segment adds carries this comment, so a teardown finds it.
 RULE_TAG = "reviewlab-vrrp"
 # The member's interface inside its namespace: keepalived's `interface`.
@@ -148,13 +151,62 @@ def remove(segment: Segment) -> None:
             pass
 
 
-def holder(segment: Segment) -> str | None:
-    """The member whose interface holds the vIP now, if any."""
+def carriers(segment: Segment) -> list[str]:
+    """The members whose interface carries the vIP now: one while the pair agrees, two while
+    a partition lets each believe the other dead (split brain), none between holders."""
+    found = []
     for member in segment.members:
         shown = _run(
             ["ip", "-n", member.namespace, "-4", "-o", "addr", "show", "dev", MEMBER_INTERFACE],
             check=False,
         ).stdout
         if f" {segment.vip}/" in shown:
-            return member.name
-    return None
+            found.append(member.name)
+    return found
+
+
+def holder(segment: Segment) -> str | None:
+    """The first member whose interface holds the vIP now, if any."""
+    return next(iter(carriers(segment)), None)
+
+
+def _cut_rules(peer: str) -> list[list[str]]:
+    tag = ["-m", "comment", "--comment", CUT_TAG, "-j", "DROP"]
+    return [["INPUT", "-s", peer, *tag], ["OUTPUT", "-d", peer, *tag]]
+
+
+def cut(segment: Segment, name: str, peers: list[str]) -> None:
+    """Cut member NAME off from the members PEERS (their adverts and all), both ways, inside
+    its own namespace; the machine, and so every client, still reaches it."""
+    for peer in peers:
+        address = segment.member(peer).address
+        for rule in _cut_rules(address):
+            _run(segment.in_namespace(name, ["iptables", "-w", "-I", *rule]))
+
+
+def _cuts(segment: Segment) -> dict[str, list[list[str]]]:
+    """The cut rules in place, by member, as `iptables -D` arguments."""
+    found: dict[str, list[list[str]]] = {}
+    for member in segment.members:
+        listed = _run(
+            segment.in_namespace(member.name, ["iptables", "-w", "-S"]), check=False
+        ).stdout
+        for line in listed.splitlines():
+            if CUT_TAG in line and line.startswith("-A "):
+                rule = [word.strip('"') for word in line.split()[1:]]
+                found.setdefault(member.name, []).append(rule)
+    return found
+
+
+def heal(segment: Segment) -> list[str]:
+    """Remove every cut of the segment's members; return the members that were cut."""
+    found = _cuts(segment)
+    for name, rules in found.items():
+        for rule in rules:
+            _run(segment.in_namespace(name, ["iptables", "-w", "-D", *rule]), check=False)
+    return sorted(found)
+
+
+def cut_members(segment: Segment) -> list[str]:
+    """The members that have a cut in place now."""
+    return sorted(_cuts(segment))
