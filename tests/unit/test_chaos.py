@@ -101,6 +101,9 @@ def test_two_members_carrying_the_vip_is_a_split_brain_event_and_a_timing() -> N
         changes(one, two)
     )
     assert ("only lb-1 carries the vIP", "carriers", "lb-1") in changes(two, one)
+    # A killed member's container takes its copy along: for a moment nobody carries it.
+    none = Look(1.0, {}, {}, {}, {}, vip_holder=None, vip_carriers=[])
+    assert ("no load balancer carries the vIP", "carriers", "") in changes(one, none)
     events = [
         Event(-1.0, "", "carriers", "lb-1"),
         Event(1.2, "", "carriers", "lb-1,lb-2"),

@@ -21,6 +21,7 @@ from reviewlab_lab import install as lab_install
 from reviewlab_lab import kinds
 from reviewlab_lab.paths import REPO
 from reviewlab_lab.runtimes.base import NODE_ENV
+from reviewlab_lab.vrrp import segment
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
 
@@ -173,9 +174,11 @@ def _node_service(topology: Topology, node: Node) -> dict[str, Any]:
     }
     if kinds.of(node).privileged:
         # keepalived adds and removes the vIP on the container's interface; nginx itself drops
-        # to the lab user (reviewlab_lab.vrrp.member).
+        # to the lab user (reviewlab_lab.vrrp.member). The vIP's quiet copy on the loopback
+        # answers no ARP (segment.QUIET_ARP).
         service["user"] = "root"
         service["cap_add"] = ["NET_ADMIN"]
+        service["sysctls"] = dict(segment.QUIET_ARP)
     published = _published(node)
     if published:
         service["ports"] = published

@@ -372,7 +372,7 @@ class Renderer:
         command = (
             f"{self.install.bin}/python -m reviewlab_lab.vrrp.member --user "
             f"{self.install.run_user} --nginx {shlex.quote(nginx)} --keepalived {shlex.quote(ka)} "
-            f"{stale}"
+            f"--quiet-vip {self.topology.vip.address} {stale}"
         )
         if self.topology.lab.runtime.name == "native":
             ns = vrrp_pair.native_segment(self.topology).member(node.name).namespace

@@ -58,9 +58,9 @@ def _role(
         mode = runtime.lb_mode()
         drained = f", drained {','.join(mode.drained)}" if mode.drained else ""
         duty = "active" if holder == node.name else "standby"
-        if duty == "standby" and node.name in carriers:
-            duty = "split brain: carries the vIP unreached,"
-        return f"{duty} {mode.layer} {mode.algorithm}{drained}", None
+        # A standby that carries the address too: cut off from its peer, it took it over.
+        split = ", carries the vIP too" if duty == "standby" and node.name in carriers else ""
+        return f"{duty} {mode.layer} {mode.algorithm}{drained}{split}", None
     if node.kind == "vip":
         others = [c for c in carriers if c != holder]
         also = f"; {', '.join(others)} carries it too (split brain)" if others else ""

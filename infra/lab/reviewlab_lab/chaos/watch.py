@@ -183,12 +183,12 @@ class Watcher:
         while not self._stop.wait(POLL_S):
             try:
                 now = self.look()
+                found = changes(self.latest, now) if self.latest is not None else []
             except Exception as exc:  # a look that failed is not a reason to stop watching
                 self.note(f"could not look at the lab: {exc}", "node")
                 continue
-            if self.latest is not None:
-                for what, kind, node in changes(self.latest, now):
-                    self.note(what, kind, node)
+            for what, kind, node in found:
+                self.note(what, kind, node)
             self.latest = now
 
 
@@ -237,16 +237,19 @@ def changes(before: Look, now: Look) -> list[tuple[str, str, str]]:
         what = f"the vIP moved to {holder}" if holder else "no load balancer holds the vIP"
         found.append((what, "vip", holder))
     if now.vip_carriers != before.vip_carriers:
-        carriers = now.vip_carriers
-        what = {
-            0: "no load balancer carries the vIP",
-            1: f"only {carriers[0]} carries the vIP",
-        }.get(len(carriers), f"{' and '.join(carriers)} carry the vIP at once: split brain")
-        found.append((what, "carriers", ",".join(carriers)))
+        found.append((_carried(now.vip_carriers), "carriers", ",".join(now.vip_carriers)))
     for web, ok in now.webs_ready.items():
         if before.webs_ready.get(web) != ok:
             found.append((f"{web} {'back behind' if ok else 'out of'} the vIP", "web", web))
     return found
+
+
+def _carried(carriers: list[str]) -> str:
+    if not carriers:
+        return "no load balancer carries the vIP"
+    if len(carriers) == 1:
+        return f"only {carriers[0]} carries the vIP"
+    return f"{' and '.join(carriers)} carry the vIP at once: split brain"
 
 
 def _member_changes(

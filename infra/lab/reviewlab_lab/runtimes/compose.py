@@ -36,6 +36,7 @@ from reviewlab_lab.runtimes.base import (
     Say,
     SwitchFailed,
 )
+from reviewlab_lab.vrrp import pair as vrrp_pair
 from reviewlab_lab.vrrp import publish
 
 # Every rule a partition adds inside a container carries the partitions' comment, so a heal
@@ -330,7 +331,10 @@ class ComposeRuntime(Runtime):
             process = processes.get(member.name)
             if process is None or process.pid is None or process.state not in RUNNING:
                 continue
-            argv = ["nsenter", "--target", str(process.pid), "--net", "ip", "-4", "-o", "addr"]
+            # The segment's interface only: every member keeps a quiet copy on its loopback.
+            interface = vrrp_pair.CONTAINER_INTERFACE
+            argv = ["nsenter", "--target", str(process.pid), "--net", "ip", "-4", "-o", "addr",
+                    "show", "dev", interface]  # fmt: skip
             shown = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
             if f" {vip}/" in shown.stdout:
                 found.append(member.name)

@@ -58,6 +58,10 @@ global_defs {{
   script_user root
   enable_script_security
   vrrp_garp_master_repeat 3
+  # A master that hears a lower priority (two masters when a partition heals) announces the
+  # address again, so the machine leaves the member that steps down. No periodic refresh:
+  # in a split brain both would announce and the machine would flap between them.
+  vrrp_garp_lower_prio_repeat 3
 }}
 
 vrrp_script service_answers {{

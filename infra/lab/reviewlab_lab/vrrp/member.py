@@ -8,6 +8,12 @@ sends the standby a priority-0 advert, so the address moves without waiting for 
 check; when keepalived dies, nginx goes too (it would answer nothing: it no longer holds the
 address). Then this process exits non-zero and its supervisor starts the member again.
 
+The member keeps the vIP on its loopback too (`--quiet-vip`), where it answers no ARP
+(arp_ignore): the address the machine sends to is the holder's copy on the segment, but a
+member that loses it (a partition heals and the other keeps it) can still answer, from the
+vIP, the requests it was serving. Without it their answers could not leave (the kernel sends
+from no address it does not have), and their clients would wait for their timeout.
+
 SIGHUP is passed on to both (each re-reads its config). A stop (SIGTERM) gives the address
 up first (keepalived's goodbye advert), then lets nginx finish what it holds (SIGQUIT). Only
 the standard library: it runs before anything else.
@@ -55,7 +61,16 @@ def main(argv: list[str] | None = None) -> int:
         help="a pid file of keepalived's to remove first: one left by a killed member names a "
         "process that may not be reaped yet, and keepalived would refuse to start",
     )
+    parser.add_argument(
+        "--quiet-vip",
+        metavar="ADDRESS",
+        help="the vIP, kept on the loopback so that requests in flight when the address moves "
+        "away can still be answered",
+    )
     args = parser.parse_args(argv)
+    if args.quiet_vip:
+        argv_ip = ["ip", "addr", "replace", f"{args.quiet_vip}/32", "dev", "lo"]
+        subprocess.run(argv_ip, check=True)
     for stale in args.stale:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(stale)

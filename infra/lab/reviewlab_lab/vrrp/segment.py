@@ -33,6 +33,10 @@ from reviewlab_lab.netcut import RULE_TAG as CUT_TAG
 RULE_TAG = "reviewlab-vrrp"
 # The member's interface inside its namespace: keepalived's `interface`.
 MEMBER_INTERFACE = "vrrp0"
+# A member keeps the vIP on its loopback, where it answers no ARP (reviewlab_lab.vrrp.member):
+# it answers ARP only for the addresses of the interface asked on (the holder's copy of the
+# vIP on its segment interface), and asks from that interface's own address.
+QUIET_ARP = {"net.ipv4.conf.all.arp_ignore": "1", "net.ipv4.conf.all.arp_announce": "2"}
 # Linux interface names are at most 15 characters.
 NAME_LIMIT = 15
 
@@ -128,7 +132,8 @@ def _join(segment: Segment, member: Member) -> None:
     inside("ip", "link", "set", "lo", "up")
     inside("ip", "link", "set", MEMBER_INTERFACE, "up")
     inside("sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1",
-           f"net.ipv4.conf.{MEMBER_INTERFACE}.route_localnet=1")  # fmt: skip
+           f"net.ipv4.conf.{MEMBER_INTERFACE}.route_localnet=1",
+           *(f"{key}={value}" for key, value in QUIET_ARP.items()))  # fmt: skip
     inside("ip", "addr", "add", f"{member.address}/32", "dev", MEMBER_INTERFACE)
     # Nothing of 127/8 but the member's own addresses is local here, 127.0.0.1 included: a
     # node at 127.0.0.1 (the DNS, natively) is the machine's, over the bridge.
