@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import ipaddress
-import tomllib
 from typing import Any
 
 import pytest
@@ -12,13 +11,7 @@ import yaml
 from reviewlab_common.topology import parse
 from reviewlab_lab import composefile, dnsrecords, files, kinds, loadbalancer
 from reviewlab_lab.composefile import COMPOSE_FILE
-from reviewlab_lab.paths import TOPOLOGY_PATH, LabPaths
-
-
-@pytest.fixture()
-def document() -> dict[str, Any]:
-    with TOPOLOGY_PATH.open("rb") as handle:
-        return tomllib.load(handle)
+from reviewlab_lab.paths import LabPaths
 
 
 def test_the_committed_compose_file_matches_the_topology() -> None:

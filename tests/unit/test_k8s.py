@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import ipaddress
-import tomllib
 from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,16 +15,9 @@ from reviewlab_common.topology import Topology, parse
 from reviewlab_lab import k8sfiles, k8splan
 from reviewlab_lab.k8sfiles import HEADER, K8S_DIR, KUBERNETES_VERSION, KUSTOMIZATION
 from reviewlab_lab.k8smanifests import NAMESPACE, SECRET_NAME
-from reviewlab_lab.paths import TOPOLOGY_PATH
 
 # A shopper's address: outside the lab, in no pod of its namespace.
 OUTSIDE = "203.0.113.7"
-
-
-@pytest.fixture()
-def document() -> dict[str, Any]:
-    with TOPOLOGY_PATH.open("rb") as handle:
-        return tomllib.load(handle)
 
 
 @pytest.fixture()

@@ -19,6 +19,7 @@ def test_each_entry_is_consistent(spec: kinds.KindSpec) -> None:
     assert set(spec.faults) <= set(kinds.FAULTS)
     assert set(spec.after) <= NODE_KINDS and spec.name not in spec.after
     assert set(spec.published) <= {"tcp", "udp"}
+    assert spec.placement in ("", *kinds.PLACEMENTS)
     # Provisioning waits for what it writes into; what waits for provisioning cannot be that.
     assert not (spec.needs_provisioning and spec.provisioning_needs_it)
 

@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import copy
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 from reviewlab_common.topology import TopologyError, parse
 from reviewlab_lab import kinds, nodetable
-from reviewlab_lab.paths import TOPOLOGY_PATH
-
-
-@pytest.fixture()
-def document() -> dict[str, Any]:
-    with TOPOLOGY_PATH.open("rb") as handle:
-        return tomllib.load(handle)
 
 
 def row_of(table: str, names: str) -> list[str]:

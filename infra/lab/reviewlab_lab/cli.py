@@ -147,6 +147,20 @@ def _k8s(topology: Topology, args: argparse.Namespace) -> None:
         print(f"{K8S_DIR} {state} ({len(topology.nodes)} nodes)")
 
 
+def _swarm(topology: Topology, args: argparse.Namespace) -> None:
+    from reviewlab_lab import swarmfiles
+    from reviewlab_lab.paths import REPO
+    from reviewlab_lab.swarmfiles import STACK_FILE
+
+    if args.swarm_command == "generate":
+        if args.check:
+            _fresh_or_fail(swarmfiles.stale_reason(), str(STACK_FILE.relative_to(REPO)))
+            return
+        changed = swarmfiles.generate()
+        state = "written" if changed else "unchanged"
+        print(f"{STACK_FILE} {state} ({len(topology.nodes)} nodes)")
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="reviewlab", description=__doc__)
     root.add_argument(
@@ -208,6 +222,10 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("k8s", help="Kubernetes manifests, generated from the topology (not run)")
     k8s_sub = p.add_subparsers(dest="k8s_command", required=True)
     p = k8s_sub.add_parser("generate", help="write deploy/k8s/ from the topology")
+    p.add_argument("--check", action="store_true", help="only say whether it is up to date")
+    p = sub.add_parser("swarm", help="a Docker Swarm stack, generated from the topology (not run)")
+    swarm_sub = p.add_subparsers(dest="swarm_command", required=True)
+    p = swarm_sub.add_parser("generate", help="write deploy/swarm-stack.yml from the topology")
     p.add_argument("--check", action="store_true", help="only say whether it is up to date")
     p = sub.add_parser("docs", help="the README's node table, generated from the topology")
     docs_sub = p.add_subparsers(dest="docs_command", required=True)
@@ -306,6 +324,8 @@ def _dispatch(topology: Topology, args: argparse.Namespace) -> None:
             _compose(topology, args)
         case "k8s":
             _k8s(topology, args)
+        case "swarm":
+            _swarm(topology, args)
         case "docs":
             from reviewlab_lab import nodetable
 

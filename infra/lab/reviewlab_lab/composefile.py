@@ -13,17 +13,17 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-import yaml
 from reviewlab_common import topology as lab_topology
 from reviewlab_common.topology import RUNTIME_ENV, Node, Topology, TopologyError
 
+from reviewlab_lab import files, kinds
 from reviewlab_lab import install as lab_install
-from reviewlab_lab import kinds
 from reviewlab_lab.paths import REPO
 from reviewlab_lab.runtimes.base import NODE_ENV
 from reviewlab_lab.vrrp import segment
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
+COMMAND = "reviewlab compose generate"
 
 HEADER = (
     "# Review Lab in containers: generated from infra/topology.toml by\n"
@@ -125,6 +125,17 @@ def healthcheck(topology: Topology, node: Node) -> list[str]:
     ]
 
 
+def health(test: list[str], node: Node) -> dict[str, Any]:
+    """A health check running TEST, in the lab's rhythm and with NODE's kind's grace at start."""
+    return {
+        "test": test,
+        "interval": "5s",
+        "timeout": "3s",
+        "retries": 3,
+        "start_period": f"{kinds.of(node).start_period_s}s",
+    }
+
+
 def published_ports(node: Node) -> list[int]:
     """The ports of NODE the machine reaches on its native address (KindSpec.published)."""
     spec = kinds.of(node)
@@ -186,13 +197,7 @@ def _node_service(topology: Topology, node: Node) -> dict[str, Any]:
     if kinds.of(node).stateful:
         volumes.append(f"{node.name}-data:{CONTAINER_DATA}")
     service["volumes"] = volumes
-    service["healthcheck"] = {
-        "test": healthcheck(topology, node),
-        "interval": "5s",
-        "timeout": "3s",
-        "retries": 3,
-        "start_period": f"{kinds.of(node).start_period_s}s",
-    }
+    service["healthcheck"] = health(healthcheck(topology, node), node)
     service["depends_on"] = _depends_on(topology, node)
     service["restart"] = "unless-stopped"
     grace = kinds.of(node).stop_grace
@@ -256,23 +261,14 @@ def document(topology: Topology) -> dict[str, Any]:
 
 def render(topology: Topology | None = None) -> str:
     topology = topology or lab_topology.load(runtime="compose")
-    body = yaml.safe_dump(document(topology), sort_keys=False, default_flow_style=False, width=100)
-    return HEADER + str(body)
+    return files.generated_yaml(HEADER, [document(topology)])
 
 
 def stale_reason() -> str | None:
     """Why the committed docker-compose.yml does not match the topology, or None."""
-    committed = COMPOSE_FILE.read_text() if COMPOSE_FILE.exists() else ""
-    if committed == render():
-        return None
-    where = COMPOSE_FILE.relative_to(REPO)
-    return f"{where} does not match infra/topology.toml: run `reviewlab compose generate`"
+    return files.stale_reason(COMPOSE_FILE, render(), COMMAND)
 
 
 def generate() -> bool:
     """Write docker-compose.yml; True when it changed."""
-    text = render()
-    if COMPOSE_FILE.exists() and COMPOSE_FILE.read_text() == text:
-        return False
-    COMPOSE_FILE.write_text(text)
-    return True
+    return files.write_if_changed(COMPOSE_FILE, render())

@@ -12,11 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from reviewlab_common import topology as lab_topology
 from reviewlab_common.topology import Topology
 
 from reviewlab_lab import k8saccess, k8smanifests, k8splan, kinds
+from reviewlab_lab.files import generated_yaml
 from reviewlab_lab.k8smanifests import NAMESPACE, meta
 from reviewlab_lab.paths import REPO
 
@@ -34,11 +34,6 @@ HEADER = (
     f"# Checked against Kubernetes {KUBERNETES_VERSION}, never applied by the lab's CI\n"
     "# (docs/kubernetes.md).\n"
 )
-
-
-def _yaml(documents: list[dict[str, Any]]) -> str:
-    body = yaml.safe_dump_all(documents, sort_keys=False, default_flow_style=False, width=100)
-    return HEADER + str(body)
 
 
 def manifests(topology: Topology) -> dict[str, list[dict[str, Any]]]:
@@ -78,8 +73,8 @@ def kustomization(topology: Topology, names: list[str]) -> dict[str, Any]:
 def render(topology: Topology | None = None) -> dict[str, str]:
     """File name -> its text: what deploy/k8s/ holds."""
     topology = topology or lab_topology.load(runtime="native")
-    files = {name: _yaml(objects) for name, objects in manifests(topology).items()}
-    files[KUSTOMIZATION] = _yaml([kustomization(topology, list(files))])
+    files = {name: generated_yaml(HEADER, objects) for name, objects in manifests(topology).items()}
+    files[KUSTOMIZATION] = generated_yaml(HEADER, [kustomization(topology, list(files))])
     return files
 
 

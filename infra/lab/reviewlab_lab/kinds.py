@@ -19,6 +19,11 @@ from reviewlab_common.topology import Node, TopologyError
 READY_CHECKS = ("http", "dns", "redis")
 # Faults the lab can switch on a node of the kind, besides what any node suffers.
 FAULTS = ("delay",)
+# How the Swarm stack places a group of the kind's nodes (a Patroni cluster, or every node of
+# the kind) over the lab's sites (swarmplan). "apart": each member on a site of its own, and a
+# group larger than the sites is refused. "spread": round robin, several to a site when the
+# group is larger. A kind with neither may run anywhere.
+PLACEMENTS = ("apart", "spread")
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ class KindSpec:
     stop_grace: str | None = None  # Compose's wait before SIGKILL on stop
     faults: tuple[str, ...] = ()  # of FAULTS
     privileged: bool = False  # runs as root with NET_ADMIN (its keepalived moves the vIP)
+    placement: str = ""  # one of PLACEMENTS, or "" (the Swarm stack puts it anywhere)
     config: str | None = None  # render.CONFIG_WRITERS: writes its configs (None: it reads none)
     program: str = ""  # render.PROGRAMS: describes its process (its command line)
 
@@ -111,6 +117,8 @@ KINDS: dict[str, KindSpec] = {
             ready_url=_http("/health"),
             ready_deadline_s=30,
             role="member",
+            # A majority must outlive a lost machine: three members on three sites.
+            placement="apart",
             provisioning_needs_it=True,
         ),
         KindSpec(
@@ -126,6 +134,8 @@ KINDS: dict[str, KindSpec] = {
             ready_url=_http("/readiness", "rest_port"),
             ready_deadline_s=180,
             provisioning_needs_it=True,
+            # A replica on its primary's machine is no copy: one member per site.
+            placement="apart",
             after=("etcd", "dns"),
             start_period_s=120,
             # Patroni needs time to hand over or shut Postgres down cleanly.
@@ -191,6 +201,7 @@ KINDS: dict[str, KindSpec] = {
             reload_on_hup=True,
             after=("shield",),
             published=("tcp",),
+            placement="spread",
         ),
         KindSpec(
             "lb",
@@ -237,6 +248,7 @@ KINDS: dict[str, KindSpec] = {
             ready_deadline_s=90,
             needs_provisioning=True,
             faults=("delay",),
+            placement="spread",
         ),
         KindSpec(
             "worker",
@@ -251,6 +263,7 @@ KINDS: dict[str, KindSpec] = {
             role="segmentation",
             needs_provisioning=True,
             faults=("delay",),
+            placement="spread",
         ),
         # The lab console's side (docs/console.md): Prometheus, the exporters, the page.
         KindSpec(

@@ -44,6 +44,9 @@ TOPOLOGY_ENV = "REVIEWLAB_TOPOLOGY"
 # container on the lab's bridge network. Node addresses are written once, for the native
 # runtime; a node keeps its host part in every runtime's network (127.0.0.21 -> 172.30.0.21).
 RUNTIMES = ("native", "compose")
+# Runtimes the lab writes a deployment file for but does not run itself: their [runtimes.*]
+# table is optional and kept as written (Topology.planned), for the lab's generator to read.
+PLANNED_RUNTIMES = ("swarm",)
 RUNTIME_ENV = "REVIEWLAB_RUNTIME"
 # The fields of a [runtimes.*] table the shared library reads; the rest are the driver's.
 RUNTIME_FIELDS = ("network", "gateway", "connect_timeout_ms")
@@ -153,6 +156,8 @@ class Topology:
     clusters: dict[str, Cluster]
     services: dict[str, str] = field(default_factory=dict)
     tracing: Tracing = field(default_factory=Tracing)
+    # [runtimes.<name>] of the PLANNED_RUNTIMES the file has, as written.
+    planned: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def of_kind(self, kind: str) -> list[Node]:
         return [n for n in self.nodes.values() if n.kind == kind]
@@ -210,9 +215,16 @@ def _optional_int(table: dict[str, Any], key: str, where: str) -> int | None:
 
 def _parse_runtimes(data: dict[str, Any]) -> dict[str, Runtime]:
     runtimes: dict[str, Runtime] = {}
+    tables = _require(data, "runtimes", dict, "topology")
+    unknown = sorted(set(tables) - {*RUNTIMES, *PLANNED_RUNTIMES})
+    if unknown:
+        raise TopologyError(
+            f"[runtimes.{unknown[0]}]: not a runtime of the lab; "
+            f"runtimes: {', '.join((*RUNTIMES, *PLANNED_RUNTIMES))}"
+        )
     for name in RUNTIMES:
         where = f"[runtimes.{name}]"
-        table = _require(_require(data, "runtimes", dict, "topology"), name, dict, "[runtimes]")
+        table = _require(tables, name, dict, "[runtimes]")
         try:
             network = ipaddress.IPv4Network(_require(table, "network", str, where))
         except ValueError as exc:
@@ -226,6 +238,16 @@ def _parse_runtimes(data: dict[str, Any]) -> dict[str, Runtime]:
         options = {k: v for k, v in table.items() if k not in RUNTIME_FIELDS}
         runtimes[name] = Runtime(name, network, gateway, connect_ms / 1000, options)
     return runtimes
+
+
+def _parse_planned(data: dict[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The tables of the PLANNED_RUNTIMES: only their generator knows their fields."""
+    tables = data["runtimes"]
+    return {
+        name: dict(_require(tables, name, dict, "[runtimes]"))
+        for name in PLANNED_RUNTIMES
+        if name in tables
+    }
 
 
 def _in_runtime(native: Runtime, runtime: Runtime, address: str) -> str:
@@ -431,7 +453,12 @@ def parse(data: dict[str, Any], runtime: str = "native") -> Topology:
         if target not in nodes:
             raise TopologyError(f"[services]: {service!r} points at unknown node {target!r}")
     topology = Topology(
-        lab=lab, nodes=nodes, clusters=clusters, services=services, tracing=_parse_tracing(data)
+        lab=lab,
+        nodes=nodes,
+        clusters=clusters,
+        services=services,
+        tracing=_parse_tracing(data),
+        planned=_parse_planned(data),
     )
     if topology.tracing.enabled and not topology.of_kind("tracing"):
         raise TopologyError("[tracing]: enabled, but no node has kind 'tracing' to send spans to")
