@@ -18,6 +18,13 @@ from dataclasses import dataclass
 ADVERT_S = 0.25
 CHECK_INTERVAL_S = 1
 CHECK_TIMEOUT_S = 1
+# The holder announces the address at once when it hears a lower priority (two masters as a
+# partition heals), and again every GARP_REFRESH_S while it holds it: a machine that missed an
+# announcement, and still sends to a member that stepped down, follows the holder within that
+# time. Every member keeps a quiet copy of the vIP (reviewlab_lab.vrrp.member), so nothing
+# else would correct such an entry: the wrong member answers. In a split brain both masters
+# announce, and the machine moves between them at each announcement.
+GARP_REFRESH_S = 2
 # Failed checks before FAULT, passed checks before the member may hold the address again.
 CHECK_FALL, CHECK_RISE = 1, 2
 
@@ -58,10 +65,8 @@ global_defs {{
   script_user root
   enable_script_security
   vrrp_garp_master_repeat 3
-  # A master that hears a lower priority (two masters when a partition heals) announces the
-  # address again, so the machine leaves the member that steps down. No periodic refresh:
-  # in a split brain both would announce and the machine would flap between them.
   vrrp_garp_lower_prio_repeat 3
+  vrrp_garp_master_refresh {GARP_REFRESH_S}
 }}
 
 vrrp_script service_answers {{
