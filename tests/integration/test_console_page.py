@@ -101,7 +101,8 @@ def test_a_switch_to_least_conn_shows_on_the_page(nodes: Any, page: Browser) -> 
             "document.querySelector('#node-lb-1').dataset.role.includes('least_conn') && "
             "document.querySelector('#node-lb-2').dataset.role.includes('least_conn') && "
             "document.querySelector('#events').textContent.includes('→ l7 least_conn')",
-            within=10,
+            # The console's feed polls the lab; on two busy cores a round can take seconds.
+            within=30,
             what="the vIP's new algorithm on the page and in the feed",
         )
     finally:
