@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import httpx
 from reviewlab_common import httpclient
 from reviewlab_common.topology import Topology
 from reviewlab_lab import runtimes
@@ -110,7 +111,7 @@ def member_answers(topology: Topology, name: str) -> bool:
     member = topology.nodes[name]
     try:
         reply = httpclient.get(f"http://{member.address}:{member.ceiling_port}/", timeout=0.5)
-    except Exception:
+    except httpx.HTTPError:
         return False
     return reply.status_code < 500
 
